@@ -1,0 +1,371 @@
+//! The `Certificate` resource: what a workload wants its X.509 identity to look like.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::conditions::Condition;
+use super::{duration, schema};
+
+/// Default certificate lifetime: 90 days, as cert-manager.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(2160 * 3600);
+
+/// A request for a key pair and a certificate, kept valid in a `kubernetes.io/tls` Secret.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "certsmith.dev",
+    version = "v1alpha1",
+    kind = "Certificate",
+    doc = "A Certificate: an X.509 key pair and certificate that certsmith issues into a kubernetes.io/tls Secret and keeps renewed.",
+    namespaced,
+    status = "CertificateStatus",
+    shortname = "cert",
+    shortname = "certs",
+    category = "certsmith",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretName"),
+    printcolumn(name = "Issuer", type_ = "string", json_path = ".spec.issuerRef.name"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.notAfter"),
+    printcolumn(name = "Renews", type_ = "date", json_path = ".status.renewalTime"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(
+    validation = Rule::new("has(self.commonName) || (has(self.dnsNames) && size(self.dnsNames) > 0) || (has(self.ipAddresses) && size(self.ipAddresses) > 0) || (has(self.uris) && size(self.uris) > 0) || (has(self.emailAddresses) && size(self.emailAddresses) > 0)").message("at least one identity is required: commonName, dnsNames, ipAddresses, uris or emailAddresses"),
+    validation = Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))").message("renewBefore and renewBeforePercentage are mutually exclusive"),
+    validation = Rule::new("!has(self.renewBefore) || duration(self.renewBefore) < duration(has(self.duration) ? self.duration : '2160h')").message("renewBefore must be shorter than duration"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateSpec {
+    /// Name of the `kubernetes.io/tls` Secret (same namespace) that receives `tls.crt`, `tls.key` and `ca.crt`.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub secret_name: String,
+
+    /// The Issuer or ClusterIssuer that signs this certificate.
+    pub issuer_ref: IssuerRef,
+
+    /// Subject common name. Prefer SANs; at most 64 characters (RFC 5280).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub common_name: Option<String>,
+
+    /// DNS subject alternative names. A leading `*.` requests a wildcard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::dns_names")]
+    pub dns_names: Vec<String>,
+
+    /// IP address subject alternative names (IPv4 or IPv6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::ip_addresses")]
+    pub ip_addresses: Vec<String>,
+
+    /// URI subject alternative names, SPIFFE IDs (spiffe://trust-domain/path) included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::uris")]
+    pub uris: Vec<String>,
+
+    /// Email address subject alternative names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::email_addresses")]
+    pub email_addresses: Vec<String>,
+
+    /// Subject attributes beyond the common name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
+
+    /// Requested lifetime as a Go duration (`24h`, `90m`). Default `2160h` (90 days); minimum `5m`.
+    /// The issuer may grant less; renewal follows the certificate actually issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::duration")]
+    pub duration: Option<String>,
+
+    /// How long before expiry to renew, as a Go duration. Exclusive with `renewBeforePercentage`.
+    /// Default: renew after 2/3 of the issued certificate's lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::renew_before")]
+    pub renew_before: Option<String>,
+
+    /// Renew when this percentage of the issued lifetime remains (1-99). Exclusive with `renewBefore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 99))]
+    pub renew_before_percentage: Option<u8>,
+
+    /// Private key generation and storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<PrivateKeySpec>,
+
+    /// Key usages and extended key usages to request. Default: digital signature, server auth,
+    /// client auth (plus key encipherment for RSA keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16))]
+    pub usages: Option<Vec<KeyUsage>>,
+
+    /// Request a CA certificate (basicConstraints CA:TRUE, cert sign and CRL sign usages).
+    #[serde(default, rename = "isCA", skip_serializing_if = "std::ops::Not::not")]
+    pub is_ca: bool,
+
+    /// Labels and annotations copied onto the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_template: Option<SecretTemplate>,
+}
+
+/// Which issuer signs a Certificate.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    /// Name of the Issuer (same namespace) or ClusterIssuer.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// `Issuer` (namespaced, the default) or `ClusterIssuer`.
+    #[serde(default)]
+    pub kind: IssuerKind,
+}
+
+/// The kind of issuer an `issuerRef` names.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum IssuerKind {
+    /// A namespaced Issuer in the Certificate's namespace.
+    #[default]
+    Issuer,
+    /// A cluster-scoped ClusterIssuer.
+    ClusterIssuer,
+}
+
+impl IssuerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuerKind::Issuer => "Issuer",
+            IssuerKind::ClusterIssuer => "ClusterIssuer",
+        }
+    }
+}
+
+/// Subject distinguished-name attributes.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subject {
+    /// Organization (O).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::subject_values")]
+    pub organizations: Vec<String>,
+    /// Organizational unit (OU).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::subject_values")]
+    pub organizational_units: Vec<String>,
+    /// Country (C).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::subject_values")]
+    pub countries: Vec<String>,
+    /// Locality (L).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::subject_values")]
+    pub localities: Vec<String>,
+    /// State or province (ST).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::subject_values")]
+    pub provinces: Vec<String>,
+}
+
+/// How the private key is generated, encoded and rotated.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(
+    validation = Rule::new("!has(self.size) || (has(self.algorithm) && self.algorithm == 'RSA' ? self.size in [2048, 3072, 4096, 8192] : (has(self.algorithm) && self.algorithm == 'Ed25519' ? false : self.size in [256, 384, 521]))").message("size must be 256, 384 or 521 for ECDSA, 2048, 3072, 4096 or 8192 for RSA, and unset for Ed25519"),
+    validation = Rule::new("!(has(self.algorithm) && self.algorithm == 'Ed25519' && has(self.encoding) && self.encoding == 'PKCS1')").message("Ed25519 keys can only be encoded as PKCS8"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivateKeySpec {
+    /// `ECDSA` (default), `RSA` or `Ed25519`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<KeyAlgorithm>,
+    /// Key size: ECDSA curve 256 (default), 384 or 521; RSA modulus 2048 (default), 3072, 4096 or 8192.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// `PKCS8` (default) or `PKCS1` (PKCS#1 for RSA, SEC 1 for ECDSA) encoding of `tls.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<KeyEncoding>,
+    /// `Always` (default) generates a new key on every issuance; `Never` reuses the key in the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_policy: Option<RotationPolicy>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum KeyAlgorithm {
+    #[default]
+    #[serde(rename = "ECDSA")]
+    Ecdsa,
+    #[serde(rename = "RSA")]
+    Rsa,
+    Ed25519,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum KeyEncoding {
+    #[default]
+    #[serde(rename = "PKCS8")]
+    Pkcs8,
+    #[serde(rename = "PKCS1")]
+    Pkcs1,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RotationPolicy {
+    #[default]
+    Always,
+    Never,
+}
+
+/// Key usages and extended key usages, spelled as in cert-manager.
+#[derive(
+    Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyUsage {
+    #[serde(rename = "digital signature")]
+    DigitalSignature,
+    #[serde(rename = "content commitment")]
+    ContentCommitment,
+    #[serde(rename = "key encipherment")]
+    KeyEncipherment,
+    #[serde(rename = "data encipherment")]
+    DataEncipherment,
+    #[serde(rename = "key agreement")]
+    KeyAgreement,
+    #[serde(rename = "cert sign")]
+    CertSign,
+    #[serde(rename = "crl sign")]
+    CrlSign,
+    #[serde(rename = "server auth")]
+    ServerAuth,
+    #[serde(rename = "client auth")]
+    ClientAuth,
+    #[serde(rename = "code signing")]
+    CodeSigning,
+    #[serde(rename = "email protection")]
+    EmailProtection,
+    #[serde(rename = "timestamping")]
+    Timestamping,
+    #[serde(rename = "ocsp signing")]
+    OcspSigning,
+}
+
+/// Extra metadata for the Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct SecretTemplate {
+    /// Labels added to the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What the operator observed and did.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    /// `Ready` (the Secret holds a valid certificate matching the spec), `Issuing` (an issuance
+    /// is under way), and the kstatus conditions `Reconciling` and `Stalled` while they are true.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// notBefore of the certificate in the Secret (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// notAfter of the certificate in the Secret (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// When the operator will renew (RFC 3339), jitter included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<String>,
+    /// Number of certificates issued for this resource so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// Serial number of the certificate in the Secret (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    /// When the last issuance attempt failed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<String>,
+    /// Consecutive failed issuance attempts; reset by a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_issuance_attempts: Option<u32>,
+    /// The `certsmith.dev/renew-requested-at` value last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_renew_request: Option<String>,
+    /// The metadata.generation last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl CertificateSpec {
+    /// The requested lifetime, defaulted.
+    pub fn duration(&self) -> Result<Duration, String> {
+        self.duration
+            .as_deref()
+            .map_or(Ok(DEFAULT_DURATION), duration::parse)
+    }
+
+    pub fn key_algorithm(&self) -> KeyAlgorithm {
+        self.private_key
+            .as_ref()
+            .and_then(|k| k.algorithm)
+            .unwrap_or_default()
+    }
+
+    /// Key size in bits (curve size for ECDSA), defaulted per algorithm; 0 for Ed25519.
+    pub fn key_size(&self) -> u32 {
+        let explicit = self.private_key.as_ref().and_then(|k| k.size);
+        match self.key_algorithm() {
+            KeyAlgorithm::Ecdsa => explicit.unwrap_or(256),
+            KeyAlgorithm::Rsa => explicit.unwrap_or(2048),
+            KeyAlgorithm::Ed25519 => 0,
+        }
+    }
+
+    pub fn key_encoding(&self) -> KeyEncoding {
+        self.private_key
+            .as_ref()
+            .and_then(|k| k.encoding)
+            .unwrap_or_default()
+    }
+
+    pub fn rotation_policy(&self) -> RotationPolicy {
+        self.private_key
+            .as_ref()
+            .and_then(|k| k.rotation_policy)
+            .unwrap_or_default()
+    }
+
+    /// The usages to request, defaulted and normalised (sorted, deduplicated, CA usages added).
+    pub fn usages(&self) -> Vec<KeyUsage> {
+        let mut usages = self.usages.clone().unwrap_or_else(|| {
+            let mut u = vec![
+                KeyUsage::DigitalSignature,
+                KeyUsage::ServerAuth,
+                KeyUsage::ClientAuth,
+            ];
+            if self.key_algorithm() == KeyAlgorithm::Rsa {
+                u.push(KeyUsage::KeyEncipherment);
+            }
+            u
+        });
+        if self.is_ca {
+            usages.extend([KeyUsage::CertSign, KeyUsage::CrlSign]);
+        }
+        usages.sort();
+        usages.dedup();
+        usages
+    }
+}

@@ -1,0 +1,25 @@
+//! The certsmith API (`certsmith.dev/v1alpha1`): plain data types, no I/O.
+//!
+//! Field names follow cert-manager's `cert-manager.io/v1` wherever the concept is the same, so
+//! manifests convert mechanically and users feel at home.
+
+pub mod certificate;
+pub mod conditions;
+pub mod duration;
+pub mod issuer;
+mod schema;
+
+pub use certificate::{
+    Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, KeyAlgorithm,
+    KeyEncoding, KeyUsage, PrivateKeySpec, RotationPolicy, SecretTemplate, Subject,
+};
+pub use conditions::Condition;
+pub use issuer::{
+    CaIssuer, ClusterIssuer, Issuer, IssuerSpec, IssuerStatus, IssuerType, SelfSignedIssuer,
+};
+
+/// The API group of every certsmith resource.
+pub const GROUP: &str = "certsmith.dev";
+
+/// Annotation that `certsmith renew` sets to request a re-issuance; any new value triggers one.
+pub const RENEW_ANNOTATION: &str = "certsmith.dev/renew-requested-at";

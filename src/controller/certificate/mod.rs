@@ -1,0 +1,408 @@
+//! The Certificate reconciler: gather (I/O) -> decide (pure) -> sign -> write Secret -> status.
+
+pub mod decide;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::api::{Certificate, CertificateStatus, RENEW_ANNOTATION, RotationPolicy};
+use crate::pki::keys::PrivateKey;
+use crate::pki::{inspect, renewal, request};
+use crate::reason::{Problem, Reason};
+use crate::secret;
+
+use super::Context;
+use decide::{Current, Decision, Observed, SecretData, SecretState};
+use status::Outcome;
+
+/// Errors that make the controller retry with its own backoff: only API failures. Everything
+/// else is reported in status and scheduled explicitly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Longest time between two looks at a healthy Certificate, as a safety net.
+const MAX_REQUEUE: Duration = Duration::from_secs(8 * 3600);
+/// How often to look again at a Certificate blocked by something the operator does not watch.
+const REFUSED_REQUEUE: Duration = Duration::from_secs(60);
+
+pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let cert: Certificate = match super::typed(&obj) {
+        Ok(c) => c,
+        Err(e) => return report_malformed(&obj, &ctx, e).await,
+    };
+    let namespace = cert.namespace().unwrap_or_default();
+    let now = ctx.now();
+
+    // Gather.
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let found = secrets.get_opt(&cert.spec.secret_name).await?;
+    let data = found
+        .as_ref()
+        .filter(|s| secret::owner(s) == Some(cert.name_any().as_str()))
+        .map(secret_data);
+    let secret_state = match (&found, &data) {
+        (None, _) => SecretState::Missing,
+        (Some(_), Some(d)) => SecretState::Ours(d),
+        (Some(s), None) => SecretState::Foreign {
+            owner: secret::owner(s),
+        },
+    };
+    let claimed_by = older_claimant(&ctx, &cert);
+    let identity = format!("{namespace}/{}", cert.name_any());
+    let prev = cert.status.clone().unwrap_or_default();
+    let observed = Observed {
+        identity: &identity,
+        spec: &cert.spec,
+        secret: secret_state,
+        claimed_by: claimed_by.as_deref(),
+        renew_requested: cert.annotations().get(RENEW_ANNOTATION).map(String::as_str),
+        renew_handled: prev.last_renew_request.as_deref(),
+        now,
+    };
+
+    // Decide, then act.
+    match decide::decide(&observed) {
+        Decision::UpToDate(current) => {
+            write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await?;
+            Ok(requeue_at(current.renewal_time, now))
+        }
+        Decision::Refuse(problem) => {
+            if write_status(&ctx, &cert, &prev, &Outcome::Refused(&problem), now).await? {
+                publish(&ctx, &cert, EventType::Warning, &problem).await;
+            }
+            Ok(Action::requeue(REFUSED_REQUEUE))
+        }
+        Decision::Issue { why, current } => {
+            issue(&ctx, &cert, &prev, why, current, &secrets, &observed).await
+        }
+    }
+}
+
+/// Issue a certificate for `why`, unless a previous failure's backoff is still running.
+async fn issue(
+    ctx: &Context,
+    cert: &Certificate,
+    prev: &CertificateStatus,
+    why: Problem,
+    current: Option<Current>,
+    secrets: &Api<Secret>,
+    observed: &Observed<'_>,
+) -> Result<Action, Error> {
+    let now = observed.now;
+    let attempts = prev.failed_issuance_attempts.unwrap_or(0);
+    let spec_changed = prev.observed_generation != cert.metadata.generation;
+    if attempts > 0 && !spec_changed {
+        let last = prev
+            .last_failure_time
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_second());
+        let retry_at = last
+            + renewal::backoff_secs(attempts, last, current.as_ref().map(|c| c.leaf.not_after));
+        if now < retry_at && !issuer_recovered(ctx, cert, prev).await {
+            return Ok(requeue_at(retry_at, now));
+        }
+    }
+
+    info!(certificate = %observed.identity, reason = %why.reason, "issuing: {}", why.message);
+    let started = Instant::now();
+    let result = sign_and_store(ctx, cert, prev, &why, secrets, observed).await;
+    let issuer_kind = cert.spec.issuer_ref.kind.as_str();
+    match result {
+        Ok(issued) => {
+            ctx.metrics
+                .issuance(issuer_kind, "success", started.elapsed());
+            let outcome = Outcome::Issued {
+                current: &issued,
+                why: &why,
+                renew_request: observed.renew_requested,
+            };
+            write_status(ctx, cert, prev, &outcome, now).await?;
+            // The Event's reason is the trigger, so issuances for different reasons stay
+            // separate Events instead of folding into one series.
+            let note = format!(
+                "Issued serial {} valid until {} ({}: {})",
+                issued.leaf.serial,
+                decide::rfc3339(issued.leaf.not_after),
+                why.reason,
+                why.message
+            );
+            publish(
+                ctx,
+                cert,
+                EventType::Normal,
+                &Problem::new(why.reason, note),
+            )
+            .await;
+            Ok(requeue_at(issued.renewal_time, now))
+        }
+        Err(IssueError::Kube(e)) => Err(Error::Kube(e)),
+        Err(IssueError::Problem(failure)) => {
+            ctx.metrics
+                .issuance(issuer_kind, "failure", started.elapsed());
+            ctx.metrics.reconcile_error(failure.reason);
+            warn!(certificate = %observed.identity, reason = %failure.reason, "issuance failed: {}", failure.message);
+            let retry_at = now
+                + renewal::backoff_secs(
+                    attempts + 1,
+                    now,
+                    current.as_ref().map(|c| c.leaf.not_after),
+                );
+            let outcome = Outcome::Failed {
+                why: &why,
+                failure: &failure,
+                current: current.as_ref(),
+                retry_at,
+                counted: true,
+            };
+            write_status(ctx, cert, prev, &outcome, now).await?;
+            publish(ctx, cert, EventType::Warning, &failure).await;
+            Ok(requeue_at(retry_at, now))
+        }
+    }
+}
+
+/// Whether the last failure was the issuer's and the issuer now reports Ready: then retry at
+/// once instead of waiting out the backoff (issuer changes are watched and mapped here).
+async fn issuer_recovered(ctx: &Context, cert: &Certificate, prev: &CertificateStatus) -> bool {
+    let issuer_failure =
+        crate::api::conditions::find(&prev.conditions, crate::api::conditions::RECONCILING)
+            .is_some_and(|c| {
+                c.reason == Reason::IssuerNotReady.as_str()
+                    || c.reason == Reason::IssuerNotFound.as_str()
+            });
+    issuer_failure
+        && super::issuer::is_ready(
+            ctx,
+            &cert.namespace().unwrap_or_default(),
+            &cert.spec.issuer_ref,
+        )
+        .await
+}
+
+enum IssueError {
+    Problem(Problem),
+    Kube(kube::Error),
+}
+
+impl From<Problem> for IssueError {
+    fn from(p: Problem) -> Self {
+        IssueError::Problem(p)
+    }
+}
+
+/// Resolve the issuer, get a key, sign, write the Secret. Returns what is now in the Secret.
+async fn sign_and_store(
+    ctx: &Context,
+    cert: &Certificate,
+    prev: &CertificateStatus,
+    why: &Problem,
+    secrets: &Api<Secret>,
+    observed: &Observed<'_>,
+) -> Result<Current, IssueError> {
+    let namespace = cert.namespace().unwrap_or_default();
+    let signer =
+        super::issuer::signer_for(ctx, &namespace, &cert.spec.issuer_ref, observed.now).await?;
+    let key = private_key(cert, observed)?;
+    let key_pem = key
+        .to_pem(cert.spec.key_encoding())
+        .map_err(|e| Problem::new(Reason::KeyGenerationFailed, e.to_string()))?;
+    let request = request::sign_request(&cert.spec, &key)
+        .map_err(|e| Problem::new(Reason::InvalidSpec, e))?;
+    let signed = signer.sign(&request, &key, observed.now).await?;
+    let leaf = inspect::parse_chain(signed.chain_pem.as_bytes())
+        .map_err(|e| {
+            Problem::new(
+                Reason::SigningFailed,
+                format!(
+                    "{} issuer returned an unreadable certificate: {e}",
+                    signer.kind_label()
+                ),
+            )
+        })?
+        .remove(0);
+    if leaf.public_key_info != key.public_key_info() {
+        return Err(Problem::new(
+            Reason::SigningFailed,
+            "issuer returned a certificate for a different key",
+        )
+        .into());
+    }
+    let revision = prev.revision.unwrap_or(0) + 1;
+    let contents = secret::Contents {
+        chain_pem: &signed.chain_pem,
+        key_pem: &key_pem,
+        ca_pem: &signed.ca_pem,
+        leaf: &leaf,
+        revision,
+    };
+    secret::apply(secrets, &secret::build(cert, &contents))
+        .await
+        .map_err(IssueError::Kube)?;
+    let renewal_time = renewal::renewal_time(
+        observed.identity,
+        leaf.not_before,
+        leaf.not_after,
+        decide::renew_before(&cert.spec),
+    );
+    tracing::debug!(why = %why.reason, "secret written");
+    Ok(Current { leaf, renewal_time })
+}
+
+/// A new key, or with rotationPolicy Never the key already in the Secret when it still fits.
+fn private_key(cert: &Certificate, observed: &Observed<'_>) -> Result<PrivateKey, Problem> {
+    if cert.spec.rotation_policy() == RotationPolicy::Never
+        && let SecretState::Ours(data) = observed.secret
+        && let Some(existing) = data
+            .tls_key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| PrivateKey::from_pem(k).ok())
+        && key_fits(&existing, cert)
+    {
+        return Ok(existing);
+    }
+    PrivateKey::generate(cert.spec.key_algorithm(), cert.spec.key_size())
+        .map_err(|e| Problem::new(Reason::KeyGenerationFailed, e.to_string()))
+}
+
+/// Whether a stored key has the algorithm and size the spec asks for.
+fn key_fits(key: &PrivateKey, cert: &Certificate) -> bool {
+    let alg = key.pair().algorithm();
+    let (want_alg, size) = (cert.spec.key_algorithm(), cert.spec.key_size());
+    use crate::api::KeyAlgorithm::*;
+    match want_alg {
+        Ecdsa => {
+            (size == 256 && alg == &rcgen::PKCS_ECDSA_P256_SHA256)
+                || (size == 384 && alg == &rcgen::PKCS_ECDSA_P384_SHA384)
+                || (size == 521 && alg == &rcgen::PKCS_ECDSA_P521_SHA512)
+        }
+        Ed25519 => alg == &rcgen::PKCS_ED25519,
+        // RSA size is checked against the certificate by the spec-mismatch rule after issuance.
+        Rsa => alg == &rcgen::PKCS_RSA_SHA256,
+    }
+}
+
+fn secret_data(s: &Secret) -> SecretData {
+    let get = |k: &str| s.data.as_ref().and_then(|d| d.get(k)).map(|b| b.0.clone());
+    let ann = |k: &str| s.annotations().get(k).cloned();
+    SecretData {
+        tls_crt: get("tls.crt"),
+        tls_key: get("tls.key"),
+        issuer_name: ann(secret::ISSUER_NAME_ANNOTATION),
+        issuer_kind: ann(secret::ISSUER_KIND_ANNOTATION),
+    }
+}
+
+/// The oldest other Certificate in the namespace that names the same Secret, if it is older
+/// than this one (creation time, then name): the first claimant keeps the Secret.
+fn older_claimant(ctx: &Context, cert: &Certificate) -> Option<String> {
+    let me = (
+        cert.metadata.creation_timestamp.clone().map(|t| t.0),
+        cert.name_any(),
+    );
+    ctx.certificates
+        .state()
+        .iter()
+        .filter(|o| o.namespace() == cert.namespace() && o.name_any() != me.1)
+        .filter(|o| {
+            o.data.pointer("/spec/secretName").and_then(|v| v.as_str())
+                == Some(cert.spec.secret_name.as_str())
+        })
+        .map(|o| {
+            (
+                o.metadata.creation_timestamp.clone().map(|t| t.0),
+                o.name_any(),
+            )
+        })
+        .filter(|other| *other < me)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Write status when it differs from what is there. Returns whether it wrote.
+async fn write_status(
+    ctx: &Context,
+    cert: &Certificate,
+    prev: &CertificateStatus,
+    outcome: &Outcome<'_>,
+    now: i64,
+) -> Result<bool, kube::Error> {
+    let next = status::desired(prev, cert.metadata.generation, outcome, now);
+    if cert.status.as_ref() == Some(&next) {
+        return Ok(false);
+    }
+    let api: Api<Certificate> =
+        Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
+    let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate", "status": next});
+    api.patch_status(
+        &cert.name_any(),
+        &PatchParams::apply(secret::FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn publish(ctx: &Context, cert: &Certificate, type_: EventType, problem: &Problem) {
+    let event = Event {
+        type_,
+        reason: problem.reason.as_str().into(),
+        note: Some(truncate(&problem.message, 1000)),
+        action: "Issue".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cert.object_ref(&())).await {
+        warn!("publishing event failed: {e}");
+    }
+}
+
+/// A Certificate that the API server accepted but this operator cannot read (for instance a
+/// newer schema): report it once and wait for a change, never retry in a hot loop.
+async fn report_malformed(
+    obj: &DynamicObject,
+    ctx: &Context,
+    error: String,
+) -> Result<Action, Error> {
+    warn!(certificate = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()), "cannot read Certificate: {error}");
+    ctx.metrics.reconcile_error(Reason::InvalidSpec);
+    let problem = Problem::new(
+        Reason::InvalidSpec,
+        format!("the operator cannot read this Certificate: {error}"),
+    );
+    let reference = obj.object_ref(&kube::core::ApiResource::erase::<Certificate>(&()));
+    let event = Event {
+        type_: EventType::Warning,
+        reason: problem.reason.as_str().into(),
+        note: Some(truncate(&problem.message, 1000)),
+        action: "Read".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        warn!("publishing event failed: {e}");
+    }
+    Ok(Action::await_change())
+}
+
+fn requeue_at(at: i64, now: i64) -> Action {
+    let secs = u64::try_from((at - now).max(1)).unwrap_or(1);
+    Action::requeue(Duration::from_secs(secs).min(MAX_REQUEUE))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}

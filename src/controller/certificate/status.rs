@@ -1,0 +1,157 @@
+//! The status a reconcile outcome implies (pure). Conditions follow kstatus: `Ready` says
+//! whether the Secret is usable; `Reconciling` and `Stalled` exist only while true.
+
+use crate::api::CertificateStatus;
+use crate::api::conditions::{self, DesiredCondition, ISSUING, READY, RECONCILING, STALLED};
+use crate::pki::CertInfo;
+use crate::reason::{Problem, Reason};
+
+use super::decide::{Current, rfc3339};
+
+/// How a reconcile ended.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    UpToDate(&'a Current),
+    Issued {
+        current: &'a Current,
+        why: &'a Problem,
+        renew_request: Option<&'a str>,
+    },
+    Refused(&'a Problem),
+    /// Issuance was needed and failed (or is waiting out its backoff until `retry_at`).
+    Failed {
+        why: &'a Problem,
+        failure: &'a Problem,
+        current: Option<&'a Current>,
+        retry_at: i64,
+        counted: bool,
+    },
+}
+
+/// Compute the new status from the previous one.
+pub fn desired(
+    prev: &CertificateStatus,
+    generation: Option<i64>,
+    outcome: &Outcome<'_>,
+    now: i64,
+) -> CertificateStatus {
+    let mut next = CertificateStatus {
+        observed_generation: generation,
+        last_renew_request: prev.last_renew_request.clone(),
+        revision: prev.revision,
+        ..Default::default()
+    };
+    let ready = |status: bool, reason: Reason, message: String| DesiredCondition {
+        type_: READY,
+        status,
+        reason: reason.as_str().into(),
+        message,
+    };
+    let wanted: Vec<DesiredCondition> = match outcome {
+        Outcome::UpToDate(current) => {
+            describe(&mut next, current);
+            vec![ready(
+                true,
+                Reason::UpToDate,
+                format!(
+                    "Certificate is up to date and valid until {}",
+                    rfc3339(current.leaf.not_after)
+                ),
+            )]
+        }
+        Outcome::Issued {
+            current,
+            why,
+            renew_request,
+        } => {
+            describe(&mut next, current);
+            next.revision = Some(prev.revision.unwrap_or(0) + 1);
+            if why.reason == Reason::ManualTrigger {
+                next.last_renew_request = renew_request.map(str::to_string);
+            }
+            vec![ready(
+                true,
+                Reason::Issued,
+                format!(
+                    "Certificate issued ({}): serial {}, valid until {}",
+                    why.reason,
+                    current.leaf.serial,
+                    rfc3339(current.leaf.not_after)
+                ),
+            )]
+        }
+        Outcome::Refused(problem) => {
+            vec![
+                ready(false, problem.reason, problem.message.clone()),
+                DesiredCondition {
+                    type_: STALLED,
+                    status: true,
+                    reason: problem.reason.as_str().into(),
+                    message: problem.message.clone(),
+                },
+            ]
+        }
+        Outcome::Failed {
+            why,
+            failure,
+            current,
+            retry_at,
+            counted,
+        } => {
+            if let Some(c) = current {
+                describe(&mut next, c);
+            }
+            let attempts = prev.failed_issuance_attempts.unwrap_or(0);
+            if *counted {
+                next.failed_issuance_attempts = Some(attempts + 1);
+                next.last_failure_time = Some(rfc3339(now));
+            } else {
+                next.failed_issuance_attempts = prev.failed_issuance_attempts;
+                next.last_failure_time = prev.last_failure_time.clone();
+            }
+            let progress = format!(
+                "{}; issuing failed: {}; next attempt at {}",
+                why.message,
+                failure,
+                rfc3339(*retry_at)
+            );
+            let readiness = match current {
+                Some(c) => ready(
+                    true,
+                    why.reason,
+                    format!(
+                        "Certificate valid until {}, renewal failing: {}",
+                        rfc3339(c.leaf.not_after),
+                        failure
+                    ),
+                ),
+                None => ready(false, failure.reason, failure.message.clone()),
+            };
+            vec![
+                readiness,
+                DesiredCondition {
+                    type_: ISSUING,
+                    status: true,
+                    reason: why.reason.as_str().into(),
+                    message: progress.clone(),
+                },
+                DesiredCondition {
+                    type_: RECONCILING,
+                    status: true,
+                    reason: failure.reason.as_str().into(),
+                    message: progress,
+                },
+            ]
+        }
+    };
+    next.conditions = conditions::merge(&prev.conditions, &wanted, generation, &rfc3339(now));
+    next
+}
+
+fn describe(status: &mut CertificateStatus, current: &Current) {
+    let leaf: &CertInfo = &current.leaf;
+    status.not_before = Some(rfc3339(leaf.not_before));
+    status.not_after = Some(rfc3339(leaf.not_after));
+    status.renewal_time = Some(rfc3339(current.renewal_time));
+    status.serial_number = Some(leaf.serial.clone());
+}

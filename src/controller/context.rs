@@ -1,0 +1,67 @@
+//! State shared by every reconcile: the client, settings, the injected clock, metrics.
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::api::DynamicObject;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+
+use crate::metrics::Metrics;
+
+/// Operator settings from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where ClusterIssuers' Secrets live.
+    pub cluster_resource_namespace: String,
+    /// Watch only this namespace (None: all).
+    pub namespace: Option<String>,
+    /// Parallel reconciles.
+    pub concurrency: u16,
+    /// Serve only ClusterIssuers matching this label selector (None: all). Lets several
+    /// operator instances share a cluster without fighting over ClusterIssuer status.
+    pub cluster_issuer_selector: Option<String>,
+}
+
+/// Seconds since the Unix epoch; injected so tests can move time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| jiff::Timestamp::now().as_second())
+}
+
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub clock: Clock,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Every Certificate the controller knows, for duplicate-Secret and issuer lookups.
+    pub certificates: Store<DynamicObject>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        certificates: Store<DynamicObject>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "certsmith".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            clock: system_clock(),
+            metrics,
+            certificates,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+}

@@ -1,0 +1,241 @@
+//! Issuers and ClusterIssuers: resolve a reference into a ready [`Signer`], and keep each
+//! issuer's `Ready` condition truthful.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use crate::api::conditions::{self, DesiredCondition, READY};
+use crate::api::{
+    ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, IssuerStatus, IssuerType,
+};
+use crate::issuer::{Signer, ca::CaSigner};
+use crate::reason::{Problem, Reason};
+
+use super::Context;
+use super::certificate::decide::rfc3339;
+
+/// How often a not-ready issuer is looked at again (its Secret is not watched).
+const NOT_READY_REQUEUE: Duration = Duration::from_secs(10);
+/// How often a ready issuer is re-checked (CA rotation, expiry).
+const READY_REQUEUE: Duration = Duration::from_secs(300);
+
+/// The signer a Certificate in `namespace` gets from `issuer_ref`, or why there is none.
+pub async fn signer_for(
+    ctx: &Context,
+    namespace: &str,
+    issuer_ref: &IssuerRef,
+    now: i64,
+) -> Result<Signer, Problem> {
+    let api_error = |e: kube::Error| {
+        Problem::new(
+            Reason::ApiError,
+            format!(
+                "reading {} {:?}: {e}",
+                issuer_ref.kind.as_str(),
+                issuer_ref.name
+            ),
+        )
+    };
+    let spec = match issuer_ref.kind {
+        IssuerKind::Issuer => Api::<Issuer>::namespaced(ctx.client.clone(), namespace)
+            .get_opt(&issuer_ref.name)
+            .await
+            .map_err(api_error)?
+            .map(|i| i.spec),
+        IssuerKind::ClusterIssuer => Api::<ClusterIssuer>::all(ctx.client.clone())
+            .get_opt(&issuer_ref.name)
+            .await
+            .map_err(api_error)?
+            .map(|i| i.spec.0),
+    };
+    let Some(spec) = spec else {
+        let where_ = if issuer_ref.kind == IssuerKind::Issuer {
+            format!(" in namespace {namespace:?}")
+        } else {
+            String::new()
+        };
+        return Err(Problem::new(
+            Reason::IssuerNotFound,
+            format!(
+                "{} {:?} not found{where_}",
+                issuer_ref.kind.as_str(),
+                issuer_ref.name
+            ),
+        ));
+    };
+    let secret_namespace = match issuer_ref.kind {
+        IssuerKind::Issuer => namespace,
+        IssuerKind::ClusterIssuer => ctx.settings.cluster_resource_namespace.as_str(),
+    };
+    build_signer(ctx, &spec, secret_namespace, now)
+        .await
+        .map_err(|p| {
+            Problem::new(
+                Reason::IssuerNotReady,
+                format!(
+                    "{} {:?} is not ready: {}: {}",
+                    issuer_ref.kind.as_str(),
+                    issuer_ref.name,
+                    p.reason,
+                    p.message
+                ),
+            )
+        })
+}
+
+/// Whether the referenced issuer's status says Ready=True (false when it cannot be read).
+pub async fn is_ready(ctx: &Context, namespace: &str, issuer_ref: &IssuerRef) -> bool {
+    let status = match issuer_ref.kind {
+        IssuerKind::Issuer => Api::<Issuer>::namespaced(ctx.client.clone(), namespace)
+            .get_opt(&issuer_ref.name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|i| i.status),
+        IssuerKind::ClusterIssuer => Api::<ClusterIssuer>::all(ctx.client.clone())
+            .get_opt(&issuer_ref.name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|i| i.status),
+    };
+    status
+        .is_some_and(|s| conditions::find(&s.conditions, READY).is_some_and(|c| c.status == "True"))
+}
+
+/// Build the backend for an issuer spec, reading its Secrets from `secret_namespace` only.
+pub async fn build_signer(
+    ctx: &Context,
+    spec: &IssuerSpec,
+    secret_namespace: &str,
+    now: i64,
+) -> Result<Signer, Problem> {
+    match spec
+        .issuer_type()
+        .map_err(|e| Problem::new(Reason::InvalidSpec, e))?
+    {
+        IssuerType::SelfSigned => Ok(Signer::SelfSigned),
+        IssuerType::Ca(ca) => {
+            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), secret_namespace);
+            let secret = secrets
+                .get_opt(&ca.secret_name)
+                .await
+                .map_err(|e| {
+                    Problem::new(
+                        Reason::ApiError,
+                        format!(
+                            "reading CA Secret {secret_namespace}/{}: {e}",
+                            ca.secret_name
+                        ),
+                    )
+                })?
+                .ok_or_else(|| {
+                    Problem::new(
+                        Reason::CaSecretMissing,
+                        format!("CA Secret {secret_namespace}/{} not found", ca.secret_name),
+                    )
+                })?;
+            let get = |k: &str| {
+                secret
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(k))
+                    .map(|b| b.0.as_slice())
+            };
+            CaSigner::load(get("tls.crt"), get("tls.key"), get("ca.crt"), now)
+                .map(|ca| Signer::Ca(Box::new(ca)))
+        }
+    }
+}
+
+/// Reconcile an Issuer or ClusterIssuer (both watched untyped): compute and write `Ready`.
+pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
+    let now = ctx.now();
+    let namespace = obj.namespace();
+    let parsed: Result<IssuerSpec, Problem> = obj
+        .data
+        .get("spec")
+        .cloned()
+        .ok_or_else(|| "no spec".to_string())
+        .and_then(|s| serde_json::from_value(s).map_err(|e| e.to_string()))
+        .map_err(|e| Problem::new(Reason::InvalidSpec, format!("cannot read spec: {e}")));
+    let secret_namespace = namespace
+        .clone()
+        .unwrap_or_else(|| ctx.settings.cluster_resource_namespace.clone());
+    let readiness = match parsed {
+        Ok(spec) => build_signer(&ctx, &spec, &secret_namespace, now)
+            .await
+            .map(|s| (s, spec)),
+        Err(p) => Err(p),
+    };
+    let (condition, requeue) = match &readiness {
+        Ok((signer, _)) => {
+            let message = match signer {
+                Signer::SelfSigned => "self-signed issuer is ready".to_string(),
+                Signer::Ca(ca) => format!("CA is valid until {}", rfc3339(ca.not_after())),
+            };
+            (
+                DesiredCondition {
+                    type_: READY,
+                    status: true,
+                    reason: Reason::IssuerReady.as_str().into(),
+                    message,
+                },
+                READY_REQUEUE,
+            )
+        }
+        Err(p) => (
+            DesiredCondition {
+                type_: READY,
+                status: false,
+                reason: p.reason.as_str().into(),
+                message: p.message.clone(),
+            },
+            NOT_READY_REQUEUE,
+        ),
+    };
+    ctx.metrics.issuer_ready(
+        if namespace.is_some() {
+            "Issuer"
+        } else {
+            "ClusterIssuer"
+        },
+        &obj.name_any(),
+        namespace.as_deref().unwrap_or(""),
+        readiness.is_ok(),
+    );
+    let prev: IssuerStatus = obj
+        .data
+        .get("status")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .unwrap_or_default();
+    let generation = obj.metadata.generation;
+    let next = IssuerStatus {
+        conditions: conditions::merge(&prev.conditions, &[condition], generation, &rfc3339(now)),
+        observed_generation: generation,
+    };
+    if next != prev {
+        let params = PatchParams::apply(crate::secret::FIELD_MANAGER).force();
+        match namespace {
+            Some(ns) => {
+                let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "status": next});
+                Api::<Issuer>::namespaced(ctx.client.clone(), &ns)
+                    .patch_status(&obj.name_any(), &params, &Patch::Apply(body))
+                    .await?;
+            }
+            None => {
+                let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "ClusterIssuer", "status": next});
+                Api::<ClusterIssuer>::all(ctx.client.clone())
+                    .patch_status(&obj.name_any(), &params, &Patch::Apply(body))
+                    .await?;
+            }
+        }
+    }
+    Ok(Action::requeue(requeue))
+}

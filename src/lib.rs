@@ -1,0 +1,19 @@
+//! certsmith: a Kubernetes operator that keeps X.509 certificates alive.
+//!
+//! The crate is a pure decision core (`api`, `pki`, `controller::certificate::decide`) with thin
+//! I/O around it (`controller`, `issuer`, `secret`, `health`).
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+// kube-derive's repeated `printcolumn(...)` keys trip this lint; they are not duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+pub mod api;
+pub mod controller;
+pub mod crds;
+pub mod health;
+pub mod issuer;
+pub mod metrics;
+pub mod pki;
+pub mod reason;
+pub mod secret;
+pub mod telemetry;

@@ -1,0 +1,169 @@
+//! When to renew, and how long to wait after a failure. All times are Unix seconds; `now` is
+//! always passed in so every rule is testable with an injected clock.
+
+use sha2::{Digest, Sha256};
+
+/// How the renew window is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewBefore {
+    /// Fixed time before expiry.
+    Duration(i64),
+    /// Percentage of the actual lifetime remaining when renewal starts.
+    Percentage(u8),
+    /// Renew after 2/3 of the actual lifetime.
+    Default,
+}
+
+/// Jitter never exceeds this many seconds, whatever the lifetime.
+pub const MAX_JITTER_SECS: i64 = 3600;
+/// Jitter never exceeds this share of the time between notBefore and the unjittered renewal.
+pub const JITTER_SHARE: f64 = 0.1;
+
+/// The unjittered renewal time for a certificate valid from `not_before` to `not_after`.
+///
+/// A `renewBefore` at least as long as the real lifetime (the issuer granted less than asked)
+/// falls back to the default, so a capped certificate does not renew in a loop.
+pub fn base_renewal_time(not_before: i64, not_after: i64, renew_before: RenewBefore) -> i64 {
+    let lifetime = (not_after - not_before).max(0);
+    let before = match renew_before {
+        RenewBefore::Duration(secs) if secs > 0 && secs < lifetime => secs,
+        RenewBefore::Percentage(p) if (1..=99).contains(&p) => lifetime * i64::from(p) / 100,
+        _ => lifetime / 3,
+    };
+    not_after - before
+}
+
+/// Renewal time with a deterministic per-certificate jitter, always earlier than the base
+/// time and never earlier than `not_before`: a fleet issued together spreads its renewals
+/// instead of hitting the issuer at once, and one certificate always gets the same offset.
+pub fn renewal_time(
+    identity: &str,
+    not_before: i64,
+    not_after: i64,
+    renew_before: RenewBefore,
+) -> i64 {
+    let base = base_renewal_time(not_before, not_after, renew_before);
+    let room = (base - not_before).max(0) as f64;
+    let max_jitter = (room * JITTER_SHARE).min(MAX_JITTER_SECS as f64);
+    base - (max_jitter * unit_fraction(identity)) as i64
+}
+
+/// A stable number in [0, 1) derived from a string (SHA-256, so it is the same on every
+/// platform and release, unlike `DefaultHasher`).
+pub fn unit_fraction(identity: &str) -> f64 {
+    let digest = Sha256::digest(identity.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// First retry delay after a failure.
+pub const BACKOFF_BASE_SECS: i64 = 5;
+/// Longest retry delay.
+pub const BACKOFF_MAX_SECS: i64 = 600;
+
+/// Delay before retry number `attempts` (1 = first failure): exponential from
+/// [`BACKOFF_BASE_SECS`] up to [`BACKOFF_MAX_SECS`], and never more than a quarter of the
+/// validity the current certificate has left, so a short-lived certificate cannot expire
+/// while the operator waits out a backoff. At least one second.
+pub fn backoff_secs(attempts: u32, now: i64, current_not_after: Option<i64>) -> i64 {
+    let exponent = attempts.saturating_sub(1).min(20);
+    let mut delay = (BACKOFF_BASE_SECS << exponent).min(BACKOFF_MAX_SECS);
+    if let Some(not_after) = current_not_after {
+        let remaining = not_after - now;
+        if remaining > 0 {
+            delay = delay.min(remaining / 4);
+        }
+    }
+    delay.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3600;
+
+    #[test]
+    fn default_renews_at_two_thirds() {
+        assert_eq!(
+            base_renewal_time(0, 90 * HOUR, RenewBefore::Default),
+            60 * HOUR
+        );
+    }
+
+    #[test]
+    fn fixed_renew_before() {
+        assert_eq!(
+            base_renewal_time(0, 24 * HOUR, RenewBefore::Duration(8 * HOUR)),
+            16 * HOUR
+        );
+    }
+
+    #[test]
+    fn renew_before_longer_than_granted_lifetime_falls_back_to_default() {
+        // Asked 24h with renewBefore 8h, the issuer capped the certificate at 6h.
+        assert_eq!(
+            base_renewal_time(0, 6 * HOUR, RenewBefore::Duration(8 * HOUR)),
+            4 * HOUR
+        );
+    }
+
+    #[test]
+    fn percentage_of_actual_lifetime() {
+        assert_eq!(base_renewal_time(0, 300, RenewBefore::Percentage(98)), 6);
+        assert_eq!(
+            base_renewal_time(1000, 1100, RenewBefore::Percentage(25)),
+            1075
+        );
+    }
+
+    #[test]
+    fn jitter_is_bounded_deterministic_and_spreads_a_fleet() {
+        let (nb, na) = (0, 90 * 24 * HOUR);
+        let base = base_renewal_time(nb, na, RenewBefore::Default);
+        let times: Vec<i64> = (0..1000)
+            .map(|i| renewal_time(&format!("ns/cert-{i}"), nb, na, RenewBefore::Default))
+            .collect();
+        for t in &times {
+            assert!(*t <= base && *t >= base - MAX_JITTER_SECS);
+        }
+        assert_eq!(
+            times[7],
+            renewal_time("ns/cert-7", nb, na, RenewBefore::Default)
+        );
+        // 1,000 certificates over 3,600 one-second slots: about 870 distinct slots expected.
+        let distinct: std::collections::BTreeSet<_> = times.iter().collect();
+        assert!(
+            distinct.len() > 800,
+            "only {} distinct renewal times",
+            distinct.len()
+        );
+    }
+
+    #[test]
+    fn jitter_never_goes_before_not_before() {
+        for i in 0..200 {
+            let t = renewal_time(&format!("c{i}"), 100, 400, RenewBefore::Percentage(98));
+            assert!(t > 100 && t <= 106, "{t}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff_secs(1, 0, None), 5);
+        assert_eq!(backoff_secs(2, 0, None), 10);
+        assert_eq!(backoff_secs(4, 0, None), 40);
+        assert_eq!(backoff_secs(50, 0, None), BACKOFF_MAX_SECS);
+    }
+
+    #[test]
+    fn backoff_is_bounded_by_remaining_validity() {
+        // 2 minutes left: never wait more than 30 s.
+        assert_eq!(backoff_secs(10, 1000, Some(1120)), 30);
+        // Already expired: the remaining validity no longer bounds it.
+        assert_eq!(backoff_secs(3, 1000, Some(900)), 20);
+        // Seconds left: still retry, at least every second.
+        assert_eq!(backoff_secs(3, 1000, Some(1002)), 1);
+    }
+}

@@ -1,0 +1,99 @@
+//! The fixed set of reasons shown in conditions, Events and metric labels. Metric labels come
+//! from here, never from error strings, so their cardinality is bounded.
+
+/// Why the operator did, or could not do, something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    // Why a certificate is (re-)issued.
+    DoesNotExist,
+    MissingData,
+    InvalidData,
+    KeyMismatch,
+    IssuerChanged,
+    SpecMismatch,
+    Expired,
+    ManualTrigger,
+    Renewing,
+    // Outcomes.
+    Issued,
+    UpToDate,
+    // Why issuance is refused or failed.
+    InvalidSpec,
+    SecretConflict,
+    DuplicateSecretName,
+    IssuerNotFound,
+    IssuerNotReady,
+    KeyGenerationFailed,
+    SigningFailed,
+    ApiError,
+    // Issuer readiness.
+    IssuerReady,
+    CaSecretMissing,
+    CaSecretInvalid,
+    NotACa,
+    CaKeyMismatch,
+    CaExpired,
+}
+
+impl Reason {
+    /// The CamelCase form used in conditions, Events and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::DoesNotExist => "DoesNotExist",
+            Reason::MissingData => "MissingData",
+            Reason::InvalidData => "InvalidData",
+            Reason::KeyMismatch => "KeyMismatch",
+            Reason::IssuerChanged => "IssuerChanged",
+            Reason::SpecMismatch => "SpecMismatch",
+            Reason::Expired => "Expired",
+            Reason::ManualTrigger => "ManualTrigger",
+            Reason::Renewing => "Renewing",
+            Reason::Issued => "Issued",
+            Reason::UpToDate => "UpToDate",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::SecretConflict => "SecretConflict",
+            Reason::DuplicateSecretName => "DuplicateSecretName",
+            Reason::IssuerNotFound => "IssuerNotFound",
+            Reason::IssuerNotReady => "IssuerNotReady",
+            Reason::KeyGenerationFailed => "KeyGenerationFailed",
+            Reason::SigningFailed => "SigningFailed",
+            Reason::ApiError => "ApiError",
+            Reason::IssuerReady => "IssuerReady",
+            Reason::CaSecretMissing => "CASecretMissing",
+            Reason::CaSecretInvalid => "CASecretInvalid",
+            Reason::NotACa => "NotACA",
+            Reason::CaKeyMismatch => "CAKeyMismatch",
+            Reason::CaExpired => "CAExpired",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reason with a human message: the unit of everything the operator reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+impl std::error::Error for Problem {}

@@ -1,0 +1,115 @@
+//! The Secret a Certificate produces: built purely from the issuance result, then applied with
+//! server-side apply so fields other managers own (labels, annotations) survive.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+
+use crate::api::Certificate;
+use crate::pki::CertInfo;
+
+/// Label on every Secret certsmith writes; the operator watches only Secrets carrying it.
+pub const MANAGED_LABEL: &str = "certsmith.dev/managed";
+/// Annotation naming the Certificate a Secret belongs to (labels cannot hold 253-char names).
+pub const CERTIFICATE_ANNOTATION: &str = "certsmith.dev/certificate-name";
+pub const ISSUER_NAME_ANNOTATION: &str = "certsmith.dev/issuer-name";
+pub const ISSUER_KIND_ANNOTATION: &str = "certsmith.dev/issuer-kind";
+pub const SERIAL_ANNOTATION: &str = "certsmith.dev/serial-number";
+pub const NOT_AFTER_ANNOTATION: &str = "certsmith.dev/not-after";
+pub const REVISION_ANNOTATION: &str = "certsmith.dev/revision";
+
+/// Field manager for everything the controller writes.
+pub const FIELD_MANAGER: &str = "certsmith-controller";
+
+/// What goes into a Secret, in PEM.
+pub struct Contents<'a> {
+    pub chain_pem: &'a str,
+    pub key_pem: &'a str,
+    pub ca_pem: &'a str,
+    pub leaf: &'a CertInfo,
+    pub revision: i64,
+}
+
+/// Build the desired Secret for `cert` (pure).
+pub fn build(cert: &Certificate, contents: &Contents<'_>) -> Secret {
+    let template = cert.spec.secret_template.clone().unwrap_or_default();
+    let mut labels = template.labels;
+    labels.insert(MANAGED_LABEL.into(), "true".into());
+    let mut annotations = template.annotations;
+    for (k, v) in [
+        (CERTIFICATE_ANNOTATION, cert.name_any()),
+        (ISSUER_NAME_ANNOTATION, cert.spec.issuer_ref.name.clone()),
+        (
+            ISSUER_KIND_ANNOTATION,
+            cert.spec.issuer_ref.kind.as_str().to_string(),
+        ),
+        (SERIAL_ANNOTATION, contents.leaf.serial.clone()),
+        (
+            NOT_AFTER_ANNOTATION,
+            crate::controller::certificate::decide::rfc3339(contents.leaf.not_after),
+        ),
+        (REVISION_ANNOTATION, contents.revision.to_string()),
+    ] {
+        annotations.insert(k.into(), v);
+    }
+    let data = BTreeMap::from([
+        (
+            "tls.crt".to_string(),
+            ByteString(contents.chain_pem.as_bytes().to_vec()),
+        ),
+        (
+            "tls.key".to_string(),
+            ByteString(contents.key_pem.as_bytes().to_vec()),
+        ),
+        (
+            "ca.crt".to_string(),
+            ByteString(contents.ca_pem.as_bytes().to_vec()),
+        ),
+    ]);
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(cert.spec.secret_name.clone()),
+            namespace: cert.namespace(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+/// Apply a built Secret (server-side apply, forced: the operator owns the fields it sets).
+pub async fn apply(api: &Api<Secret>, secret: &Secret) -> Result<Secret, kube::Error> {
+    let name = secret.name_any();
+    let mut body = serde_json::to_value(secret).map_err(kube::Error::SerdeError)?;
+    // SSA needs apiVersion and kind in the body.
+    body["apiVersion"] = "v1".into();
+    body["kind"] = "Secret".into();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+}
+
+/// Whether a Secret was written by certsmith for the Certificate named `certificate`.
+pub fn owner(secret: &Secret) -> Option<&str> {
+    let managed = secret
+        .labels()
+        .get(MANAGED_LABEL)
+        .is_some_and(|v| v == "true");
+    managed
+        .then(|| {
+            secret
+                .annotations()
+                .get(CERTIFICATE_ANNOTATION)
+                .map(String::as_str)
+        })
+        .flatten()
+}
