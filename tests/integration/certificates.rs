@@ -1,0 +1,612 @@
+//! The operator core against the real API server: issuance, every re-issue trigger, rotation,
+//! chains, renewal, refusals and issuer readiness. Each test runs its own namespace and an
+//! operator instance that watches only that namespace.
+
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use certsmith::api::{Certificate, Issuer};
+use certsmith::pki::inspect::{CertInfo, parse_chain};
+use certsmith::pki::keys::PrivateKey;
+
+use crate::support::{Operator, TestNamespace, install_crds, openssl_verify, wait_for};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn setup(prefix: &str) -> (TestNamespace, Operator) {
+    let ns = TestNamespace::new(prefix).await;
+    install_crds(&ns.client).await;
+    let operator = Operator::start(&ns.name).await;
+    (ns, operator)
+}
+
+/// A self-signed Issuer, a root CA Certificate from it, and a CA Issuer named `ca` on that root.
+async fn ca_issuer(ns: &TestNamespace) {
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}})).await;
+    certificate(ns, "root", json!({"secretName": "root-ca", "issuerRef": {"name": "selfsigned"}, "commonName": "test root", "isCA": true})).await;
+    wait_ready(ns, "root").await;
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "root-ca"}}})).await;
+}
+
+async fn certificate(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Certificate {
+    ns.apply::<Certificate>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name}, "spec": spec})).await
+}
+
+fn condition(cert: &Certificate, type_: &str) -> Option<certsmith::api::Condition> {
+    cert.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// Wait until Ready=True for the current generation.
+async fn wait_ready(ns: &TestNamespace, name: &str) -> Certificate {
+    wait_until(ns, name, "Ready=True", |c| {
+        condition(c, "Ready").is_some_and(|r| r.status == "True")
+            && c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation
+    })
+    .await
+}
+
+async fn wait_until(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&Certificate) -> bool,
+) -> Certificate {
+    let api = ns.api::<Certificate>();
+    let pred = &pred;
+    wait_for(&format!("Certificate {name}: {what}"), WAIT, || {
+        let api = api.clone();
+        async move { api.get(name).await.ok().filter(|c| pred(c)) }
+    })
+    .await
+}
+
+async fn secret(ns: &TestNamespace, name: &str) -> Secret {
+    ns.api::<Secret>().get(name).await.expect("secret")
+}
+
+fn field<'a>(s: &'a Secret, key: &str) -> &'a [u8] {
+    s.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.as_slice())
+        .unwrap_or_default()
+}
+
+fn leaf(s: &Secret) -> CertInfo {
+    parse_chain(field(s, "tls.crt"))
+        .expect("tls.crt parses")
+        .remove(0)
+}
+
+fn key_matches(s: &Secret) -> bool {
+    let key = PrivateKey::from_pem(std::str::from_utf8(field(s, "tls.key")).expect("utf8"))
+        .expect("tls.key parses");
+    key.public_key_info() == leaf(s).public_key_info
+}
+
+/// Wait until the Secret holds a certificate other than `serial`.
+async fn wait_reissued(ns: &TestNamespace, name: &str, serial: &str) -> Secret {
+    let api = ns.api::<Secret>();
+    wait_for(
+        &format!("Secret {name} re-issued (old serial {serial})"),
+        WAIT,
+        || {
+            let api = api.clone();
+            async move {
+                let s = api.get(name).await.ok()?;
+                let current = parse_chain(field(&s, "tls.crt")).ok()?.remove(0);
+                (current.serial != serial).then_some(s)
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn issues_from_a_ca_with_a_verifiable_chain_and_a_matching_key() {
+    let (ns, operator) = setup("cert-ca").await;
+    ca_issuer(&ns).await;
+    certificate(
+        &ns,
+        "orders",
+        json!({
+            "secretName": "orders-tls", "issuerRef": {"name": "ca"}, "commonName": "orders",
+            "dnsNames": ["orders.agents.svc"], "ipAddresses": ["10.0.0.7"],
+            "uris": ["spiffe://cluster.local/ns/agents/sa/orders"], "subject": {"organizations": ["acme"]},
+            "secretTemplate": {"labels": {"team": "payments"}, "annotations": {"owner": "alice"}},
+        }),
+    )
+    .await;
+    let cert = wait_ready(&ns, "orders").await;
+    let s = secret(&ns, "orders-tls").await;
+    assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
+    openssl_verify(field(&s, "ca.crt"), field(&s, "tls.crt"))
+        .expect("chain verifies against ca.crt");
+    assert!(key_matches(&s), "tls.key matches tls.crt");
+    let l = leaf(&s);
+    assert!(
+        l.uris
+            .contains("spiffe://cluster.local/ns/agents/sa/orders")
+    );
+    assert_eq!(l.organizations, vec!["acme".to_string()]);
+    let labels = s.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("team").map(String::as_str), Some("payments"));
+    let annotations = s.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations.get("owner").map(String::as_str), Some("alice"));
+    assert_eq!(
+        annotations.get("certsmith.dev/serial-number"),
+        Some(&l.serial)
+    );
+    let status = cert.status.expect("status");
+    assert_eq!(status.serial_number.as_deref(), Some(l.serial.as_str()));
+    assert_eq!(status.revision, Some(1));
+    assert!(status.renewal_time.is_some() && status.not_after.is_some());
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn every_trigger_reissues_with_a_new_key_and_says_why() {
+    let (ns, operator) = setup("cert-triggers").await;
+    ca_issuer(&ns).await;
+    certificate(
+        &ns,
+        "svc",
+        json!({"secretName": "svc-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["svc.example"]}),
+    )
+    .await;
+    wait_ready(&ns, "svc").await;
+    let secrets = ns.api::<Secret>();
+    let pp = PatchParams::default();
+
+    // Each step breaks or changes one thing and expects a re-issue with that reason in the Event.
+    let mut s = secret(&ns, "svc-tls").await;
+    let mut seen_keys = vec![field(&s, "tls.key").to_vec()];
+
+    // MissingData: tls.key emptied (the API server refuses a kubernetes.io/tls Secret without the key).
+    let serial = leaf(&s).serial;
+    secrets
+        .patch(
+            "svc-tls",
+            &pp,
+            &Patch::Merge(json!({"data": {"tls.key": ""}})),
+        )
+        .await
+        .expect("patch");
+    s = wait_reissued(&ns, "svc-tls", &serial).await;
+    assert!(key_matches(&s));
+    seen_keys.push(field(&s, "tls.key").to_vec());
+
+    // InvalidData: tls.crt garbage.
+    let serial = leaf(&s).serial;
+    let garbage =
+        ByteString(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec());
+    secrets
+        .patch(
+            "svc-tls",
+            &pp,
+            &Patch::Merge(json!({"data": {"tls.crt": garbage}})),
+        )
+        .await
+        .expect("patch");
+    let api = ns.api::<Secret>();
+    s = wait_for("tls.crt repaired", WAIT, || {
+        let (api, serial) = (api.clone(), serial.clone());
+        async move {
+            api.get("svc-tls")
+                .await
+                .ok()
+                .filter(|s| parse_chain(field(s, "tls.crt")).is_ok_and(|c| c[0].serial != serial))
+        }
+    })
+    .await;
+    assert!(key_matches(&s));
+    seen_keys.push(field(&s, "tls.key").to_vec());
+
+    // KeyMismatch: tls.key replaced by another valid key.
+    let serial = leaf(&s).serial;
+    let other = PrivateKey::generate(certsmith::api::KeyAlgorithm::Ecdsa, 256)
+        .expect("key")
+        .to_pem(certsmith::api::KeyEncoding::Pkcs8)
+        .expect("pem");
+    secrets
+        .patch(
+            "svc-tls",
+            &pp,
+            &Patch::Merge(json!({"data": {"tls.key": ByteString(other.into_bytes())}})),
+        )
+        .await
+        .expect("patch");
+    s = wait_reissued(&ns, "svc-tls", &serial).await;
+    assert!(key_matches(&s));
+    seen_keys.push(field(&s, "tls.key").to_vec());
+
+    // SpecMismatch: a new DNS name.
+    let serial = leaf(&s).serial;
+    certificate(&ns, "svc", json!({"secretName": "svc-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["svc.example", "svc2.example"]})).await;
+    s = wait_reissued(&ns, "svc-tls", &serial).await;
+    assert!(leaf(&s).dns_names.contains("svc2.example"));
+    seen_keys.push(field(&s, "tls.key").to_vec());
+
+    // IssuerChanged: another CA issuer on the same root.
+    let serial = leaf(&s).serial;
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "ca2"}, "spec": {"ca": {"secretName": "root-ca"}}})).await;
+    certificate(&ns, "svc", json!({"secretName": "svc-tls", "issuerRef": {"name": "ca2"}, "dnsNames": ["svc.example", "svc2.example"]})).await;
+    s = wait_reissued(&ns, "svc-tls", &serial).await;
+    assert_eq!(
+        s.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("certsmith.dev/issuer-name"))
+            .map(String::as_str),
+        Some("ca2")
+    );
+    seen_keys.push(field(&s, "tls.key").to_vec());
+
+    // ManualTrigger: the renew annotation.
+    let serial = leaf(&s).serial;
+    ns.api::<Certificate>()
+        .patch("svc", &pp, &Patch::Merge(json!({"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "2026-11-22T10:00:00Z"}}})))
+        .await
+        .expect("annotate");
+    s = wait_reissued(&ns, "svc-tls", &serial).await;
+    seen_keys.push(field(&s, "tls.key").to_vec());
+    let cert = wait_until(&ns, "svc", "manual request recorded", |c| {
+        c.status
+            .as_ref()
+            .and_then(|s| s.last_renew_request.as_deref())
+            == Some("2026-11-22T10:00:00Z")
+    })
+    .await;
+    assert!(cert.status.and_then(|s| s.revision).unwrap_or(0) >= 7);
+
+    // DoesNotExist: Secret deleted.
+    let serial = leaf(&s).serial;
+    secrets
+        .delete("svc-tls", &DeleteParams::default())
+        .await
+        .expect("delete");
+    s = wait_reissued(&ns, "svc-tls", &serial).await;
+    seen_keys.push(field(&s, "tls.key").to_vec());
+
+    // Every issuance rotated the key (rotationPolicy Always by default).
+    let distinct: std::collections::BTreeSet<_> = seen_keys.iter().collect();
+    assert_eq!(distinct.len(), seen_keys.len(), "a key was reused");
+
+    // The Events name the reasons.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(ns.client.clone(), &ns.name);
+    let notes: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.note)
+        .collect();
+    for reason in [
+        "DoesNotExist",
+        "MissingData",
+        "InvalidData",
+        "KeyMismatch",
+        "SpecMismatch",
+        "IssuerChanged",
+        "ManualTrigger",
+    ] {
+        assert!(
+            notes.iter().any(|n| n.contains(reason)),
+            "no Event mentions {reason}: {notes:?}"
+        );
+    }
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn an_expired_certificate_in_the_secret_is_reissued() {
+    let (ns, operator) = setup("cert-expired").await;
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}})).await;
+    let cert = certificate(&ns, "old", json!({"secretName": "old-tls", "issuerRef": {"name": "selfsigned"}, "dnsNames": ["old.example"], "duration": "1h"})).await;
+    wait_ready(&ns, "old").await;
+    // Replace the Secret's contents with a certificate for the same spec that expired an hour ago.
+    let key = PrivateKey::generate(certsmith::api::KeyAlgorithm::Ecdsa, 256).expect("key");
+    let request = certsmith::pki::request::sign_request(&cert.spec, &key).expect("request");
+    let past = jiff::Timestamp::now().as_second() - 7200;
+    let signed = certsmith::issuer::selfsigned::sign(&request, &key, past).expect("sign");
+    let key_pem = key.to_pem(certsmith::api::KeyEncoding::Pkcs8).expect("pem");
+    let old_serial = parse_chain(signed.chain_pem.as_bytes()).expect("parse")[0]
+        .serial
+        .clone();
+    ns.api::<Secret>()
+        .patch(
+            "old-tls",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"tls.crt": ByteString(signed.chain_pem.into_bytes()), "tls.key": ByteString(key_pem.into_bytes())}})),
+        )
+        .await
+        .expect("patch");
+    let s = wait_reissued(&ns, "old-tls", &old_serial).await;
+    assert!(leaf(&s).not_after > jiff::Timestamp::now().as_second());
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(ns.client.clone(), &ns.name);
+    let notes: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(notes.iter().any(|n| n.contains("Expired")), "{notes:?}");
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn rotation_policy_never_keeps_the_key() {
+    let (ns, operator) = setup("cert-never").await;
+    ca_issuer(&ns).await;
+    let spec = json!({"secretName": "keep-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["keep.example"],
+                      "privateKey": {"rotationPolicy": "Never", "algorithm": "RSA", "size": 2048, "encoding": "PKCS1"}});
+    certificate(&ns, "keep", spec.clone()).await;
+    wait_ready(&ns, "keep").await;
+    let first = secret(&ns, "keep-tls").await;
+    assert!(
+        String::from_utf8_lossy(field(&first, "tls.key"))
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+    ns.api::<Certificate>()
+        .patch(
+            "keep",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "now"}}}),
+            ),
+        )
+        .await
+        .expect("annotate");
+    let second = wait_reissued(&ns, "keep-tls", &leaf(&first).serial).await;
+    assert_eq!(
+        field(&first, "tls.key"),
+        field(&second, "tls.key"),
+        "rotationPolicy Never reuses the key"
+    );
+    assert!(key_matches(&second));
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_five_minute_certificate_is_renewed_by_the_running_operator() {
+    let (ns, operator) = setup("cert-short").await;
+    ca_issuer(&ns).await;
+    certificate(&ns, "short", json!({"secretName": "short-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["short.example"], "duration": "5m", "renewBeforePercentage": 98})).await;
+    wait_ready(&ns, "short").await;
+    let first = secret(&ns, "short-tls").await;
+    let l = leaf(&first);
+    assert_eq!(l.not_after - l.not_before, 300);
+    // 98% before expiry of a 5-minute certificate is 6 s after issuance.
+    let second = wait_reissued(&ns, "short-tls", &l.serial).await;
+    assert_ne!(field(&first, "tls.key"), field(&second, "tls.key"));
+    assert!(
+        leaf(&second).not_before - l.not_before <= 20,
+        "renewed within seconds of its renewal time"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(ns.client.clone(), &ns.name);
+    let notes: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(notes.iter().any(|n| n.contains("Renewing")), "{notes:?}");
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_foreign_secret_is_never_overwritten_and_a_duplicate_secret_name_is_refused() {
+    let (ns, operator) = setup("cert-conflict").await;
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}})).await;
+    let foreign: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "theirs"}, "stringData": {"password": "hunter2"}}),
+    )
+    .expect("secret");
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &foreign)
+        .await
+        .expect("create foreign");
+    certificate(&ns, "intruder", json!({"secretName": "theirs", "issuerRef": {"name": "selfsigned"}, "dnsNames": ["a.example"]})).await;
+    let c = wait_until(&ns, "intruder", "SecretConflict", |c| {
+        condition(c, "Ready").is_some_and(|r| r.reason == "SecretConflict")
+    })
+    .await;
+    assert_eq!(
+        condition(&c, "Stalled").map(|s| s.status),
+        Some("True".into())
+    );
+    let untouched = secret(&ns, "theirs").await;
+    assert_eq!(field(&untouched, "password"), b"hunter2");
+    assert!(
+        untouched
+            .data
+            .as_ref()
+            .is_some_and(|d| !d.contains_key("tls.crt"))
+    );
+
+    certificate(&ns, "first", json!({"secretName": "shared-tls", "issuerRef": {"name": "selfsigned"}, "dnsNames": ["first.example"]})).await;
+    wait_ready(&ns, "first").await;
+    let before = secret(&ns, "shared-tls").await;
+    certificate(&ns, "second", json!({"secretName": "shared-tls", "issuerRef": {"name": "selfsigned"}, "dnsNames": ["second.example"]})).await;
+    wait_until(&ns, "second", "DuplicateSecretName", |c| {
+        condition(c, "Ready").is_some_and(|r| r.reason == "DuplicateSecretName")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = secret(&ns, "shared-tls").await;
+    assert_eq!(
+        leaf(&before).serial,
+        leaf(&after).serial,
+        "no issuance loop over the shared Secret"
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn an_issuer_cannot_read_a_ca_secret_from_another_namespace() {
+    let (ns, operator) = setup("cert-xns").await;
+    let other = TestNamespace::new("cert-xns-other").await;
+    // A perfectly good CA in the other namespace.
+    other.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}})).await;
+    let other_op = Operator::start(&other.name).await;
+    certificate(&other, "root", json!({"secretName": "root-ca", "issuerRef": {"name": "selfsigned"}, "commonName": "other root", "isCA": true})).await;
+    wait_ready(&other, "root").await;
+    // An Issuer here naming that Secret only ever looks in its own namespace.
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "root-ca"}}})).await;
+    certificate(
+        &ns,
+        "app",
+        json!({"secretName": "app-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["app.example"]}),
+    )
+    .await;
+    let c = wait_until(&ns, "app", "IssuerNotReady", |c| {
+        condition(c, "Ready").is_some_and(|r| r.reason == "IssuerNotReady")
+    })
+    .await;
+    assert!(
+        condition(&c, "Ready")
+            .is_some_and(|r| r.message.contains("CASecretMissing") && r.message.contains(&ns.name))
+    );
+    assert!(
+        ns.api::<Secret>()
+            .get_opt("app-tls")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    other_op.stop().await;
+    operator.stop().await;
+    other.delete().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_missing_issuer_is_reported_then_issuance_recovers_when_it_appears() {
+    let (ns, operator) = setup("cert-recover").await;
+    certificate(&ns, "waiting", json!({"secretName": "waiting-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["w.example"]})).await;
+    wait_until(&ns, "waiting", "IssuerNotFound", |c| {
+        condition(c, "Ready").is_some_and(|r| r.reason == "IssuerNotFound")
+    })
+    .await;
+    // The CA Issuer appears before its Secret: not ready, with the precise reason.
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "root-ca"}}})).await;
+    let issuers = ns.api::<Issuer>();
+    wait_for("Issuer ca reports CASecretMissing", WAIT, || {
+        let issuers = issuers.clone();
+        async move {
+            let i = issuers.get("ca").await.ok()?;
+            i.status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "CASecretMissing")
+                .then_some(())
+        }
+    })
+    .await;
+    wait_until(&ns, "waiting", "IssuerNotReady", |c| {
+        condition(c, "Ready").is_some_and(|r| r.reason == "IssuerNotReady")
+    })
+    .await;
+    // Now provide the root: the Certificate becomes Ready without anyone touching it.
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}})).await;
+    certificate(&ns, "root", json!({"secretName": "root-ca", "issuerRef": {"name": "selfsigned"}, "commonName": "late root", "isCA": true})).await;
+    wait_ready(&ns, "waiting").await;
+    let s = secret(&ns, "waiting-tls").await;
+    openssl_verify(field(&s, "ca.crt"), field(&s, "tls.crt")).expect("verifies");
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn invalid_manifests_are_rejected_at_admission() {
+    let ns = TestNamespace::new("cert-invalid").await;
+    install_crds(&ns.client).await;
+    let certs = ns.api::<Certificate>();
+    let base = json!({"secretName": "s", "issuerRef": {"name": "i"}, "dnsNames": ["ok.example"]});
+    let cases = [
+        (
+            "no identity",
+            json!({"secretName": "s", "issuerRef": {"name": "i"}}),
+            "at least one identity",
+        ),
+        (
+            "both renew settings",
+            json!({"renewBefore": "1h", "renewBeforePercentage": 10}),
+            "mutually exclusive",
+        ),
+        ("short duration", json!({"duration": "1m"}), "at least 5m"),
+        (
+            "bad ECDSA size",
+            json!({"privateKey": {"algorithm": "ECDSA", "size": 2048}}),
+            "size must be",
+        ),
+        (
+            "bad RSA size",
+            json!({"privateKey": {"algorithm": "RSA", "size": 1024}}),
+            "size must be",
+        ),
+        (
+            "bad IP",
+            json!({"ipAddresses": ["300.1.1.1"]}),
+            "IPv4 or IPv6",
+        ),
+        ("bad URI", json!({"uris": ["not a uri"]}), "absolute URI"),
+        (
+            "bad DNS name",
+            json!({"dnsNames": ["-bad-.example"]}),
+            "dnsNames",
+        ),
+        (
+            "Ed25519 as PKCS1",
+            json!({"privateKey": {"algorithm": "Ed25519", "encoding": "PKCS1"}}),
+            "PKCS8",
+        ),
+    ];
+    for (i, (what, patch, expected)) in cases.iter().enumerate() {
+        let mut spec = base.clone();
+        for (k, v) in patch.as_object().expect("object") {
+            spec[k] = v.clone();
+        }
+        if *what == "no identity" {
+            spec = patch.clone();
+        }
+        let obj: Certificate = serde_json::from_value(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": format!("c{i}")}, "spec": spec})).expect("typed");
+        let err = certs
+            .create(&PostParams::default(), &obj)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: accepted"));
+        assert!(err.to_string().contains(expected), "{what}: {err}");
+    }
+    let issuers = ns.api::<Issuer>();
+    let both: Issuer = serde_json::from_value(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "both"}, "spec": {"selfSigned": {}, "ca": {"secretName": "x"}}})).expect("typed");
+    let err = issuers
+        .create(&PostParams::default(), &both)
+        .await
+        .expect_err("two issuer types");
+    assert!(err.to_string().contains("exactly one issuer type"), "{err}");
+    ns.delete().await;
+}

@@ -1,0 +1,9 @@
+//! Integration tests against the real local control plane, OpenBao and the AWS PCA emulator
+//! started by `make test` (tests/testenv/testenv.sh). One binary, one module per area.
+
+mod support;
+
+mod certificates;
+mod crds;
+mod smoke_kube;
+mod smoke_moto;

@@ -1,0 +1,265 @@
+//! Test support: per-test namespaces on the shared environment, admin and ServiceAccount
+//! clients, and an in-process operator scoped to one namespace.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use tokio_util::sync::CancellationToken;
+
+/// Read a variable the test environment's env file exports; fail with a clear hint.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test` (it starts tests/testenv)")
+    })
+}
+
+pub async fn config() -> Config {
+    let kubeconfig = Kubeconfig::read_from(env("KUBECONFIG")).expect("read KUBECONFIG");
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig")
+}
+
+/// A client with cluster-admin rights (the env's system:masters certificate).
+pub async fn admin_client() -> Client {
+    Client::try_from(config().await).expect("admin client")
+}
+
+/// A client authenticated as `namespace/name` with a short-lived token from the TokenRequest
+/// API, with nothing of the admin's credentials: what that ServiceAccount may do, it may do.
+pub async fn service_account_client(admin: &Client, namespace: &str, name: &str) -> Client {
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = sas
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest");
+    let token = token.status.expect("token status").token;
+    let mut config = config().await;
+    config.auth_info = AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    Client::try_from(config).expect("service account client")
+}
+
+/// A fresh namespace for one test, with a unique name.
+pub struct TestNamespace {
+    pub name: String,
+    pub client: Client,
+}
+
+impl TestNamespace {
+    pub async fn new(prefix: &str) -> Self {
+        let client = admin_client().await;
+        let suffix: u32 = rand_u32();
+        let name = format!("{prefix}-{suffix:08x}");
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        TestNamespace { name, client }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Apply a YAML or JSON manifest into this namespace with server-side apply.
+    pub async fn apply<K>(&self, value: serde_json::Value) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = value["metadata"]["name"]
+            .as_str()
+            .expect("manifest name")
+            .to_string();
+        self.api::<K>()
+            .patch(
+                &name,
+                &PatchParams::apply("certsmith-tests").force(),
+                &Patch::Apply(value),
+            )
+            .await
+            .expect("apply manifest")
+    }
+
+    pub async fn delete(self) {
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .delete(&self.name, &DeleteParams::default())
+            .await;
+    }
+}
+
+pub fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u32
+}
+
+/// The operator, running in-process against the test environment, watching one namespace.
+pub struct Operator {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    pub metrics: Arc<certsmith::metrics::Metrics>,
+}
+
+impl Operator {
+    /// Start with the admin client; ClusterIssuers served are those labelled `test=<namespace>`,
+    /// and their Secrets are read from the test namespace.
+    pub async fn start(namespace: &str) -> Self {
+        Self::start_with(admin_client().await, namespace).await
+    }
+
+    pub async fn start_with(client: Client, namespace: &str) -> Self {
+        let settings = certsmith::controller::Settings {
+            cluster_resource_namespace: namespace.to_string(),
+            namespace: Some(namespace.to_string()),
+            concurrency: 8,
+            cluster_issuer_selector: Some(format!("test={namespace}")),
+        };
+        let metrics = Arc::new(certsmith::metrics::Metrics::default());
+        let shutdown = CancellationToken::new();
+        let ready = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(certsmith::controller::run::run(
+            client,
+            settings,
+            metrics.clone(),
+            ready,
+            shutdown.clone(),
+        ));
+        Operator {
+            shutdown,
+            task,
+            metrics,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
+/// Poll `check` until it returns Some, or panic with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Install the CRDs from `crds/` (server-side apply; idempotent across tests) and wait until
+/// the API server serves them.
+pub async fn install_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/certsmith.yaml"))
+        .expect("crds file");
+    for doc in text
+        .split("\n---\n")
+        .map(|d| d.trim_start_matches("---\n"))
+        .filter(|d| !d.trim().is_empty())
+    {
+        let crd: CustomResourceDefinition = serde_yaml::from_str(doc).expect("crd yaml");
+        let name = crd.metadata.name.clone().expect("crd name");
+        api.patch(
+            &name,
+            &PatchParams::apply("certsmith-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply crd");
+        wait_for(
+            &format!("CRD {name} established"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    let established = crd
+                        .status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    established.then_some(())
+                }
+            },
+        )
+        .await;
+    }
+}
+
+/// `openssl verify -CAfile ca -untrusted chain-rest leaf`: a real X.509 path validation.
+pub fn openssl_verify(ca_pem: &[u8], chain_pem: &[u8]) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let blocks = pem::parse_many(chain_pem).map_err(|e| e.to_string())?;
+    let leaf = dir.path().join("leaf.pem");
+    let rest = dir.path().join("untrusted.pem");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&leaf, pem::encode(&blocks[0])).map_err(|e| e.to_string())?;
+    std::fs::write(&rest, pem::encode_many(&blocks[1..])).map_err(|e| e.to_string())?;
+    std::fs::write(&ca, ca_pem).map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.arg("verify").arg("-CAfile").arg(&ca);
+    if blocks.len() > 1 {
+        cmd.arg("-untrusted").arg(&rest);
+    }
+    let out = cmd
+        .arg(&leaf)
+        .output()
+        .map_err(|e| format!("running openssl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make test`: a private test environment for this run, every Rust test against it, and a
+# teardown that happens whatever the tests do.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+export CERTSMITH_TESTENV_STATE="${CERTSMITH_TESTENV_STATE:-$root/.testenv/test-$$}"
+launcher="$root/tests/testenv/testenv.sh"
+teardown() { bash "$launcher" down || true; }
+trap teardown EXIT INT TERM
+
+# Build the Rust side first: it does not need the servers, and a compile error should not
+# cost an environment start.
+cargo build --all-targets
+bash "$launcher" up
+# shellcheck disable=SC1091
+source "$CERTSMITH_TESTENV_STATE/env"
+cargo test --all-targets -- --test-threads="${CERTSMITH_TEST_THREADS:-4}"
