@@ -113,3 +113,69 @@ pub fn owner(secret: &Secret) -> Option<&str> {
         })
         .flatten()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{KeyAlgorithm, KeyEncoding};
+    use crate::issuer::selfsigned;
+    use crate::pki::keys::PrivateKey;
+    use crate::pki::{inspect, request};
+
+    #[test]
+    fn builds_a_tls_secret_with_template_and_ownership_metadata() {
+        let cert: Certificate = serde_json::from_value(serde_json::json!({
+            "apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"secretName": "web-tls", "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}, "dnsNames": ["web.shop"],
+                     "secretTemplate": {"labels": {"app": "web", "certsmith.dev/managed": "false"}, "annotations": {"team": "shop"}}},
+        }))
+        .unwrap();
+        let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        let signed = selfsigned::sign(
+            &request::sign_request(&cert.spec, &key).unwrap(),
+            &key,
+            1_800_000_000,
+        )
+        .unwrap();
+        let leaf = inspect::parse_chain(signed.chain_pem.as_bytes())
+            .unwrap()
+            .remove(0);
+        let key_pem = key.to_pem(KeyEncoding::Pkcs8).unwrap();
+        let contents = Contents {
+            chain_pem: &signed.chain_pem,
+            key_pem: &key_pem,
+            ca_pem: &signed.ca_pem,
+            leaf: &leaf,
+            revision: 4,
+        };
+        let s = build(&cert, &contents);
+        assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
+        assert_eq!(s.metadata.namespace.as_deref(), Some("shop"));
+        assert_eq!(s.labels().get("app").map(String::as_str), Some("web"));
+        assert_eq!(
+            s.labels().get(MANAGED_LABEL).map(String::as_str),
+            Some("true"),
+            "the template cannot unmanage a Secret"
+        );
+        assert_eq!(
+            s.annotations().get("team").map(String::as_str),
+            Some("shop")
+        );
+        assert_eq!(
+            s.annotations()
+                .get(ISSUER_KIND_ANNOTATION)
+                .map(String::as_str),
+            Some("ClusterIssuer")
+        );
+        assert_eq!(
+            s.annotations().get(REVISION_ANNOTATION).map(String::as_str),
+            Some("4")
+        );
+        assert_eq!(s.annotations().get(SERIAL_ANNOTATION), Some(&leaf.serial));
+        assert_eq!(owner(&s), Some("web"));
+        let data = s.data.unwrap();
+        assert_eq!(data["tls.key"].0, key_pem.as_bytes());
+        assert!(data.contains_key("tls.crt") && data.contains_key("ca.crt"));
+    }
+}

@@ -74,7 +74,7 @@ impl CaSigner {
                 ),
             ));
         }
-        let pem_of = |c: &CertInfo| pem::encode(&pem::Pem::new("CERTIFICATE", c.der.clone()));
+        let pem_of = |c: &CertInfo| crate::pki::pem_lf("CERTIFICATE", c.der.clone());
         let intermediates_pem = chain
             .iter()
             .filter(|c| c.subject != c.issuer)
@@ -117,5 +117,92 @@ impl CaSigner {
             chain_pem: format!("{}{}", leaf.pem(), self.intermediates_pem),
             ca_pem: self.root_pem.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CertificateSpec, KeyAlgorithm, KeyEncoding};
+    use crate::issuer::selfsigned;
+    use crate::pki::request::sign_request;
+
+    const T0: i64 = 1_800_000_000;
+
+    fn spec(json: serde_json::Value) -> CertificateSpec {
+        let mut base = serde_json::json!({"secretName": "s", "issuerRef": {"name": "i"}});
+        for (k, v) in json.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    /// A self-signed certificate for `spec` and its key, as PEM.
+    fn self_signed(spec: &CertificateSpec, at: i64) -> (String, String) {
+        let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        let signed = selfsigned::sign(&sign_request(spec, &key).unwrap(), &key, at).unwrap();
+        (signed.chain_pem, key.to_pem(KeyEncoding::Pkcs8).unwrap())
+    }
+
+    fn load(crt: &str, key: &str, now: i64) -> Result<CaSigner, Problem> {
+        CaSigner::load(Some(crt.as_bytes()), Some(key.as_bytes()), None, now)
+    }
+
+    #[test]
+    fn signs_a_csr_capped_at_the_ca_expiry_with_a_chain_to_the_root() {
+        let (crt, key) = self_signed(
+            &spec(serde_json::json!({"commonName": "root", "isCA": true, "duration": "48h"})),
+            T0,
+        );
+        let ca = load(&crt, &key, T0 + 10).unwrap();
+        let leaf_spec = spec(serde_json::json!({"dnsNames": ["a.example"], "duration": "72h"}));
+        let leaf_key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        let signed = ca
+            .sign(&sign_request(&leaf_spec, &leaf_key).unwrap(), T0 + 10)
+            .unwrap();
+        let chain = inspect::parse_chain(signed.chain_pem.as_bytes()).unwrap();
+        assert_eq!(
+            chain.len(),
+            1,
+            "a self-signed root is not repeated in tls.crt"
+        );
+        assert_eq!(chain[0].public_key_info, leaf_key.public_key_info());
+        assert_eq!(
+            chain[0].not_after,
+            T0 + 48 * 3600,
+            "capped at the CA's notAfter"
+        );
+        assert_eq!(signed.ca_pem.trim(), crt.trim());
+    }
+
+    #[test]
+    fn names_what_is_wrong_with_a_ca_secret() {
+        let (root, root_key) = self_signed(
+            &spec(serde_json::json!({"commonName": "root", "isCA": true, "duration": "1h"})),
+            T0,
+        );
+        let (leaf, leaf_key) = self_signed(&spec(serde_json::json!({"commonName": "leaf"})), T0);
+        let reason = |r: Result<CaSigner, Problem>| r.map(|_| ()).unwrap_err().reason;
+        assert_eq!(reason(load(&leaf, &leaf_key, T0)), Reason::NotACa);
+        assert_eq!(reason(load(&root, &leaf_key, T0)), Reason::CaKeyMismatch);
+        assert_eq!(reason(load(&root, &root_key, T0 + 7200)), Reason::CaExpired);
+        assert_eq!(
+            reason(CaSigner::load(None, Some(root_key.as_bytes()), None, T0)),
+            Reason::CaSecretInvalid
+        );
+        assert_eq!(
+            reason(load("garbage", &root_key, T0)),
+            Reason::CaSecretInvalid
+        );
+        let err = load(
+            &root,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            T0,
+        )
+        .unwrap_err();
+        assert!(
+            !err.message.contains("AAAA"),
+            "key material never reaches messages"
+        );
     }
 }

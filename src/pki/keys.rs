@@ -80,17 +80,14 @@ impl PrivateKey {
     pub fn to_pem(&self, encoding: KeyEncoding) -> Result<String, KeyError> {
         let pkcs8 = self.pair.serialized_der();
         if encoding == KeyEncoding::Pkcs8 {
-            return Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.to_vec())));
+            return Ok(super::pem_lf("PRIVATE KEY", pkcs8.to_vec()));
         }
         let info = pkcs8::PrivateKeyInfo::from_der(pkcs8)
             .map_err(|e| KeyError::Unsupported(e.to_string()))?;
         let oid = info.algorithm.oid;
         if oid == RSA_ENCRYPTION {
             // PKCS#8 wraps the PKCS#1 RSAPrivateKey verbatim.
-            return Ok(pem::encode(&pem::Pem::new(
-                "RSA PRIVATE KEY",
-                info.private_key.to_vec(),
-            )));
+            return Ok(super::pem_lf("RSA PRIVATE KEY", info.private_key.to_vec()));
         }
         if oid == EC_PUBLIC_KEY {
             // SEC 1 needs the curve inside the structure, which PKCS#8 keeps outside.
@@ -104,7 +101,7 @@ impl PrivateKey {
             let der = ec
                 .to_der()
                 .map_err(|e| KeyError::Unsupported(e.to_string()))?;
-            return Ok(pem::encode(&pem::Pem::new("EC PRIVATE KEY", der)));
+            return Ok(super::pem_lf("EC PRIVATE KEY", der));
         }
         Err(KeyError::Unsupported(
             "PKCS1 encoding applies to RSA and ECDSA keys only".into(),

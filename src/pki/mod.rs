@@ -8,3 +8,9 @@ pub mod request;
 
 pub use inspect::{CertInfo, KeyInfo};
 pub use keys::PrivateKey;
+
+/// PEM with LF line endings, the convention of Kubernetes Secrets and every TLS tool.
+pub fn pem_lf(tag: &str, der: Vec<u8>) -> String {
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new(tag, der), config)
+}

@@ -297,3 +297,297 @@ pub fn spec_mismatch(spec: &CertificateSpec, cert: &CertInfo) -> Option<String> 
 pub fn rfc3339(secs: i64) -> String {
     jiff::Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{KeyEncoding, RENEW_ANNOTATION};
+    use crate::issuer::selfsigned;
+    use crate::pki::request::sign_request;
+
+    const T0: i64 = 1_800_000_000;
+    const HOUR: i64 = 3600;
+
+    fn spec(extra: serde_json::Value) -> CertificateSpec {
+        let mut base = serde_json::json!({
+            "secretName": "web-tls", "issuerRef": {"name": "root", "kind": "ClusterIssuer"},
+            "dnsNames": ["web.example"], "duration": "24h",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    /// A Secret as the operator would have written it for `spec`, issued at `at`.
+    fn issued(spec: &CertificateSpec, at: i64) -> SecretData {
+        let key = PrivateKey::generate(spec.key_algorithm(), spec.key_size()).unwrap();
+        let signed = selfsigned::sign(&sign_request(spec, &key).unwrap(), &key, at).unwrap();
+        SecretData {
+            tls_crt: Some(signed.chain_pem.into_bytes()),
+            tls_key: Some(key.to_pem(KeyEncoding::Pkcs8).unwrap().into_bytes()),
+            issuer_name: Some(spec.issuer_ref.name.clone()),
+            issuer_kind: Some(spec.issuer_ref.kind.as_str().into()),
+        }
+    }
+
+    fn observe<'a>(spec: &'a CertificateSpec, secret: SecretState<'a>, now: i64) -> Observed<'a> {
+        Observed {
+            identity: "ns/web",
+            spec,
+            secret,
+            claimed_by: None,
+            renew_requested: None,
+            renew_handled: None,
+            now,
+        }
+    }
+
+    fn reason(d: &Decision) -> Reason {
+        match d {
+            Decision::UpToDate(_) => Reason::UpToDate,
+            Decision::Issue { why, .. } => why.reason,
+            Decision::Refuse(p) => p.reason,
+        }
+    }
+
+    #[test]
+    fn fresh_certificate_is_up_to_date_until_its_jittered_renewal_time() {
+        let s = spec(serde_json::json!({}));
+        let data = issued(&s, T0);
+        let d = decide(&observe(&s, SecretState::Ours(&data), T0 + HOUR));
+        let Decision::UpToDate(current) = d else {
+            panic!("{d:?}")
+        };
+        // Default: 2/3 of 24h = 16h, minus at most 10% of 16h capped at 1h of jitter.
+        assert!(
+            current.renewal_time <= T0 + 16 * HOUR && current.renewal_time >= T0 + 15 * HOUR,
+            "{}",
+            current.renewal_time
+        );
+        let just_before = decide(&observe(
+            &s,
+            SecretState::Ours(&data),
+            current.renewal_time - 1,
+        ));
+        assert_eq!(reason(&just_before), Reason::UpToDate);
+        let at = decide(&observe(&s, SecretState::Ours(&data), current.renewal_time));
+        assert_eq!(reason(&at), Reason::Renewing);
+        assert!(
+            matches!(
+                at,
+                Decision::Issue {
+                    current: Some(_),
+                    ..
+                }
+            ),
+            "a renewing certificate stays usable"
+        );
+    }
+
+    #[test]
+    fn expired_wins_over_renewing() {
+        let s = spec(serde_json::json!({}));
+        let data = issued(&s, T0);
+        let d = decide(&observe(&s, SecretState::Ours(&data), T0 + 25 * HOUR));
+        assert_eq!(reason(&d), Reason::Expired);
+        assert!(
+            matches!(d, Decision::Issue { current: None, .. }),
+            "an expired certificate is not usable"
+        );
+    }
+
+    #[test]
+    fn renew_before_and_percentage_move_the_renewal_time() {
+        let s = spec(serde_json::json!({"renewBefore": "2h"}));
+        let data = issued(&s, T0);
+        assert_eq!(
+            reason(&decide(&observe(
+                &s,
+                SecretState::Ours(&data),
+                T0 + 20 * HOUR
+            ))),
+            Reason::UpToDate
+        );
+        assert_eq!(
+            reason(&decide(&observe(
+                &s,
+                SecretState::Ours(&data),
+                T0 + 22 * HOUR
+            ))),
+            Reason::Renewing
+        );
+        let p = spec(serde_json::json!({"renewBeforePercentage": 50}));
+        let data = issued(&p, T0);
+        assert_eq!(
+            reason(&decide(&observe(
+                &p,
+                SecretState::Ours(&data),
+                T0 + 10 * HOUR
+            ))),
+            Reason::UpToDate
+        );
+        assert_eq!(
+            reason(&decide(&observe(
+                &p,
+                SecretState::Ours(&data),
+                T0 + 12 * HOUR
+            ))),
+            Reason::Renewing
+        );
+    }
+
+    #[test]
+    fn missing_secret_and_missing_or_broken_data() {
+        let s = spec(serde_json::json!({}));
+        assert_eq!(
+            reason(&decide(&observe(&s, SecretState::Missing, T0))),
+            Reason::DoesNotExist
+        );
+        let mut data = issued(&s, T0);
+        data.tls_key = Some(Vec::new());
+        assert_eq!(
+            reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),
+            Reason::MissingData
+        );
+        let mut data = issued(&s, T0);
+        data.tls_crt = None;
+        assert_eq!(
+            reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),
+            Reason::MissingData
+        );
+        let mut data = issued(&s, T0);
+        data.tls_crt =
+            Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec());
+        assert_eq!(
+            reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),
+            Reason::InvalidData
+        );
+        let mut data = issued(&s, T0);
+        data.tls_key = Some(b"not a key".to_vec());
+        assert_eq!(
+            reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),
+            Reason::InvalidData
+        );
+    }
+
+    #[test]
+    fn key_that_does_not_match_the_certificate() {
+        let s = spec(serde_json::json!({}));
+        let mut data = issued(&s, T0);
+        data.tls_key = issued(&s, T0).tls_key;
+        assert_eq!(
+            reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),
+            Reason::KeyMismatch
+        );
+    }
+
+    #[test]
+    fn issuer_change_is_detected_from_the_secret_annotations() {
+        let s = spec(serde_json::json!({}));
+        let data = issued(&s, T0);
+        let moved =
+            spec(serde_json::json!({"issuerRef": {"name": "other", "kind": "ClusterIssuer"}}));
+        assert_eq!(
+            reason(&decide(&observe(&moved, SecretState::Ours(&data), T0))),
+            Reason::IssuerChanged
+        );
+        let kind = spec(serde_json::json!({"issuerRef": {"name": "root"}}));
+        assert_eq!(
+            reason(&decide(&observe(&kind, SecretState::Ours(&data), T0))),
+            Reason::IssuerChanged
+        );
+    }
+
+    #[test]
+    fn every_spec_field_that_shapes_the_certificate_is_compared() {
+        let s = spec(serde_json::json!({}));
+        let data = issued(&s, T0);
+        for change in [
+            serde_json::json!({"dnsNames": ["web.example", "www.example"]}),
+            serde_json::json!({"commonName": "web"}),
+            serde_json::json!({"ipAddresses": ["10.1.2.3"]}),
+            serde_json::json!({"uris": ["spiffe://cluster.local/ns/a/sa/web"]}),
+            serde_json::json!({"emailAddresses": ["ops@example.com"]}),
+            serde_json::json!({"subject": {"organizations": ["acme"]}}),
+            serde_json::json!({"privateKey": {"algorithm": "ECDSA", "size": 384}}),
+            serde_json::json!({"privateKey": {"algorithm": "Ed25519"}}),
+            serde_json::json!({"isCA": true}),
+            serde_json::json!({"usages": ["digital signature", "server auth"]}),
+        ] {
+            let changed = spec(change.clone());
+            let d = decide(&observe(&changed, SecretState::Ours(&data), T0));
+            assert_eq!(reason(&d), Reason::SpecMismatch, "{change}");
+        }
+        // Changing only the lifetime does not re-issue; it changes the next certificate.
+        let longer = spec(serde_json::json!({"duration": "48h"}));
+        assert_eq!(
+            reason(&decide(&observe(&longer, SecretState::Ours(&data), T0))),
+            Reason::UpToDate
+        );
+    }
+
+    #[test]
+    fn manual_trigger_fires_once_per_request() {
+        let s = spec(serde_json::json!({}));
+        let data = issued(&s, T0);
+        let mut o = observe(&s, SecretState::Ours(&data), T0);
+        o.renew_requested = Some("2026-11-22T10:00:00Z");
+        assert_eq!(reason(&decide(&o)), Reason::ManualTrigger);
+        o.renew_handled = Some("2026-11-22T10:00:00Z");
+        assert_eq!(reason(&decide(&o)), Reason::UpToDate);
+        assert_eq!(RENEW_ANNOTATION, "certsmith.dev/renew-requested-at");
+    }
+
+    #[test]
+    fn foreign_and_duplicate_secrets_are_refused_not_issued() {
+        let s = spec(serde_json::json!({}));
+        assert_eq!(
+            reason(&decide(&observe(
+                &s,
+                SecretState::Foreign { owner: None },
+                T0
+            ))),
+            Reason::SecretConflict
+        );
+        assert_eq!(
+            reason(&decide(&observe(
+                &s,
+                SecretState::Foreign { owner: Some("api") },
+                T0
+            ))),
+            Reason::DuplicateSecretName
+        );
+        let mut o = observe(&s, SecretState::Missing, T0);
+        o.claimed_by = Some("older");
+        assert_eq!(
+            reason(&decide(&o)),
+            Reason::DuplicateSecretName,
+            "the older claimant wins even before its Secret exists"
+        );
+    }
+
+    #[test]
+    fn pkcs1_keys_and_rsa_sizes_are_understood() {
+        let s = spec(
+            serde_json::json!({"privateKey": {"algorithm": "RSA", "size": 3072, "encoding": "PKCS1"}}),
+        );
+        let key = PrivateKey::generate(s.key_algorithm(), s.key_size()).unwrap();
+        let signed = selfsigned::sign(&sign_request(&s, &key).unwrap(), &key, T0).unwrap();
+        let data = SecretData {
+            tls_crt: Some(signed.chain_pem.into_bytes()),
+            tls_key: Some(key.to_pem(KeyEncoding::Pkcs1).unwrap().into_bytes()),
+            issuer_name: Some("root".into()),
+            issuer_kind: Some("ClusterIssuer".into()),
+        };
+        assert_eq!(
+            reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),
+            Reason::UpToDate
+        );
+        let smaller = spec(serde_json::json!({"privateKey": {"algorithm": "RSA", "size": 2048}}));
+        assert_eq!(
+            reason(&decide(&observe(&smaller, SecretState::Ours(&data), T0))),
+            Reason::SpecMismatch
+        );
+    }
+}

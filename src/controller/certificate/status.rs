@@ -155,3 +155,127 @@ fn describe(status: &mut CertificateStatus, current: &Current) {
     status.renewal_time = Some(rfc3339(current.renewal_time));
     status.serial_number = Some(leaf.serial.clone());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::conditions::find;
+    use crate::pki::inspect::CertInfo;
+
+    fn current(not_after: i64) -> Current {
+        let leaf = CertInfo {
+            der: vec![],
+            serial: "0a".into(),
+            not_before: 0,
+            not_after,
+            subject: String::new(),
+            issuer: String::new(),
+            common_name: None,
+            organizations: vec![],
+            organizational_units: vec![],
+            countries: vec![],
+            localities: vec![],
+            provinces: vec![],
+            dns_names: Default::default(),
+            ip_addresses: Default::default(),
+            uris: Default::default(),
+            emails: Default::default(),
+            is_ca: false,
+            usages: Default::default(),
+            key: None,
+            public_key_info: vec![],
+        };
+        Current {
+            leaf,
+            renewal_time: not_after / 2,
+        }
+    }
+
+    #[test]
+    fn a_failing_renewal_keeps_ready_true_while_the_certificate_is_valid() {
+        let c = current(1000);
+        let why = Problem::new(Reason::Renewing, "renewal time reached");
+        let failure = Problem::new(Reason::IssuerNotReady, "CA down");
+        let outcome = Outcome::Failed {
+            why: &why,
+            failure: &failure,
+            current: Some(&c),
+            retry_at: 600,
+            counted: true,
+        };
+        let s = desired(&CertificateStatus::default(), Some(3), &outcome, 500);
+        assert_eq!(
+            find(&s.conditions, READY).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert_eq!(
+            find(&s.conditions, RECONCILING).map(|c| c.reason.as_str()),
+            Some("IssuerNotReady")
+        );
+        assert_eq!(s.failed_issuance_attempts, Some(1));
+        assert_eq!(s.observed_generation, Some(3));
+
+        let gone = Outcome::Failed {
+            why: &why,
+            failure: &failure,
+            current: None,
+            retry_at: 600,
+            counted: true,
+        };
+        let s2 = desired(&s, Some(3), &gone, 510);
+        assert_eq!(
+            find(&s2.conditions, READY).map(|c| c.status.as_str()),
+            Some("False")
+        );
+        assert_eq!(s2.failed_issuance_attempts, Some(2));
+    }
+
+    #[test]
+    fn success_resets_failures_counts_revisions_and_drops_reconciling() {
+        let c = current(1000);
+        let why = Problem::new(Reason::ManualTrigger, "asked");
+        let prev = CertificateStatus {
+            failed_issuance_attempts: Some(4),
+            revision: Some(2),
+            ..Default::default()
+        };
+        let s = desired(
+            &prev,
+            Some(1),
+            &Outcome::Issued {
+                current: &c,
+                why: &why,
+                renew_request: Some("r1"),
+            },
+            10,
+        );
+        assert_eq!(s.revision, Some(3));
+        assert_eq!(s.failed_issuance_attempts, None);
+        assert_eq!(s.last_renew_request.as_deref(), Some("r1"));
+        assert!(
+            find(&s.conditions, RECONCILING).is_none() && find(&s.conditions, ISSUING).is_none()
+        );
+        // Recomputing with nothing new changes nothing: an idle operator writes nothing.
+        let again = desired(&s, Some(1), &Outcome::UpToDate(&c), 20);
+        assert_eq!(desired(&again, Some(1), &Outcome::UpToDate(&c), 30), again);
+    }
+
+    #[test]
+    fn refusal_is_stalled() {
+        let p = Problem::new(Reason::SecretConflict, "not ours");
+        let s = desired(
+            &CertificateStatus::default(),
+            Some(1),
+            &Outcome::Refused(&p),
+            10,
+        );
+        assert_eq!(
+            find(&s.conditions, STALLED).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert_eq!(
+            find(&s.conditions, READY).map(|c| c.reason.as_str()),
+            Some("SecretConflict")
+        );
+    }
+}
