@@ -17,3 +17,5 @@ bash "$launcher" up
 # shellcheck disable=SC1091
 source "$CERTSMITH_TESTENV_STATE/env"
 cargo test --all-targets -- --test-threads="${CERTSMITH_TEST_THREADS:-4}"
+# The operator binary, as users run it, on the samples.
+bash "$root/e2e/samples.sh"
