@@ -50,14 +50,7 @@ pub fn desired(
     let wanted: Vec<DesiredCondition> = match outcome {
         Outcome::UpToDate(current) => {
             describe(&mut next, current);
-            vec![ready(
-                true,
-                Reason::UpToDate,
-                format!(
-                    "Certificate is up to date and valid until {}",
-                    rfc3339(current.leaf.not_after)
-                ),
-            )]
+            vec![ready_condition(current)]
         }
         Outcome::Issued {
             current,
@@ -69,16 +62,7 @@ pub fn desired(
             if why.reason == Reason::ManualTrigger {
                 next.last_renew_request = renew_request.map(str::to_string);
             }
-            vec![ready(
-                true,
-                Reason::Issued,
-                format!(
-                    "Certificate issued ({}): serial {}, valid until {}",
-                    why.reason,
-                    current.leaf.serial,
-                    rfc3339(current.leaf.not_after)
-                ),
-            )]
+            vec![ready_condition(current)]
         }
         Outcome::Refused(problem) => {
             vec![
@@ -146,6 +130,22 @@ pub fn desired(
     };
     next.conditions = conditions::merge(&prev.conditions, &wanted, generation, &rfc3339(now));
     next
+}
+
+/// Ready=True for a valid certificate. Identical right after issuance and on every later look,
+/// so the reconcile that follows an issuance finds nothing to write (why it was issued goes
+/// into the Event).
+fn ready_condition(current: &Current) -> DesiredCondition {
+    DesiredCondition {
+        type_: READY,
+        status: true,
+        reason: Reason::Issued.as_str().into(),
+        message: format!(
+            "Certificate is up to date: serial {}, valid until {}",
+            current.leaf.serial,
+            rfc3339(current.leaf.not_after)
+        ),
+    }
 }
 
 fn describe(status: &mut CertificateStatus, current: &Current) {
@@ -255,6 +255,8 @@ mod tests {
         assert!(
             find(&s.conditions, RECONCILING).is_none() && find(&s.conditions, ISSUING).is_none()
         );
+        // The look that follows an issuance finds the status already right: no second write.
+        assert_eq!(desired(&s, Some(1), &Outcome::UpToDate(&c), 20), s);
         // Recomputing with nothing new changes nothing: an idle operator writes nothing.
         let again = desired(&s, Some(1), &Outcome::UpToDate(&c), 20);
         assert_eq!(desired(&again, Some(1), &Outcome::UpToDate(&c), 30), again);

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# `make bench`: N ECDSA Certificates (default 1,000) on a CA Issuer, on a private local
+# control plane. Reports wall time from the first apply to all Ready, certificates per
+# second, the operator's peak RSS, API writes per issued certificate (from the API server's
+# own request counters), and the writes an idle operator makes afterwards.
+#   make bench ARGS="--count 1000 --concurrency 16 --idle 30"
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+count=1000 concurrency=16 idle=30
+while [ $# -gt 0 ]; do
+  case $1 in
+    --count) count=$2; shift 2 ;;
+    --concurrency) concurrency=$2; shift 2 ;;
+    --idle) idle=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+export CERTSMITH_TESTENV_STATE="$root/.testenv/bench-$$"
+work=$(mktemp -d)
+op_pid=""
+cleanup() {
+  [ -n "$op_pid" ] && kill "$op_pid" 2>/dev/null && wait "$op_pid" 2>/dev/null
+  bash "$root/tests/testenv/testenv.sh" down || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+cargo build --release --quiet
+bash "$root/tests/testenv/testenv.sh" up
+# shellcheck disable=SC1091
+source "$CERTSMITH_TESTENV_STATE/env"
+certs="$CERTSMITH_TESTENV_STATE/certs"
+api=$(kubectl config view -o jsonpath='{.clusters[0].cluster.server}')
+
+# Writes by the operator: Secrets, Certificate and Issuer status, Events. The benchmark's own
+# writes (creating Certificates) are the only other writes and are excluded.
+operator_writes() {
+  curl -sf --cacert "$certs/ca.crt" --cert "$certs/admin.crt" --key "$certs/admin.key" "$api/metrics" | python3 -c '
+import re, sys
+total = 0
+for line in sys.stdin:
+    if not line.startswith("apiserver_request_total{"):
+        continue
+    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", line))
+    if labels.get("verb") not in ("POST", "PUT", "PATCH", "APPLY", "DELETE"):
+        continue
+    r, sub = labels.get("resource"), labels.get("subresource", "")
+    if r in ("secrets", "events") or (r in ("certificates", "issuers") and sub == "status"):
+        total += int(float(line.rsplit(" ", 1)[1]))
+print(total)'
+}
+
+kubectl apply --server-side -f "$root/crds/certsmith.yaml" >/dev/null
+kubectl wait --for condition=Established crd --all --timeout=60s >/dev/null
+kubectl create namespace bench >/dev/null
+"$root/target/release/certsmith" controller --concurrency "$concurrency" --log-format json \
+  --metrics-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
+op_pid=$!
+kubectl apply -n bench -f - >/dev/null <<'YAML'
+apiVersion: certsmith.dev/v1alpha1
+kind: Issuer
+metadata: {name: selfsigned}
+spec: {selfSigned: {}}
+---
+apiVersion: certsmith.dev/v1alpha1
+kind: Certificate
+metadata: {name: root}
+spec: {secretName: root-ca, issuerRef: {name: selfsigned}, commonName: bench root, isCA: true}
+---
+apiVersion: certsmith.dev/v1alpha1
+kind: Issuer
+metadata: {name: ca}
+spec: {ca: {secretName: root-ca}}
+YAML
+kubectl wait -n bench --for condition=Ready=True certificate/root --timeout=60s >/dev/null
+kubectl wait -n bench --for condition=Ready=True issuer/ca --timeout=60s >/dev/null
+
+python3 - "$count" >"$work/certs.yaml" <<'PY'
+import sys
+for i in range(int(sys.argv[1])):
+    print(f"""---
+apiVersion: certsmith.dev/v1alpha1
+kind: Certificate
+metadata: {{name: agent-{i}}}
+spec:
+  secretName: agent-{i}-tls
+  issuerRef: {{name: ca}}
+  dnsNames: [agent-{i}.bench.svc]
+  uris: [spiffe://cluster.local/ns/bench/sa/agent-{i}]
+  duration: 24h""")
+PY
+
+ready_count() {
+  kubectl get certificates -n bench -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true
+}
+
+writes_before=$(operator_writes)
+start=$(date +%s.%N)
+kubectl apply -n bench -f "$work/certs.yaml" >/dev/null
+applied=$(date +%s.%N)
+target=$((count + 1))
+until [ "$(ready_count)" -ge "$target" ]; do
+  sleep 0.5
+  if ! kill -0 "$op_pid" 2>/dev/null; then echo "operator died" >&2; tail -n 20 "$work/operator.log" >&2; exit 1; fi
+done
+end=$(date +%s.%N)
+writes_after=$(operator_writes)
+rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
+sleep "$idle"
+writes_idle=$(operator_writes)
+rss_idle_kib=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
+
+python3 - <<PY
+count = $count
+wall = $end - $start
+print(f"certificates            {count} (ECDSA P-256, CA issuer, concurrency $concurrency)")
+print(f"kubectl apply took      {$applied - $start:.1f} s")
+print(f"apply start -> all Ready {wall:.1f} s")
+print(f"certificates per second {count / wall:.1f}")
+print(f"operator peak RSS       {$rss_kib / 1024:.1f} MiB (VmHWM)")
+print(f"operator RSS when idle  {$rss_idle_kib / 1024:.1f} MiB")
+print(f"API writes per cert     {($writes_after - $writes_before) / count:.2f} ({$writes_after - $writes_before} writes: Secrets, status, Events)")
+print(f"writes while idle       {$writes_idle - $writes_after} in $idle s")
+PY
