@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TESTENV := tests/testenv/testenv.sh
 
-.PHONY: build test test-unit testenv-up testenv-down testenv-env crds lint fmt bench demo clean
+.PHONY: demo build test test-unit testenv-up testenv-down testenv-env crds lint fmt bench demo clean
 
 build:
 	$(CARGO) build --release
@@ -40,3 +40,7 @@ fmt:
 ## 1,000 ECDSA Certificates on a CA issuer: time to all Ready, certs/s, peak RSS, API writes.
 bench:
 	@bash tests/bench/run.sh $(ARGS)
+
+## The operator's main job on the built-in local control plane (ARGS=--once to exit after).
+demo:
+	@bash e2e/demo.sh $(ARGS)
