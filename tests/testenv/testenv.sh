@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local test environment: etcd, kube-apiserver, kube-controller-manager and the AWS
-# Private CA emulator (moto), each on a free 127.0.0.1 port, with generated certificates.
+# The local test environment: etcd, kube-apiserver, kube-controller-manager, OpenBao (the
+# Vault API, dev mode) and the AWS Private CA emulator (moto), each on a free 127.0.0.1 port,
+# with generated certificates.
 #
 #   testenv.sh up | down | env | status
 #
@@ -11,7 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 state="${CERTSMITH_TESTENV_STATE:-$root/.testenv/default}"
-components=(etcd kube-apiserver kube-controller-manager moto)
+components=(etcd kube-apiserver kube-controller-manager openbao moto)
 
 log() { echo "testenv: $*" >&2; }
 
@@ -65,7 +66,7 @@ stop_one() {
 
 stop_all() {
   # Clients of etcd first, etcd last.
-  for name in moto kube-controller-manager kube-apiserver etcd; do stop_one "$name"; done
+  for name in moto openbao kube-controller-manager kube-apiserver etcd; do stop_one "$name"; done
 }
 
 gen_certs() {
@@ -123,15 +124,17 @@ up() {
     down
   fi
   local t0=$SECONDS
-  local kube_bin moto_bin
+  local kube_bin bao_bin moto_bin
   kube_bin=$(bash "$here/kubernetes/build.sh" | tail -n 1)
+  bao_bin=$(bash "$here/openbao/build.sh" | tail -n 1)
   moto_bin=$(bash "$here/moto/setup.sh" | tail -n 1)
   mkdir -p "$state"/{pids,logs,etcd}
   gen_certs
 
-  local etcd_port peer_port metrics_port moto_port
+  local etcd_port peer_port metrics_port bao_port moto_port bao_token
   etcd_port=$(free_port); peer_port=$(free_port); metrics_port=$(free_port)
-  apiserver_port=$(free_port); moto_port=$(free_port)
+  apiserver_port=$(free_port); bao_port=$(free_port); moto_port=$(free_port)
+  bao_token="root-$(openssl rand -hex 12)"
 
   start etcd "$kube_bin/etcd" --data-dir "$state/etcd" --name testenv \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -161,6 +164,12 @@ up() {
     --root-ca-file "$state/certs/ca.crt" --service-account-private-key-file "$state/certs/sa.key"
   wait_healthy kube-controller-manager 60 "$kube_bin/kubectl" --kubeconfig "$state/kubeconfig" get serviceaccount default -n default
 
+  # Dev mode: in-memory, unsealed, root token chosen here; -dev-no-store-token keeps it out
+  # of ~/.vault-token. Tests enable PKI mounts and auth methods themselves.
+  start openbao env HOME="$state" "$bao_bin/bao" server -dev -dev-root-token-id="$bao_token" \
+    -dev-listen-address="127.0.0.1:$bao_port" -dev-no-store-token
+  wait_healthy openbao 60 curl -sf "http://127.0.0.1:$bao_port/v1/sys/health"
+
   start moto "$moto_bin/moto_server" -H 127.0.0.1 -p "$moto_port"
   wait_healthy moto 60 curl -sf "http://127.0.0.1:$moto_port/moto-api/"
 
@@ -169,6 +178,11 @@ export CERTSMITH_TESTENV_STATE=$state
 export CERTSMITH_TESTENV_KUBE_BIN=$kube_bin
 export KUBECONFIG=$state/kubeconfig
 export PATH=$kube_bin:\$PATH
+export VAULT_ADDR=http://127.0.0.1:$bao_port
+export VAULT_TOKEN=$bao_token
+export BAO_ADDR=http://127.0.0.1:$bao_port
+export BAO_TOKEN=$bao_token
+export CERTSMITH_TESTENV_BAO_PID=$(pid_of openbao)
 export AWS_ENDPOINT_URL_ACM_PCA=http://127.0.0.1:$moto_port
 export CERTSMITH_TESTENV_MOTO_PID=$(pid_of moto)
 export AWS_ACCESS_KEY_ID=testing
@@ -176,7 +190,7 @@ export AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1
 export AWS_DEFAULT_REGION=us-east-1
 ENV
-  log "up in $((SECONDS - t0))s: API https://127.0.0.1:$apiserver_port, moto :$moto_port (source $state/env)"
+  log "up in $((SECONDS - t0))s: API https://127.0.0.1:$apiserver_port, OpenBao :$bao_port, moto :$moto_port (source $state/env)"
 }
 
 down() {
