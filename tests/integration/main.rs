@@ -7,3 +7,4 @@ mod certificates;
 mod crds;
 mod smoke_kube;
 mod smoke_moto;
+mod smoke_openbao;
