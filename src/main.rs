@@ -45,6 +45,10 @@ struct ControllerArgs {
     /// Serve only ClusterIssuers matching this label selector (default: all).
     #[arg(long)]
     cluster_issuer_selector: Option<String>,
+    /// Client-side limit on API requests per second. Off by default: the API server's
+    /// priority and fairness already protects it, and a client throttle only adds latency.
+    #[arg(long)]
+    api_qps: Option<u64>,
     /// Log format.
     #[arg(long, value_enum, default_value = "json")]
     log_format: LogFormat,
@@ -76,9 +80,19 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         cluster_issuer_selector: args.cluster_issuer_selector,
     };
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
-        .context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
+        .context("loading Kubernetes client configuration (kubeconfig or in-cluster)")?;
+    let client = match args.api_qps {
+        None => kube::Client::try_from(config).context("building the Kubernetes client")?,
+        Some(qps) => kube::client::ClientBuilder::try_from(config)
+            .context("building the Kubernetes client")?
+            .with_layer(&tower::limit::RateLimitLayer::new(
+                qps.max(1),
+                std::time::Duration::from_secs(1),
+            ))
+            .build(),
+    };
     let metrics = Arc::new(certsmith::metrics::Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     tracing::info!(?settings, "starting certsmith controller");

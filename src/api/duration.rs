@@ -35,7 +35,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
         };
         rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(number * seconds);
+        let part = Duration::try_from_secs_f64(number * seconds)
+            .map_err(|_| format!("invalid duration {text:?}: out of range"))?;
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| format!("invalid duration {text:?}: out of range"))?;
     }
     Ok(total)
 }
@@ -76,6 +80,9 @@ mod tests {
         assert!(parse("h").is_err());
         assert!(parse("10d").is_err());
         assert!(parse("10").is_err());
+        // Admission bounds the length, not the magnitude: huge values are errors, not panics.
+        assert!(parse("99999999999999999999999999h").is_err());
+        assert!(parse("9999999999999999h9999999999999999h").is_err());
     }
 
     #[test]
