@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use certsmith::api::{Certificate, Issuer};
+use certsmith::api::{Certificate, ClusterIssuer, Issuer};
 use certsmith::pki::inspect::{CertInfo, parse_chain};
 use certsmith::pki::keys::PrivateKey;
 
@@ -252,7 +252,12 @@ async fn every_trigger_reissues_with_a_new_key_and_says_why() {
     );
     seen_keys.push(field(&s, "tls.key").to_vec());
 
-    // ManualTrigger: the renew annotation.
+    // ManualTrigger: the renew annotation. Before it, another manager labels the Secret:
+    // server-side apply keeps fields certsmith does not own across the re-issue.
+    secrets
+        .patch("svc-tls", &PatchParams::apply("someone-else"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"labels": {"backup": "daily"}}})))
+        .await
+        .expect("label by another manager");
     let serial = leaf(&s).serial;
     ns.api::<Certificate>()
         .patch("svc", &pp, &Patch::Merge(json!({"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "2026-11-22T10:00:00Z"}}})))
@@ -260,6 +265,15 @@ async fn every_trigger_reissues_with_a_new_key_and_says_why() {
         .expect("annotate");
     s = wait_reissued(&ns, "svc-tls", &serial).await;
     seen_keys.push(field(&s, "tls.key").to_vec());
+    assert_eq!(
+        s.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("backup"))
+            .map(String::as_str),
+        Some("daily"),
+        "another manager's label survives"
+    );
     let cert = wait_until(&ns, "svc", "manual request recorded", |c| {
         c.status
             .as_ref()
@@ -608,5 +622,56 @@ async fn invalid_manifests_are_rejected_at_admission() {
         .await
         .expect_err("two issuer types");
     assert!(err.to_string().contains("exactly one issuer type"), "{err}");
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_cluster_issuer_reads_its_ca_from_the_cluster_resource_namespace() {
+    let (ns, operator) = setup("cert-cluster").await;
+    // The in-process operator's cluster-resource namespace is the test namespace, and it serves
+    // ClusterIssuers labelled test=<namespace>.
+    ca_issuer(&ns).await;
+    let name = format!("ca-{}", ns.name);
+    let cluster_issuers: Api<ClusterIssuer> = Api::all(ns.client.clone());
+    let issuer = json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "ClusterIssuer",
+        "metadata": {"name": name, "labels": {"test": ns.name}}, "spec": {"ca": {"secretName": "root-ca"}}});
+    cluster_issuers
+        .patch(
+            &name,
+            &PatchParams::apply("certsmith-tests"),
+            &Patch::Apply(issuer),
+        )
+        .await
+        .expect("cluster issuer");
+    wait_for("ClusterIssuer Ready", WAIT, || {
+        let (api, name) = (cluster_issuers.clone(), name.clone());
+        async move {
+            api.get(&name)
+                .await
+                .ok()?
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
+    certificate(&ns, "via-cluster", json!({"secretName": "via-cluster-tls", "issuerRef": {"name": name, "kind": "ClusterIssuer"}, "dnsNames": ["c.example"]})).await;
+    wait_ready(&ns, "via-cluster").await;
+    let s = secret(&ns, "via-cluster-tls").await;
+    openssl_verify(field(&s, "ca.crt"), field(&s, "tls.crt")).expect("verifies");
+    assert_eq!(
+        s.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("certsmith.dev/issuer-kind"))
+            .map(String::as_str),
+        Some("ClusterIssuer")
+    );
+    let _ = cluster_issuers
+        .delete(&name, &DeleteParams::default())
+        .await;
+    operator.stop().await;
     ns.delete().await;
 }
