@@ -41,18 +41,10 @@ pub async fn signer_for(
             ),
         )
     };
-    let spec = match issuer_ref.kind {
-        IssuerKind::Issuer => Api::<Issuer>::namespaced(ctx.client.clone(), namespace)
-            .get_opt(&issuer_ref.name)
-            .await
-            .map_err(api_error)?
-            .map(|i| i.spec),
-        IssuerKind::ClusterIssuer => Api::<ClusterIssuer>::all(ctx.client.clone())
-            .get_opt(&issuer_ref.name)
-            .await
-            .map_err(api_error)?
-            .map(|i| i.spec.0),
-    };
+    let spec = fetch(ctx, namespace, issuer_ref)
+        .await
+        .map_err(api_error)?
+        .map(|(spec, _)| spec);
     let Some(spec) = spec else {
         let where_ = if issuer_ref.kind == IssuerKind::Issuer {
             format!(" in namespace {namespace:?}")
@@ -90,22 +82,31 @@ pub async fn signer_for(
 
 /// Whether the referenced issuer's status says Ready=True (false when it cannot be read).
 pub async fn is_ready(ctx: &Context, namespace: &str, issuer_ref: &IssuerRef) -> bool {
-    let status = match issuer_ref.kind {
-        IssuerKind::Issuer => Api::<Issuer>::namespaced(ctx.client.clone(), namespace)
-            .get_opt(&issuer_ref.name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|i| i.status),
-        IssuerKind::ClusterIssuer => Api::<ClusterIssuer>::all(ctx.client.clone())
-            .get_opt(&issuer_ref.name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|i| i.status),
-    };
+    let status = fetch(ctx, namespace, issuer_ref)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|(_, status)| status);
     status
         .is_some_and(|s| conditions::find(&s.conditions, READY).is_some_and(|c| c.status == "True"))
+}
+
+/// Read the Issuer (in `namespace`) or ClusterIssuer a reference names: its spec and status.
+async fn fetch(
+    ctx: &Context,
+    namespace: &str,
+    issuer_ref: &IssuerRef,
+) -> Result<Option<(IssuerSpec, Option<IssuerStatus>)>, kube::Error> {
+    Ok(match issuer_ref.kind {
+        IssuerKind::Issuer => Api::<Issuer>::namespaced(ctx.client.clone(), namespace)
+            .get_opt(&issuer_ref.name)
+            .await?
+            .map(|i| (i.spec, i.status)),
+        IssuerKind::ClusterIssuer => Api::<ClusterIssuer>::all(ctx.client.clone())
+            .get_opt(&issuer_ref.name)
+            .await?
+            .map(|i| (i.spec.0, i.status)),
+    })
 }
 
 /// Build the backend for an issuer spec, reading its Secrets from `secret_namespace` only.

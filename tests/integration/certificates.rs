@@ -69,6 +69,20 @@ async fn wait_until(
     .await
 }
 
+/// The notes of every Event in the namespace.
+async fn event_notes(ns: &TestNamespace) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(ns.client.clone(), &ns.name);
+    events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.note)
+        .collect()
+}
+
 async fn secret(ns: &TestNamespace, name: &str) -> Secret {
     ns.api::<Secret>().get(name).await.expect("secret")
 }
@@ -297,16 +311,7 @@ async fn every_trigger_reissues_with_a_new_key_and_says_why() {
     assert_eq!(distinct.len(), seen_keys.len(), "a key was reused");
 
     // The Events name the reasons.
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(ns.client.clone(), &ns.name);
-    let notes: Vec<String> = events
-        .list(&Default::default())
-        .await
-        .expect("events")
-        .items
-        .into_iter()
-        .filter_map(|e| e.note)
-        .collect();
+    let notes = event_notes(&ns).await;
     for reason in [
         "DoesNotExist",
         "MissingData",
@@ -350,16 +355,7 @@ async fn an_expired_certificate_in_the_secret_is_reissued() {
         .expect("patch");
     let s = wait_reissued(&ns, "old-tls", &old_serial).await;
     assert!(leaf(&s).not_after > jiff::Timestamp::now().as_second());
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(ns.client.clone(), &ns.name);
-    let notes: Vec<String> = events
-        .list(&Default::default())
-        .await
-        .expect("events")
-        .items
-        .into_iter()
-        .filter_map(|e| e.note)
-        .collect();
+    let notes = event_notes(&ns).await;
     assert!(notes.iter().any(|n| n.contains("Expired")), "{notes:?}");
     operator.stop().await;
     ns.delete().await;
@@ -415,16 +411,7 @@ async fn a_five_minute_certificate_is_renewed_by_the_running_operator() {
         leaf(&second).not_before - l.not_before <= 20,
         "renewed within seconds of its renewal time"
     );
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(ns.client.clone(), &ns.name);
-    let notes: Vec<String> = events
-        .list(&Default::default())
-        .await
-        .expect("events")
-        .items
-        .into_iter()
-        .filter_map(|e| e.note)
-        .collect();
+    let notes = event_notes(&ns).await;
     assert!(notes.iter().any(|n| n.contains("Renewing")), "{notes:?}");
     operator.stop().await;
     ns.delete().await;
