@@ -1,107 +1,239 @@
 #!/usr/bin/env bash
-# The local test environment: etcd, kube-apiserver, kube-controller-manager, OpenBao (the
-# Vault API, dev mode) and the AWS Private CA emulator (moto), each on a free 127.0.0.1 port,
-# with generated certificates.
+# The local test environment: a real control plane (etcd, kube-apiserver,
+# kube-controller-manager), OpenBao in dev mode (the Vault API) and moto (the AWS Private CA
+# emulator), each on its own 127.0.0.1 port, with certificates generated for this environment.
 #
-#   testenv.sh up | down | env | status
+#   testenv.sh up       start everything (idempotent); builds missing binaries first
+#   testenv.sh env      print the env file (export lines) of a running environment
+#   testenv.sh status   each component: PID, alive or not, port(s)
+#   testenv.sh down     stop exactly the processes recorded in the state folder, remove it
 #
-# State (certs, data, logs, PIDs, kubeconfig, env file) lives in $CERTSMITH_TESTENV_STATE
-# (default .testenv/default); different state folders run side by side. `down` stops exactly
-# the PIDs recorded there.
+# State (certs/, logs/, pids/, ports/, etcd/, kubeconfig, env) lives in
+# $CERTSMITH_TESTENV_STATE, default <repo>/.testenv/default. Environments with different state
+# folders run side by side: no server uses a default port or listens beyond 127.0.0.1.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-state="${CERTSMITH_TESTENV_STATE:-$root/.testenv/default}"
+# Absolute, because the kubeconfig and env file name files in it.
+state=$(realpath -m -- "${CERTSMITH_TESTENV_STATE:-$root/.testenv/default}")
+# Start order; `down` stops etcd's clients before etcd.
 components=(etcd kube-apiserver kube-controller-manager openbao moto)
+# Marks a folder as made by this script: `down` deletes no folder without it.
+marker=.certsmith-testenv
+sa_issuer=https://kubernetes.default.svc.cluster.local
 
 log() { echo "testenv: $*" >&2; }
+die() { log "$*"; exit 1; }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# ---------------------------------------------------------------------------------------------
+# Processes
 
 pid_of() { cat "$state/pids/$1.pid" 2>/dev/null || true; }
+port_of() { local p; p=$(cat "$state/ports/$1" 2>/dev/null) || return 0; echo "${p%% *}"; }
 
-alive() {
-  local pid
-  pid=$(pid_of "$1")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+# A process's state letter (R, S, T for stopped, Z for zombie...); empty if there is none.
+proc_state() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) } # the command name (field 2) may hold spaces; what follows does not
+  echo "${stat%% *}"
 }
 
-# Start a component in its own session (process group) so `down` can stop it and its children.
+# Start time of a live (non-zombie) process, in clock ticks since boot; empty if there is none.
+# It is recorded next to each PID, so that a PID the kernel has since given to another
+# process (after a crash or a reboot) is never taken for ours, let alone signalled.
+proc_start() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) } # the command name (field 2) may hold spaces; what follows does not
+  # shellcheck disable=SC2086
+  set -- $stat # $1 is now field 3 (state), ${20} field 22 (starttime)
+  [ "$1" != Z ] && echo "${20}"
+  return 0
+}
+
+# True while the component's recorded process is the very one we started.
+alive() {
+  local pid recorded now
+  pid=$(pid_of "$1")
+  [ -n "$pid" ] || return 1
+  recorded=$(cat "$state/pids/$1.start" 2>/dev/null) || return 1
+  now=$(proc_start "$pid")
+  [ -n "$now" ] && [ "$now" = "$recorded" ]
+}
+
+# Run a component in the background in a session, hence a process group, of its own: `down`
+# signals the group (the server and anything it spawned), and a Ctrl-C in the caller's
+# terminal does not reach it. In a non-interactive shell the background child is no group
+# leader, so setsid(1) calls setsid(2) and execs in place: $! is the server's PID and PGID.
 start() {
   local name=$1
   shift
-  setsid "$@" >"$state/logs/$name.log" 2>&1 < /dev/null &
+  setsid "$@" </dev/null >"$state/logs/$name.log" 2>&1 &
   echo $! >"$state/pids/$name.pid"
+  # Recorded at once: the start time is set at fork and survives the exec.
+  proc_start $! >"$state/pids/$name.start"
 }
 
-# Wait until `check` succeeds; on timeout name the component and show its log tail.
-wait_healthy() {
+# Poll `check...` until it succeeds. When the component exits or `timeout` seconds pass,
+# report it with its log's tail, set $failed and return 1.
+wait_ready() {
   local name=$1 timeout=$2
   shift 2
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
-    if ! alive "$name" || [ $SECONDS -ge $deadline ]; then
-      log "$name failed to start (see $state/logs/$name.log); last lines:"
+    if ! alive "$name" || ((SECONDS >= deadline)); then
+      failed=$name
+      log "$name failed to start"
       tail -n 40 "$state/logs/$name.log" >&2 || true
-      stop_all
-      exit 1
+      return 1
     fi
-    sleep 0.3
+    sleep 0.2
   done
 }
 
-stop_one() {
-  local name=$1 pid
-  pid=$(pid_of "$name")
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-  rm -f "$state/pids/$name.pid"
+# SIGTERM the given components' process groups together, wait up to 10 s, SIGKILL the rest.
+stop() {
+  local name pid signalled=()
+  for name in "$@"; do
+    pid=$(pid_of "$name")
+    [ -n "$pid" ] || continue
+    # Signal the group while its leader is ours, or when no process has its PID any more
+    # (then only leftover members of our group can hold that PGID: Linux does not reuse a
+    # PID that is still some group's ID). A recycled PID is left alone.
+    if alive "$name" || [ ! -e "/proc/$pid" ]; then
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      # A test may have left it paused (SIGSTOP, an outage drill): let it act on the TERM.
+      kill -CONT -- "-$pid" 2>/dev/null || true
+      signalled+=("$name")
+    fi
+  done
+  local deadline=$((SECONDS + 10)) running
+  while ((SECONDS < deadline)); do
+    running=0
+    for name in "${signalled[@]}"; do alive "$name" && running=1; done
+    ((running)) || break
+    sleep 0.1
+  done
+  for name in "${signalled[@]}"; do
+    # Also sweeps any children that outlived their leader.
+    kill -KILL -- "-$(pid_of "$name")" 2>/dev/null || true
+  done
+  for name in "$@"; do rm -f "$state/pids/$name.pid" "$state/pids/$name.start"; done
 }
 
 stop_all() {
-  # Clients of etcd first, etcd last.
-  for name in moto openbao kube-controller-manager kube-apiserver etcd; do stop_one "$name"; done
+  stop moto openbao kube-controller-manager kube-apiserver
+  stop etcd
+}
+
+# Stop what the state folder records and delete the folder.
+teardown() {
+  [ -e "$state" ] || return 0
+  if [ ! -e "$state/$marker" ] && [ -n "$(ls -A "$state" 2>/dev/null)" ]; then
+    die "$state was not made by testenv.sh (no $marker): not touching it"
+  fi
+  stop_all
+  rm -rf -- "$state"
+}
+
+is_up() {
+  local name
+  [ -e "$state/$marker" ] && [ -f "$state/env" ] || return 1
+  for name in "${components[@]}"; do alive "$name" || return 1; done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Preparation
+
+# Binaries, built on first use and cached by version; each script prints its bin dir last.
+build_all() {
+  kube_bin=$(bash "$here/kubernetes/build.sh" | tail -n 1)
+  bao_bin=$(bash "$here/openbao/build.sh" | tail -n 1)
+  moto_bin=$(bash "$here/moto/setup.sh" | tail -n 1)
+  local b
+  for b in "$kube_bin"/{etcd,kube-apiserver,kube-controller-manager,kubectl} "$bao_bin/bao" \
+    "$moto_bin/moto_server"; do
+    [ -x "$b" ] || die "missing $b after the build scripts ran"
+  done
+}
+
+# Print free 127.0.0.1 TCP ports, one per argument ("one", or "pair" for a port whose
+# successor is free too: OpenBao also listens on port+1 for cluster traffic). They are picked
+# at random BELOW the kernel's ephemeral range: bind(0) and outgoing connections (plenty,
+# between the apiserver and etcd) take ports from that range, so one of them could grab a
+# port from it between this check and the server's own bind.
+free_ports() {
+  python3 - "$@" <<'PY'
+import random, socket, sys
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+top = lo if lo > 12000 else 65536
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+taken, out = set(), []
+for want in sys.argv[1:]:
+    span = range(2) if want == "pair" else range(1)
+    while True:
+        p = random.randrange(10000, top - 1)
+        if all(p + i not in taken and free(p + i) for i in span):
+            break
+    taken.update(p + i for i in span)
+    out.append(str(p))
+print(" ".join(out))
+PY
+}
+
+# Issue a leaf certificate from the environment's CA: name subject extensions...
+issue() {
+  local d=$state/certs name=$1 subject=$2
+  shift 2
+  openssl ecparam -name prime256v1 -genkey -noout -out "$d/$name.key"
+  openssl req -new -key "$d/$name.key" -subj "$subject" -out "$d/$name.csr"
+  printf '%s\n' "$@" >"$d/$name.ext"
+  openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+    -CAcreateserial -CAserial "$d/ca.srl" -days 30 -sha256 -extfile "$d/$name.ext" \
+    -out "$d/$name.crt" 2>/dev/null
 }
 
 gen_certs() {
-  local c="$state/certs"
-  mkdir -p "$c"
-  openssl ecparam -name prime256v1 -genkey -noout -out "$c/ca.key" 2>/dev/null
-  openssl req -x509 -new -key "$c/ca.key" -subj "/CN=certsmith-testenv-ca" -days 30 -out "$c/ca.crt" 2>/dev/null
-  issue() { # name subject [san]
-    openssl ecparam -name prime256v1 -genkey -noout -out "$c/$1.key" 2>/dev/null
-    openssl req -new -key "$c/$1.key" -subj "$2" -out "$c/$1.csr" 2>/dev/null
-    local ext="$c/$1.ext"
-    if [ -n "${3:-}" ]; then
-      printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$3" >"$ext"
-    else
-      printf 'extendedKeyUsage=clientAuth\n' >"$ext"
-    fi
-    openssl x509 -req -in "$c/$1.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" -CAcreateserial -days 30 -extfile "$ext" -out "$c/$1.crt" 2>/dev/null
-  }
-  issue apiserver "/CN=kube-apiserver" "IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes.default.svc"
-  issue admin "/O=system:masters/CN=certsmith-admin"
-  # Without per-controller service accounts the controller-manager needs broad rights; this
-  # is a throwaway local control plane, so it gets system:masters.
-  issue controller-manager "/O=system:masters/CN=system:kube-controller-manager"
-  openssl genrsa -out "$c/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$c/sa.key" -pubout -out "$c/sa.pub" 2>/dev/null
+  local d=$state/certs
+  mkdir -p "$d"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$d/ca.key"
+  openssl req -x509 -new -key "$d/ca.key" -subj "/CN=certsmith-testenv-ca" -days 30 -sha256 \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -out "$d/ca.crt"
+  # 10.0.0.1: the `kubernetes` Service's ClusterIP, first of --service-cluster-ip-range.
+  issue apiserver /CN=kube-apiserver keyUsage=critical,digitalSignature \
+    extendedKeyUsage=serverAuth \
+    subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+  issue admin /O=system:masters/CN=certsmith-admin keyUsage=critical,digitalSignature \
+    extendedKeyUsage=clientAuth
+  # With --use-service-account-credentials=false every controller acts as this user. The
+  # bootstrap role system:kube-controller-manager only covers what the controllers need to
+  # hand out per-controller ServiceAccounts, not e.g. the namespace controller's deletes, so
+  # on this throwaway control plane it is also in system:masters.
+  issue controller-manager /O=system:masters/CN=system:kube-controller-manager \
+    keyUsage=critical,digitalSignature extendedKeyUsage=clientAuth
+  # ServiceAccount token signing (apiserver, controller-manager) and verification.
+  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
 }
 
-kubeconfig() { # file user
-  cat >"$1" <<KC
+# A kubeconfig for one of the client certificates: file user
+write_kubeconfig() {
+  cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: certsmith-testenv
   cluster:
-    server: https://127.0.0.1:$apiserver_port
+    server: https://127.0.0.1:$(port_of kube-apiserver)
     certificate-authority: $state/certs/ca.crt
 users:
 - name: $2
@@ -110,106 +242,211 @@ users:
     client-key: $state/certs/$2.key
 contexts:
 - name: certsmith-testenv
-  context: {cluster: certsmith-testenv, user: $2}
+  context:
+    cluster: certsmith-testenv
+    user: $2
 current-context: certsmith-testenv
-KC
+EOF
 }
 
-up() {
-  if [ -f "$state/env" ]; then
-    local all=1
-    for name in "${components[@]}"; do alive "$name" || all=0; done
-    if [ $all = 1 ]; then log "already up ($state)"; return 0; fi
-    log "stale environment in $state: cleaning it"
-    down
-  fi
-  local t0=$SECONDS
-  local kube_bin bao_bin moto_bin
-  kube_bin=$(bash "$here/kubernetes/build.sh" | tail -n 1)
-  bao_bin=$(bash "$here/openbao/build.sh" | tail -n 1)
-  moto_bin=$(bash "$here/moto/setup.sh" | tail -n 1)
-  mkdir -p "$state"/{pids,logs,etcd}
-  gen_certs
+# ---------------------------------------------------------------------------------------------
+# The components. Each start_* returns non-zero (after reporting) if it does not come up.
 
-  local etcd_port peer_port metrics_port bao_port moto_port bao_token
-  etcd_port=$(free_port); peer_port=$(free_port); metrics_port=$(free_port)
-  apiserver_port=$(free_port); bao_port=$(free_port); moto_port=$(free_port)
-  bao_token="root-$(openssl rand -hex 12)"
-
-  start etcd "$kube_bin/etcd" --data-dir "$state/etcd" --name testenv \
-    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "testenv=http://127.0.0.1:$peer_port" --listen-metrics-urls "http://127.0.0.1:$metrics_port" \
+start_etcd() {
+  local client=$1 peer=$2 metrics=$3
+  echo "$client (peer $peer, metrics $metrics)" >"$state/ports/etcd"
+  # Every URL given explicitly: the defaults (2379, 2380) would clash between environments.
+  start etcd "$kube_bin/etcd" --name=testenv --data-dir="$state/etcd" \
+    --listen-client-urls="http://127.0.0.1:$client" --advertise-client-urls="http://127.0.0.1:$client" \
+    --listen-peer-urls="http://127.0.0.1:$peer" --initial-advertise-peer-urls="http://127.0.0.1:$peer" \
+    --initial-cluster="testenv=http://127.0.0.1:$peer" \
+    --listen-metrics-urls="http://127.0.0.1:$metrics" \
     --unsafe-no-fsync
-  wait_healthy etcd 60 curl -sf "http://127.0.0.1:$etcd_port/health"
+  wait_ready etcd 60 curl -sf "http://127.0.0.1:$client/health"
+}
 
+start_apiserver() {
+  local port=$1 c=$state/certs
+  echo "$port" >"$state/ports/kube-apiserver"
   start kube-apiserver "$kube_bin/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --secure-port "$apiserver_port" --advertise-address 127.0.0.1 \
-    --endpoint-reconciler-type none --cert-dir "$state/certs" \
-    --tls-cert-file "$state/certs/apiserver.crt" --tls-private-key-file "$state/certs/apiserver.key" \
-    --client-ca-file "$state/certs/ca.crt" --authorization-mode RBAC \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$state/certs/sa.pub" --service-account-signing-key-file "$state/certs/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24
-  local curl_admin=(curl -sf --cacert "$state/certs/ca.crt" --cert "$state/certs/admin.crt" --key "$state/certs/admin.key")
-  wait_healthy kube-apiserver 90 "${curl_admin[@]}" "https://127.0.0.1:$apiserver_port/readyz"
+    --etcd-servers="http://127.0.0.1:$(port_of etcd)" \
+    --bind-address=127.0.0.1 --secure-port="$port" --advertise-address=127.0.0.1 \
+    --endpoint-reconciler-type=none --cert-dir="$state/apiserver" \
+    --tls-cert-file="$c/apiserver.crt" --tls-private-key-file="$c/apiserver.key" \
+    --client-ca-file="$c/ca.crt" --authorization-mode=RBAC \
+    --service-account-issuer="$sa_issuer" \
+    --service-account-key-file="$c/sa.pub" --service-account-signing-key-file="$c/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24
+  wait_ready kube-apiserver 90 api_get /readyz
+}
 
-  kubeconfig "$state/kubeconfig" admin
-  kubeconfig "$state/controller-manager.kubeconfig" controller-manager
+# GET a path on the API server as the admin.
+api_get() {
+  curl -sf --cacert "$state/certs/ca.crt" --cert "$state/certs/admin.crt" \
+    --key "$state/certs/admin.key" "https://127.0.0.1:$(port_of kube-apiserver)$1"
+}
+
+start_controller_manager() {
+  echo "-" >"$state/ports/kube-controller-manager"
   start kube-controller-manager "$kube_bin/kube-controller-manager" \
-    --kubeconfig "$state/controller-manager.kubeconfig" \
-    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller \
-    --leader-elect=false --secure-port 0 --use-service-account-credentials=false \
-    --root-ca-file "$state/certs/ca.crt" --service-account-private-key-file "$state/certs/sa.key"
-  wait_healthy kube-controller-manager 60 "$kube_bin/kubectl" --kubeconfig "$state/kubeconfig" get serviceaccount default -n default
-
-  # Dev mode: in-memory, unsealed, root token chosen here; -dev-no-store-token keeps it out
-  # of ~/.vault-token. Tests enable PKI mounts and auth methods themselves.
-  start openbao env HOME="$state" "$bao_bin/bao" server -dev -dev-root-token-id="$bao_token" \
-    -dev-listen-address="127.0.0.1:$bao_port" -dev-no-store-token
-  wait_healthy openbao 60 curl -sf "http://127.0.0.1:$bao_port/v1/sys/health"
-
-  start moto "$moto_bin/moto_server" -H 127.0.0.1 -p "$moto_port"
-  wait_healthy moto 60 curl -sf "http://127.0.0.1:$moto_port/moto-api/"
-
-  cat >"$state/env" <<ENV
-export CERTSMITH_TESTENV_STATE=$state
-export CERTSMITH_TESTENV_KUBE_BIN=$kube_bin
-export KUBECONFIG=$state/kubeconfig
-export PATH=$kube_bin:\$PATH
-export VAULT_ADDR=http://127.0.0.1:$bao_port
-export VAULT_TOKEN=$bao_token
-export BAO_ADDR=http://127.0.0.1:$bao_port
-export BAO_TOKEN=$bao_token
-export CERTSMITH_TESTENV_BAO_PID=$(pid_of openbao)
-export AWS_ENDPOINT_URL_ACM_PCA=http://127.0.0.1:$moto_port
-export CERTSMITH_TESTENV_MOTO_PID=$(pid_of moto)
-export AWS_ACCESS_KEY_ID=testing
-export AWS_SECRET_ACCESS_KEY=testing
-export AWS_REGION=us-east-1
-export AWS_DEFAULT_REGION=us-east-1
-ENV
-  log "up in $((SECONDS - t0))s: API https://127.0.0.1:$apiserver_port, OpenBao :$bao_port, moto :$moto_port (source $state/env)"
+    --kubeconfig="$state/controller-manager.kubeconfig" \
+    --controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller \
+    --leader-elect=false --secure-port=0 --use-service-account-credentials=false \
+    --root-ca-file="$state/certs/ca.crt" --service-account-private-key-file="$state/certs/sa.key"
+  # The serviceaccount controller creating `default` shows the controllers are running.
+  wait_ready kube-controller-manager 60 api_get /api/v1/namespaces/default/serviceaccounts/default
 }
 
-down() {
-  [ -d "$state" ] || { log "nothing to stop in $state"; return 0; }
-  stop_all
-  rm -rf "$state"
-  log "down ($state removed)"
+start_openbao() {
+  local port=$1 token=$2
+  echo "$port (cluster $((port + 1)))" >"$state/ports/openbao"
+  # Dev mode: in memory, unsealed, with our root token. -dev-no-store-token and HOME keep the
+  # token out of ~/.vault-token; another environment's VAULT_*/BAO_* must not leak in.
+  start openbao env -u VAULT_ADDR -u VAULT_TOKEN -u BAO_ADDR -u BAO_TOKEN HOME="$state" \
+    "$bao_bin/bao" server -dev -dev-root-token-id="$token" \
+    -dev-listen-address="127.0.0.1:$port" -dev-no-store-token
+  wait_ready openbao 60 curl -sf "http://127.0.0.1:$port/v1/sys/health"
 }
 
-status() {
-  for name in "${components[@]}"; do
-    if alive "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; fi
+start_moto() {
+  local port=$1
+  echo "$port" >"$state/ports/moto"
+  start moto "$moto_bin/moto_server" -H 127.0.0.1 -p "$port"
+  # Any HTTP answer will do.
+  wait_ready moto 60 curl -s -o /dev/null "http://127.0.0.1:$port/"
+}
+
+# Start all components in order. errexit does not apply in here (it is called as a
+# condition), hence the explicit returns.
+launch_all() {
+  local ports etcd_client etcd_peer etcd_metrics apiserver bao moto
+  ports=$(free_ports one one one one pair one) || return 1
+  read -r etcd_client etcd_peer etcd_metrics apiserver bao moto <<<"$ports"
+  start_etcd "$etcd_client" "$etcd_peer" "$etcd_metrics" || return 1
+  start_apiserver "$apiserver" || return 1
+  write_kubeconfig "$state/kubeconfig" admin || return 1
+  write_kubeconfig "$state/controller-manager.kubeconfig" controller-manager || return 1
+  start_controller_manager || return 1
+  bao_token=$(openssl rand -hex 16)
+  start_openbao "$bao" "$bao_token" || return 1
+  start_moto "$moto" || return 1
+}
+
+write_env() {
+  local bao_url moto_url
+  bao_url=http://127.0.0.1:$(port_of openbao)
+  moto_url=http://127.0.0.1:$(port_of moto)
+  exp() { printf 'export %s=%q\n' "$1" "$2"; }
+  {
+    exp CERTSMITH_TESTENV_STATE "$state"
+    exp CERTSMITH_TESTENV_KUBE_BIN "$kube_bin"
+    # shellcheck disable=SC2016 # $PATH expands when the file is sourced
+    printf 'export PATH=%q:"$PATH"\n' "$kube_bin"
+    exp KUBECONFIG "$state/kubeconfig"
+    # kubectl's discovery cache, per environment rather than in ~/.kube/cache.
+    exp KUBECACHEDIR "$state/kube-cache"
+    exp VAULT_ADDR "$bao_url"
+    exp VAULT_TOKEN "$bao_token"
+    exp BAO_ADDR "$bao_url"
+    exp BAO_TOKEN "$bao_token"
+    exp AWS_ENDPOINT_URL_ACM_PCA "$moto_url"
+    exp AWS_ENDPOINT_URL "$moto_url"
+    exp AWS_ACCESS_KEY_ID testing
+    exp AWS_SECRET_ACCESS_KEY testing
+    exp AWS_REGION us-east-1
+    exp AWS_DEFAULT_REGION us-east-1
+    # For outage tests: kill -STOP / -CONT these.
+    exp CERTSMITH_TESTENV_BAO_PID "$(pid_of openbao)"
+    exp CERTSMITH_TESTENV_MOTO_PID "$(pid_of moto)"
+  } >"$state/env"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands
+
+cmd_up() {
+  if is_up; then
+    log "already up ($state)"
+    return 0
+  fi
+  if [ -e "$state" ]; then
+    log "stale environment in $state: cleaning it first"
+    teardown
+  fi
+  local t0=$EPOCHREALTIME attempt
+  build_all
+  # Whatever stops `up` half-way (a failed start, an error, Ctrl-C) stops what it had started.
+  # The state folder stays, for its logs; the next `up` or `down` removes it.
+  trap 'stop_all' EXIT
+  trap 'exit 130' INT TERM
+  for attempt in 1 2; do
+    mkdir -p "$state"
+    chmod 700 "$state"
+    touch "$state/$marker"
+    mkdir -p "$state"/{certs,logs,pids,ports,etcd}
+    gen_certs
+    failed=
+    launch_all && break
+    # A port picked free can be taken before the server binds it (say, by another
+    # environment starting at the same moment): then try once more with new ports.
+    if ((attempt == 1)) && [ -n "$failed" ] &&
+      grep -qi 'address already in use' "$state/logs/$failed.log"; then
+      log "a port was taken meanwhile; retrying with other ports"
+      teardown
+      continue
+    fi
+    log "logs: $state/logs"
+    exit 1
   done
+  write_env
+  trap - EXIT INT TERM
+  log "up in $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")s: $state" \
+    "(API https://127.0.0.1:$(port_of kube-apiserver), OpenBao :$(port_of openbao)," \
+    "moto :$(port_of moto); source $state/env)"
+}
+
+cmd_down() {
+  if [ ! -e "$state" ]; then
+    log "nothing up in $state"
+    return 0
+  fi
+  teardown
+  log "down: $state removed"
+}
+
+cmd_env() {
+  is_up || die "not up in $state (run: $0 up)"
+  cat "$state/env"
+}
+
+cmd_status() {
+  if [ ! -e "$state/$marker" ]; then
+    log "nothing up in $state"
+    return 1
+  fi
+  local name pid how ok=0
+  printf '%-24s %-8s %-7s %s\n' COMPONENT PID STATE PORT
+  for name in "${components[@]}"; do
+    pid=$(pid_of "$name")
+    if ! alive "$name"; then
+      how=dead ok=1
+    elif [ "$(proc_state "$pid")" = T ]; then
+      how=paused # SIGSTOPped by an outage test
+    else
+      how=alive
+    fi
+    printf '%-24s %-8s %-7s %s\n' "$name" "${pid:--}" "$how" "$(cat "$state/ports/$name" 2>/dev/null)"
+  done
+  return $ok
 }
 
 case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  env) [ -f "$state/env" ] && cat "$state/env" || { log "not up ($state)"; exit 1; } ;;
-  status) status ;;
-  *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;
+  up) cmd_up ;;
+  down) cmd_down ;;
+  env) cmd_env ;;
+  status) cmd_status ;;
+  *)
+    echo "usage: $0 up|down|env|status   (state: \$CERTSMITH_TESTENV_STATE, now $state)" >&2
+    exit 2
+    ;;
 esac
