@@ -36,9 +36,9 @@ struct ControllerArgs {
     /// (POD_NAMESPACE), else "certsmith".
     #[arg(long, env = "CERTSMITH_CLUSTER_RESOURCE_NAMESPACE")]
     cluster_resource_namespace: Option<String>,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long)]
-    namespace: Option<String>,
+    /// Watch only these namespaces (repeat the flag or separate with commas; default: all).
+    #[arg(long = "namespace", value_delimiter = ',')]
+    namespaces: Vec<String>,
     /// Certificates reconciled in parallel.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
@@ -76,7 +76,7 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "certsmith".into());
     let settings = Settings {
         cluster_resource_namespace,
-        namespace: args.namespace,
+        namespaces: args.namespaces,
         concurrency: args.concurrency,
         cluster_issuer_selector: args.cluster_issuer_selector,
     };

@@ -14,9 +14,9 @@ use crate::metrics::Metrics;
 pub struct Settings {
     /// Where ClusterIssuers' Secrets live.
     pub cluster_resource_namespace: String,
-    /// Watch only this namespace (None: all).
-    pub namespace: Option<String>,
-    /// Parallel reconciles.
+    /// Watch only these namespaces (empty: all).
+    pub namespaces: Vec<String>,
+    /// Parallel reconciles per watched namespace (or for the whole cluster).
     pub concurrency: u16,
     /// Serve only ClusterIssuers matching this label selector (None: all). Lets several
     /// operator instances share a cluster without fighting over ClusterIssuer status.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{self, Action, Controller};
@@ -31,6 +32,9 @@ fn api_for(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<Dy
 
 /// Run the Certificate and issuer controllers until `shutdown` is cancelled. In-flight
 /// reconciles finish first, so no Secret is left half-written.
+///
+/// Each watched namespace (or the whole cluster) gets its own Certificate and Issuer
+/// controllers; ClusterIssuers are reconciled once.
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -38,14 +42,60 @@ pub async fn run(
     ready: Readiness,
     shutdown: CancellationToken,
 ) {
+    let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
+    let mut stores = Vec::new();
+    for scope in scopes {
+        let (store, running) =
+            scope_controllers(&client, &settings, metrics.clone(), scope, &shutdown);
+        stores.push(store);
+        controllers.extend(running);
+    }
+    if let Some(store) = stores.first().cloned() {
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            settings.clone(),
+            metrics,
+            store,
+        ));
+        controllers.push(cluster_issuer_controller(
+            &client, &settings, ctx, &shutdown,
+        ));
+    }
+    controllers.push(Box::pin(async move {
+        for store in &stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        let count: usize = stores.iter().map(|s| s.state().len()).sum();
+        info!(certificates = count, "caches primed");
+        ready.store(true, Ordering::SeqCst);
+    }));
+    futures::future::join_all(controllers).await;
+    info!("controllers stopped");
+}
+
+/// The Certificate and Issuer controllers for one namespace (None: all namespaces).
+fn scope_controllers(
+    client: &Client,
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+    scope: Option<String>,
+    shutdown: &CancellationToken,
+) -> (Store<DynamicObject>, Vec<BoxFuture<'static, ()>>) {
     let cert_ar = ApiResource::erase::<Certificate>(&());
     let issuer_ar = ApiResource::erase::<Issuer>(&());
     let cluster_issuer_ar = ApiResource::erase::<ClusterIssuer>(&());
-    let ns = settings.namespace.as_deref();
+    let ns = scope.as_deref();
     let config = controller::Config::default().concurrency(settings.concurrency);
 
     let certificates = Controller::new_with(
-        api_for(&client, &cert_ar, ns),
+        api_for(client, &cert_ar, ns),
         watcher::Config::default(),
         cert_ar.clone(),
     );
@@ -78,7 +128,7 @@ pub async fn run(
             })
         })
         .watches_with(
-            api_for(&client, &issuer_ar, ns),
+            api_for(client, &issuer_ar, ns),
             issuer_ar.clone(),
             watcher::Config::default(),
             by_issuer("Issuer"),
@@ -102,36 +152,36 @@ pub async fn run(
         });
 
     let issuers = Controller::new_with(
-        api_for(&client, &issuer_ar, ns),
+        api_for(client, &issuer_ar, ns),
         watcher::Config::default(),
-        issuer_ar.clone(),
-    )
-    .with_config(config.clone())
-    .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-    .run(issuer::reconcile, issuer_error_policy, ctx.clone())
-    .for_each(|_| async {});
-    let cluster_issuer_watch = match &settings.cluster_issuer_selector {
-        Some(selector) => watcher::Config::default().labels(selector),
-        None => watcher::Config::default(),
-    };
-    let cluster_issuers = Controller::new_with(
-        Api::all_with(client.clone(), &cluster_issuer_ar),
-        cluster_issuer_watch,
-        cluster_issuer_ar.clone(),
+        issuer_ar,
     )
     .with_config(config)
     .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-    .run(issuer::reconcile, issuer_error_policy, ctx.clone())
+    .run(issuer::reconcile, issuer_error_policy, ctx)
     .for_each(|_| async {});
+    (store, vec![Box::pin(cert_controller), Box::pin(issuers)])
+}
 
-    let readiness = async move {
-        if store.wait_until_ready().await.is_ok() {
-            info!(certificates = store.state().len(), "caches primed");
-            ready.store(true, Ordering::SeqCst);
-        }
+/// The ClusterIssuer controller (optionally limited by a label selector).
+fn cluster_issuer_controller(
+    client: &Client,
+    settings: &Settings,
+    ctx: Arc<Context>,
+    shutdown: &CancellationToken,
+) -> BoxFuture<'static, ()> {
+    let ar = ApiResource::erase::<ClusterIssuer>(&());
+    let watch = match &settings.cluster_issuer_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
     };
-    tokio::join!(cert_controller, issuers, cluster_issuers, readiness);
-    info!("controllers stopped");
+    Box::pin(
+        Controller::new_with(Api::all_with(client.clone(), &ar), watch, ar)
+            .with_config(controller::Config::default().concurrency(settings.concurrency))
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(issuer::reconcile, issuer_error_policy, ctx)
+            .for_each(|_| async {}),
+    )
 }
 
 /// Certificates whose issuerRef names this issuer.

@@ -662,3 +662,38 @@ async fn a_cluster_issuer_reads_its_ca_from_the_cluster_resource_namespace() {
     operator.stop().await;
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn an_operator_told_to_watch_some_namespaces_leaves_the_others_alone() {
+    let (a, b, c) = (
+        TestNamespace::new("scope-a").await,
+        TestNamespace::new("scope-b").await,
+        TestNamespace::new("scope-c").await,
+    );
+    install_crds(&a.client).await;
+    let operator =
+        Operator::start_scoped(crate::support::admin_client().await, &[&a.name, &b.name]).await;
+    for ns in [&a, &b, &c] {
+        ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}})).await;
+        certificate(ns, "app", json!({"secretName": "app-tls", "issuerRef": {"name": "selfsigned"}, "dnsNames": ["app.example"]})).await;
+    }
+    wait_ready(&a, "app").await;
+    wait_ready(&b, "app").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let untouched = c.api::<Certificate>().get("app").await.expect("get");
+    assert!(
+        untouched.status.is_none(),
+        "a namespace outside the scope is not reconciled"
+    );
+    assert!(
+        c.api::<Secret>()
+            .get_opt("app-tls")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    operator.stop().await;
+    for ns in [a, b, c] {
+        ns.delete().await;
+    }
+}

@@ -145,9 +145,16 @@ impl Operator {
     }
 
     pub async fn start_with(client: Client, namespace: &str) -> Self {
+        Self::start_scoped(client, &[namespace]).await
+    }
+
+    /// Watch several namespaces; the first is the cluster-resource namespace and names the
+    /// ClusterIssuer label selector.
+    pub async fn start_scoped(client: Client, namespaces: &[&str]) -> Self {
+        let namespace = namespaces[0];
         let settings = certsmith::controller::Settings {
             cluster_resource_namespace: namespace.to_string(),
-            namespace: Some(namespace.to_string()),
+            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
             concurrency: 8,
             cluster_issuer_selector: Some(format!("test={namespace}")),
         };
