@@ -36,12 +36,21 @@ struct IssuerLabels {
     name: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: String,
+    operation: String,
+    result: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     issuances: Family<IssuanceLabels, Counter>,
     issuance_seconds: Family<KindLabels, Histogram>,
     reconcile_errors: Family<ReasonLabels, Counter>,
     issuer_ready: Family<IssuerLabels, Gauge>,
+    backend_requests: Family<BackendLabels, Counter>,
+    backend_seconds: Family<BackendLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -73,7 +82,23 @@ impl Default for Metrics {
             "1 when the issuer is Ready, else 0",
             issuer_ready.clone(),
         );
+        let backend_requests = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "backend_requests",
+            "Requests to signing backends by backend, operation and result",
+            backend_requests.clone(),
+        );
+        let backend_seconds = Family::<BackendLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        registry.register(
+            "backend_request_duration_seconds",
+            "Latency of requests to signing backends",
+            backend_seconds.clone(),
+        );
         Metrics {
+            backend_requests,
+            backend_seconds,
             registry: Mutex::new(registry),
             issuances,
             issuance_seconds,
@@ -115,6 +140,34 @@ impl Metrics {
         self.issuer_ready
             .get_or_create(&labels)
             .set(i64::from(ready));
+    }
+
+    /// One request to a signing backend (`operation` and `result` from fixed sets).
+    pub fn backend_request(&self, backend: &str, operation: &str, result: &str, took: Duration) {
+        let labels = BackendLabels {
+            backend: backend.into(),
+            operation: operation.into(),
+            result: result.into(),
+        };
+        self.backend_requests.get_or_create(&labels).inc();
+        self.backend_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// How many requests of one operation a backend has seen (all results).
+    pub fn backend_request_count(&self, backend: &str, operation: &str) -> u64 {
+        ["success", "error", "unreachable"]
+            .iter()
+            .map(|result| {
+                let labels = BackendLabels {
+                    backend: backend.into(),
+                    operation: operation.into(),
+                    result: (*result).into(),
+                };
+                self.backend_requests.get(&labels).map_or(0, |c| c.get())
+            })
+            .sum()
     }
 
     /// The Prometheus text exposition.

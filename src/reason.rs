@@ -33,6 +33,11 @@ pub enum Reason {
     NotACa,
     CaKeyMismatch,
     CaExpired,
+    VaultUnreachable,
+    VaultUninitialized,
+    VaultSealed,
+    VaultAuthFailed,
+    VaultCredentialsMissing,
 }
 
 impl Reason {
@@ -64,6 +69,11 @@ impl Reason {
             Reason::NotACa => "NotACA",
             Reason::CaKeyMismatch => "CAKeyMismatch",
             Reason::CaExpired => "CAExpired",
+            Reason::VaultUnreachable => "VaultUnreachable",
+            Reason::VaultUninitialized => "VaultUninitialized",
+            Reason::VaultSealed => "VaultSealed",
+            Reason::VaultAuthFailed => "VaultAuthFailed",
+            Reason::VaultCredentialsMissing => "VaultCredentialsMissing",
         }
     }
 }

@@ -17,6 +17,8 @@ pub const MANAGED_LABEL: &str = "certsmith.dev/managed";
 pub const CERTIFICATE_ANNOTATION: &str = "certsmith.dev/certificate-name";
 pub const ISSUER_NAME_ANNOTATION: &str = "certsmith.dev/issuer-name";
 pub const ISSUER_KIND_ANNOTATION: &str = "certsmith.dev/issuer-kind";
+/// The backend that signed (`selfSigned`, `ca`, `vault`): decides which fields must match.
+pub const ISSUER_TYPE_ANNOTATION: &str = "certsmith.dev/issuer-type";
 pub const SERIAL_ANNOTATION: &str = "certsmith.dev/serial-number";
 pub const NOT_AFTER_ANNOTATION: &str = "certsmith.dev/not-after";
 pub const REVISION_ANNOTATION: &str = "certsmith.dev/revision";
@@ -31,6 +33,7 @@ pub struct Contents<'a> {
     pub ca_pem: &'a str,
     pub leaf: &'a CertInfo,
     pub revision: i64,
+    pub issuer_type: &'a str,
 }
 
 /// Build the desired Secret for `cert` (pure).
@@ -52,6 +55,7 @@ pub fn build(cert: &Certificate, contents: &Contents<'_>) -> Secret {
             crate::controller::certificate::decide::rfc3339(contents.leaf.not_after),
         ),
         (REVISION_ANNOTATION, contents.revision.to_string()),
+        (ISSUER_TYPE_ANNOTATION, contents.issuer_type.to_string()),
     ] {
         annotations.insert(k.into(), v);
     }
@@ -148,6 +152,7 @@ mod tests {
             ca_pem: &signed.ca_pem,
             leaf: &leaf,
             revision: 4,
+            issuer_type: "ca",
         };
         let s = build(&cert, &contents);
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));

@@ -15,7 +15,7 @@ use super::conditions::Condition;
     group = "certsmith.dev",
     version = "v1alpha1",
     kind = "Issuer",
-    doc = "An Issuer signs Certificates in its own namespace with one backend: selfSigned or ca.",
+    doc = "An Issuer signs Certificates in its own namespace with one backend: selfSigned, ca or vault.",
     namespaced,
     status = "IssuerStatus",
     category = "certsmith",
@@ -35,7 +35,7 @@ use super::conditions::Condition;
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new("(has(self.selfSigned) ? 1 : 0) + (has(self.ca) ? 1 : 0) == 1").message("exactly one issuer type must be set: selfSigned or ca"))]
+#[x_kube(validation = Rule::new("(has(self.selfSigned) ? 1 : 0) + (has(self.ca) ? 1 : 0) + (has(self.vault) ? 1 : 0) == 1").message("exactly one issuer type must be set: selfSigned, ca or vault"))]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerSpec {
     /// Each certificate is signed by its own freshly generated key. For bootstrapping a root CA.
@@ -44,6 +44,115 @@ pub struct IssuerSpec {
     /// Sign with a CA key pair held in a Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaIssuer>,
+    /// Sign CSRs with a Vault (or OpenBao) PKI secrets engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultIssuer>,
+}
+
+/// A key in a Secret in the issuer's Secret namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeySelector {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret's data.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Vault PKI: the operator sends only a CSR to `<mount>/sign/<role>` (or `sign-verbatim`).
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("!(has(self.caBundle) && has(self.caBundleSecretRef))").message("caBundle and caBundleSecretRef are mutually exclusive"))]
+#[serde(rename_all = "camelCase")]
+pub struct VaultIssuer {
+    /// Vault address, e.g. `https://vault.example:8200`.
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://"))]
+    pub server: String,
+    /// Signing path: `<mount>/sign/<role>`, `<mount>/sign-verbatim` or `<mount>/sign-verbatim/<role>`.
+    #[schemars(
+        length(min = 1, max = 512),
+        regex(
+            pattern = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/(sign/[A-Za-z0-9_.@-]+|sign-verbatim(/[A-Za-z0-9_.@-]+)?)$"
+        )
+    )]
+    pub path: String,
+    /// Vault Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub namespace: Option<String>,
+    /// Base64-encoded PEM bundle of CAs trusted for the Vault server (default: system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub ca_bundle: Option<String>,
+    /// A Secret key holding the PEM CA bundle for the Vault server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_secret_ref: Option<SecretKeySelector>,
+    /// How the operator logs in.
+    pub auth: VaultAuth,
+}
+
+/// Exactly one way to authenticate to Vault.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("(has(self.tokenSecretRef) ? 1 : 0) + (has(self.appRole) ? 1 : 0) + (has(self.kubernetes) ? 1 : 0) == 1").message("exactly one auth method must be set: tokenSecretRef, appRole or kubernetes"))]
+#[serde(rename_all = "camelCase")]
+pub struct VaultAuth {
+    /// A Vault token stored in a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeySelector>,
+    /// AppRole login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_role: Option<VaultAppRole>,
+    /// Kubernetes auth with a short-lived ServiceAccount token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<VaultKubernetesAuth>,
+}
+
+/// AppRole: role ID inline, secret ID from a Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultAppRole {
+    /// Mount path of the AppRole auth method (default `approle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub path: Option<String>,
+    /// The role ID.
+    #[schemars(length(min = 1, max = 256))]
+    pub role_id: String,
+    /// Secret key holding the secret ID.
+    pub secret_ref: SecretKeySelector,
+}
+
+/// Kubernetes auth: the operator mints a token for `serviceAccountRef` with the TokenRequest
+/// API (or reads a stored token from `secretRef`) and logs in with it.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("(has(self.serviceAccountRef) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) == 1").message("exactly one of serviceAccountRef and secretRef must be set"))]
+#[serde(rename_all = "camelCase")]
+pub struct VaultKubernetesAuth {
+    /// Mount path of the Kubernetes auth method (default `kubernetes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub mount_path: Option<String>,
+    /// The Vault role to log in as.
+    #[schemars(length(min = 1, max = 256))]
+    pub role: String,
+    /// ServiceAccount (issuer's Secret namespace) to mint a short-lived token for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_ref: Option<ServiceAccountRef>,
+    /// A Secret key holding a ServiceAccount token, instead of minting one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeySelector>,
+}
+
+/// A ServiceAccount and the audiences of the tokens minted for it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ServiceAccountRef {
+    /// ServiceAccount name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Token audiences (default: `vault`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub audiences: Vec<String>,
 }
 
 /// Self-signed issuance: no configuration.
@@ -66,15 +175,17 @@ pub struct CaIssuer {
 pub enum IssuerType<'a> {
     SelfSigned,
     Ca(&'a CaIssuer),
+    Vault(&'a VaultIssuer),
 }
 
 impl IssuerSpec {
     /// The configured backend; errors when not exactly one is set (admission normally prevents it).
     pub fn issuer_type(&self) -> Result<IssuerType<'_>, String> {
-        match (&self.self_signed, &self.ca) {
-            (Some(_), None) => Ok(IssuerType::SelfSigned),
-            (None, Some(ca)) => Ok(IssuerType::Ca(ca)),
-            _ => Err("exactly one issuer type must be set: selfSigned or ca".into()),
+        match (&self.self_signed, &self.ca, &self.vault) {
+            (Some(_), None, None) => Ok(IssuerType::SelfSigned),
+            (None, Some(ca), None) => Ok(IssuerType::Ca(ca)),
+            (None, None, Some(vault)) => Ok(IssuerType::Vault(vault)),
+            _ => Err("exactly one issuer type must be set: selfSigned, ca or vault".into()),
         }
     }
 }

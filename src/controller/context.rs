@@ -1,6 +1,9 @@
 //! State shared by every reconcile: the client, settings, the injected clock, metrics.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::issuer::vault::VaultClient;
 
 use kube::Client;
 use kube::api::DynamicObject;
@@ -38,7 +41,12 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Every Certificate the controller knows, for duplicate-Secret and issuer lookups.
     pub certificates: Store<DynamicObject>,
+    /// One Vault client per issuer (keyed by issuer identity, with a fingerprint of its
+    /// configuration), so tokens are reused across issuances.
+    pub vault_clients: VaultClients,
 }
+
+pub type VaultClients = Arc<Mutex<HashMap<String, ([u8; 32], Arc<VaultClient>)>>>;
 
 impl Context {
     pub fn new(
@@ -46,6 +54,7 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
         certificates: Store<DynamicObject>,
+        vault_clients: VaultClients,
     ) -> Self {
         let reporter = Reporter {
             controller: "certsmith".into(),
@@ -58,6 +67,7 @@ impl Context {
             clock: system_clock(),
             metrics,
             certificates,
+            vault_clients,
         }
     }
 

@@ -64,20 +64,35 @@ pub async fn signer_for(
         IssuerKind::Issuer => namespace,
         IssuerKind::ClusterIssuer => ctx.settings.cluster_resource_namespace.as_str(),
     };
-    build_signer(ctx, &spec, secret_namespace, now)
-        .await
-        .map_err(|p| {
-            Problem::new(
-                Reason::IssuerNotReady,
-                format!(
-                    "{} {:?} is not ready: {}: {}",
-                    issuer_ref.kind.as_str(),
-                    issuer_ref.name,
-                    p.reason,
-                    p.message
-                ),
-            )
-        })
+    build_signer(
+        ctx,
+        &spec,
+        secret_namespace,
+        &identity(
+            issuer_ref.kind.as_str(),
+            Some(namespace).filter(|_| issuer_ref.kind == IssuerKind::Issuer),
+            &issuer_ref.name,
+        ),
+        now,
+    )
+    .await
+    .map_err(|p| {
+        Problem::new(
+            Reason::IssuerNotReady,
+            format!(
+                "{} {:?} is not ready: {}: {}",
+                issuer_ref.kind.as_str(),
+                issuer_ref.name,
+                p.reason,
+                p.message
+            ),
+        )
+    })
+}
+
+/// The key under which an issuer's long-lived state (a Vault client) is kept.
+fn identity(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    format!("{kind}/{}/{name}", namespace.unwrap_or(""))
 }
 
 /// Whether the referenced issuer's status says Ready=True (false when it cannot be read).
@@ -114,6 +129,7 @@ pub async fn build_signer(
     ctx: &Context,
     spec: &IssuerSpec,
     secret_namespace: &str,
+    identity: &str,
     now: i64,
 ) -> Result<Signer, Problem> {
     match spec
@@ -151,6 +167,9 @@ pub async fn build_signer(
             CaSigner::load(get("tls.crt"), get("tls.key"), get("ca.crt"), now)
                 .map(|ca| Signer::Ca(Box::new(ca)))
         }
+        IssuerType::Vault(vault) => super::vault::build(ctx, vault, secret_namespace, identity)
+            .await
+            .map(|v| Signer::Vault(Box::new(v))),
     }
 }
 
@@ -168,10 +187,18 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     let secret_namespace = namespace
         .clone()
         .unwrap_or_else(|| ctx.settings.cluster_resource_namespace.clone());
+    let kind = if namespace.is_some() {
+        "Issuer"
+    } else {
+        "ClusterIssuer"
+    };
+    let id = identity(kind, namespace.as_deref(), &obj.name_any());
     let readiness = match parsed {
-        Ok(spec) => build_signer(&ctx, &spec, &secret_namespace, now)
-            .await
-            .map(|s| (s, spec)),
+        Ok(spec) => match build_signer(&ctx, &spec, &secret_namespace, &id, now).await {
+            // A Vault issuer is ready only when the server is healthy and the login works.
+            Ok(Signer::Vault(v)) => v.check().await.map(|()| (Signer::Vault(v), spec)),
+            other => other.map(|s| (s, spec)),
+        },
         Err(p) => Err(p),
     };
     let (condition, requeue) = match &readiness {
@@ -179,6 +206,11 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             let message = match signer {
                 Signer::SelfSigned => "self-signed issuer is ready".to_string(),
                 Signer::Ca(ca) => format!("CA is valid until {}", rfc3339(ca.not_after())),
+                Signer::Vault(v) => format!(
+                    "Vault at {} is healthy and the login works; signing with {}",
+                    v.client.server(),
+                    v.sign_path
+                ),
             };
             (
                 DesiredCondition {

@@ -4,6 +4,7 @@ pub mod certificate;
 pub mod context;
 pub mod issuer;
 pub mod run;
+pub mod vault;
 
 pub use context::{Context, Settings};
 

@@ -49,9 +49,17 @@ pub async fn run(
     };
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     let mut stores = Vec::new();
+    // One Vault client per issuer for the whole process, so all controllers share tokens.
+    let vault_clients = super::context::VaultClients::default();
     for scope in scopes {
-        let (store, running) =
-            scope_controllers(&client, &settings, metrics.clone(), scope, &shutdown);
+        let (store, running) = scope_controllers(
+            &client,
+            &settings,
+            metrics.clone(),
+            scope,
+            &shutdown,
+            vault_clients.clone(),
+        );
         stores.push(store);
         controllers.extend(running);
     }
@@ -61,6 +69,7 @@ pub async fn run(
             settings.clone(),
             metrics,
             store,
+            vault_clients,
         ));
         controllers.push(cluster_issuer_controller(
             &client, &settings, ctx, &shutdown,
@@ -87,6 +96,7 @@ fn scope_controllers(
     metrics: Arc<Metrics>,
     scope: Option<String>,
     shutdown: &CancellationToken,
+    vault_clients: super::context::VaultClients,
 ) -> (Store<DynamicObject>, Vec<BoxFuture<'static, ()>>) {
     let cert_ar = ApiResource::erase::<Certificate>(&());
     let issuer_ar = ApiResource::erase::<Issuer>(&());
@@ -105,6 +115,7 @@ fn scope_controllers(
         settings.clone(),
         metrics,
         store.clone(),
+        vault_clients,
     ));
 
     let secret_api: Api<Secret> = match ns {

@@ -3,6 +3,7 @@
 
 pub mod ca;
 pub mod selfsigned;
+pub mod vault;
 
 use crate::pki::keys::PrivateKey;
 use crate::pki::request::SignRequest;
@@ -23,6 +24,7 @@ pub struct SignedChain {
 pub enum Signer {
     SelfSigned,
     Ca(Box<ca::CaSigner>),
+    Vault(Box<vault::VaultSigner>),
 }
 
 impl Signer {
@@ -37,6 +39,7 @@ impl Signer {
         match self {
             Signer::SelfSigned => selfsigned::sign(request, key, now),
             Signer::Ca(ca) => ca.sign(request, now),
+            Signer::Vault(v) => v.sign(request).await,
         }
     }
 
@@ -45,6 +48,7 @@ impl Signer {
         match self {
             Signer::SelfSigned => "selfSigned",
             Signer::Ca(_) => "ca",
+            Signer::Vault(_) => "vault",
         }
     }
 }

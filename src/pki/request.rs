@@ -23,6 +23,8 @@ pub struct SignRequest {
     pub duration: Duration,
     pub is_ca: bool,
     pub usages: Vec<KeyUsage>,
+    /// The subject common name, if any (remote signers take it as a separate field).
+    pub common_name: Option<String>,
 }
 
 /// Translate a spec into rcgen parameters (subject, SANs, usages, basic constraints).
@@ -54,6 +56,7 @@ pub fn sign_request(spec: &CertificateSpec, key: &PrivateKey) -> Result<SignRequ
         duration: spec.duration()?,
         is_ca: spec.is_ca,
         usages: spec.usages(),
+        common_name: spec.common_name.clone(),
     })
 }
 

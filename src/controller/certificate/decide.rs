@@ -26,6 +26,13 @@ pub struct SecretData {
     pub tls_key: Option<Vec<u8>>,
     pub issuer_name: Option<String>,
     pub issuer_kind: Option<String>,
+    /// The backend that signed the certificate (`selfSigned`, `ca`, `vault` ...).
+    pub issuer_type: Option<String>,
+}
+
+/// Backends whose own configuration decides the certificate profile.
+pub fn issuer_decides_profile(issuer_type: Option<&str>) -> bool {
+    matches!(issuer_type, Some("vault" | "awsPCA"))
 }
 
 /// Everything `decide` needs.
@@ -152,7 +159,11 @@ pub fn decide(o: &Observed<'_>) -> Decision {
             None,
         );
     }
-    if let Some(diff) = spec_mismatch(o.spec, &leaf) {
+    if let Some(diff) = spec_mismatch(
+        o.spec,
+        &leaf,
+        issuer_decides_profile(data.issuer_type.as_deref()),
+    ) {
         return issue(
             Reason::SpecMismatch,
             format!("certificate does not match spec: {diff}"),
@@ -214,9 +225,19 @@ pub fn renew_before(spec: &CertificateSpec) -> RenewBefore {
 }
 
 /// The first way the certificate differs from the spec, in words; None when it matches.
-pub fn spec_mismatch(spec: &CertificateSpec, cert: &CertInfo) -> Option<String> {
+///
+/// Remote CAs (Vault, AWS Private CA) decide the certificate profile (subject attributes,
+/// usages, CA flag, a common name where none was asked) through their own roles and
+/// templates; for their certificates only the requested names and the key are compared, or
+/// a difference the CA imposes would re-issue forever.
+pub fn spec_mismatch(
+    spec: &CertificateSpec,
+    cert: &CertInfo,
+    issuer_decides_profile: bool,
+) -> Option<String> {
     use std::collections::BTreeSet;
-    if spec.common_name != cert.common_name {
+    let cn_matters = !issuer_decides_profile || spec.common_name.is_some();
+    if cn_matters && spec.common_name != cert.common_name {
         return Some(format!(
             "commonName is {:?}, spec wants {:?}",
             cert.common_name, spec.common_name
@@ -255,6 +276,18 @@ pub fn spec_mismatch(spec: &CertificateSpec, cert: &CertInfo) -> Option<String> 
             set(&spec.email_addresses)
         ));
     }
+    let (algorithm, size) = (spec.key_algorithm(), spec.key_size());
+    match cert.key {
+        Some(k)
+            if k.algorithm == algorithm
+                && (algorithm == KeyAlgorithm::Ed25519 || k.size == size) => {}
+        other => {
+            return Some(format!("key is {other:?}, spec wants {algorithm:?} {size}"));
+        }
+    }
+    if issuer_decides_profile {
+        return None;
+    }
     let subject = spec.subject.clone().unwrap_or_default();
     for (field, want, have) in [
         ("organizations", &subject.organizations, &cert.organizations),
@@ -269,15 +302,6 @@ pub fn spec_mismatch(spec: &CertificateSpec, cert: &CertInfo) -> Option<String> 
     ] {
         if set(want) != set(have) {
             return Some(format!("subject {field} are {have:?}, spec wants {want:?}"));
-        }
-    }
-    let (algorithm, size) = (spec.key_algorithm(), spec.key_size());
-    match cert.key {
-        Some(k)
-            if k.algorithm == algorithm
-                && (algorithm == KeyAlgorithm::Ed25519 || k.size == size) => {}
-        other => {
-            return Some(format!("key is {other:?}, spec wants {algorithm:?} {size}"));
         }
     }
     if spec.is_ca != cert.is_ca {
@@ -328,6 +352,7 @@ mod tests {
             tls_key: Some(key.to_pem(KeyEncoding::Pkcs8).unwrap().into_bytes()),
             issuer_name: Some(spec.issuer_ref.name.clone()),
             issuer_kind: Some(spec.issuer_ref.kind.as_str().into()),
+            issuer_type: Some("selfSigned".into()),
         }
     }
 
@@ -519,6 +544,25 @@ mod tests {
             let d = decide(&observe(&changed, SecretState::Ours(&data), T0));
             assert_eq!(reason(&d), Reason::SpecMismatch, "{change}");
         }
+        // From a remote CA, only names and key count: its role decides the rest.
+        let mut remote = data.clone();
+        remote.issuer_type = Some("vault".into());
+        for change in [
+            serde_json::json!({"subject": {"organizations": ["acme"]}}),
+            serde_json::json!({"usages": ["digital signature", "server auth"]}),
+        ] {
+            let changed = spec(change.clone());
+            assert_eq!(
+                reason(&decide(&observe(&changed, SecretState::Ours(&remote), T0))),
+                Reason::UpToDate,
+                "{change}"
+            );
+        }
+        let renamed = spec(serde_json::json!({"dnsNames": ["other.example"]}));
+        assert_eq!(
+            reason(&decide(&observe(&renamed, SecretState::Ours(&remote), T0))),
+            Reason::SpecMismatch
+        );
         // Changing only the lifetime does not re-issue; it changes the next certificate.
         let longer = spec(serde_json::json!({"duration": "48h"}));
         assert_eq!(
@@ -579,6 +623,7 @@ mod tests {
             tls_key: Some(key.to_pem(KeyEncoding::Pkcs1).unwrap().into_bytes()),
             issuer_name: Some("root".into()),
             issuer_kind: Some("ClusterIssuer".into()),
+            issuer_type: None,
         };
         assert_eq!(
             reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),

@@ -246,6 +246,7 @@ async fn sign_and_store(
         ca_pem: &signed.ca_pem,
         leaf: &leaf,
         revision,
+        issuer_type: signer.kind_label(),
     };
     secret::apply(secrets, &secret::build(cert, &contents))
         .await
@@ -302,6 +303,7 @@ fn secret_data(s: &Secret) -> SecretData {
         tls_key: get("tls.key"),
         issuer_name: ann(secret::ISSUER_NAME_ANNOTATION),
         issuer_kind: ann(secret::ISSUER_KIND_ANNOTATION),
+        issuer_type: ann(secret::ISSUER_TYPE_ANNOTATION),
     }
 }
 

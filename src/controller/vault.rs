@@ -1,0 +1,218 @@
+//! Turn a `vault` issuer spec into a [`VaultSigner`]: read its Secrets (from the issuer's
+//! Secret namespace only), and reuse one client per issuer so tokens are shared.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use sha2::{Digest, Sha256};
+
+use crate::api::{SecretKeySelector, VaultIssuer};
+use crate::issuer::vault::{Jwt, Login, Sensitive, VaultClient, VaultSigner};
+use crate::reason::{Problem, Reason};
+
+use super::Context;
+
+/// Default audience of minted ServiceAccount tokens.
+const DEFAULT_AUDIENCE: &str = "vault";
+
+pub async fn build(
+    ctx: &Context,
+    vault: &VaultIssuer,
+    secret_namespace: &str,
+    identity: &str,
+) -> Result<VaultSigner, Problem> {
+    let ca_bundle = match (&vault.ca_bundle, &vault.ca_bundle_secret_ref) {
+        (Some(b64), _) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| {
+                    Problem::new(
+                        Reason::InvalidSpec,
+                        format!("vault.caBundle is not base64: {e}"),
+                    )
+                })?,
+        ),
+        (None, Some(reference)) => Some(
+            secret_key(ctx, secret_namespace, reference, Reason::InvalidSpec)
+                .await?
+                .into_bytes(),
+        ),
+        (None, None) => None,
+    };
+    let auth = &vault.auth;
+    let login = if let Some(reference) = &auth.token_secret_ref {
+        Login::Token(Sensitive::new(
+            secret_key(
+                ctx,
+                secret_namespace,
+                reference,
+                Reason::VaultCredentialsMissing,
+            )
+            .await?,
+        ))
+    } else if let Some(app_role) = &auth.app_role {
+        Login::AppRole {
+            mount: app_role.path.clone().unwrap_or_else(|| "approle".into()),
+            role_id: app_role.role_id.clone(),
+            secret_id: Sensitive::new(
+                secret_key(
+                    ctx,
+                    secret_namespace,
+                    &app_role.secret_ref,
+                    Reason::VaultCredentialsMissing,
+                )
+                .await?,
+            ),
+        }
+    } else if let Some(k8s) = &auth.kubernetes {
+        let jwt = match (&k8s.service_account_ref, &k8s.secret_ref) {
+            (Some(sa), _) => Jwt::Minted {
+                client: ctx.client.clone(),
+                namespace: secret_namespace.to_string(),
+                service_account: sa.name.clone(),
+                audiences: if sa.audiences.is_empty() {
+                    vec![DEFAULT_AUDIENCE.into()]
+                } else {
+                    sa.audiences.clone()
+                },
+            },
+            (None, Some(reference)) => Jwt::Stored(Sensitive::new(
+                secret_key(
+                    ctx,
+                    secret_namespace,
+                    reference,
+                    Reason::VaultCredentialsMissing,
+                )
+                .await?,
+            )),
+            (None, None) => {
+                return Err(Problem::new(
+                    Reason::InvalidSpec,
+                    "vault.auth.kubernetes needs serviceAccountRef or secretRef",
+                ));
+            }
+        };
+        Login::Kubernetes {
+            mount: k8s
+                .mount_path
+                .clone()
+                .unwrap_or_else(|| "kubernetes".into()),
+            role: k8s.role.clone(),
+            jwt,
+        }
+    } else {
+        return Err(Problem::new(
+            Reason::InvalidSpec,
+            "vault.auth needs tokenSecretRef, appRole or kubernetes",
+        ));
+    };
+    let client = shared_client(ctx, vault, ca_bundle.as_deref(), &login, identity)?;
+    Ok(VaultSigner {
+        client,
+        login,
+        sign_path: vault.path.trim_matches('/').to_string(),
+    })
+}
+
+/// The client for this issuer, reused while its server, namespace, CA bundle and login
+/// method stay the same (a new token is obtained when they change).
+fn shared_client(
+    ctx: &Context,
+    vault: &VaultIssuer,
+    ca_bundle: Option<&[u8]>,
+    login: &Login,
+    identity: &str,
+) -> Result<Arc<VaultClient>, Problem> {
+    let mut hasher = Sha256::new();
+    hasher.update(vault.server.as_bytes());
+    hasher.update([0]);
+    hasher.update(vault.namespace.as_deref().unwrap_or("").as_bytes());
+    hasher.update([0]);
+    hasher.update(ca_bundle.unwrap_or_default());
+    hasher.update([0]);
+    hasher.update(login_fingerprint(login).as_bytes());
+    let fingerprint: [u8; 32] = hasher.finalize().into();
+    let mut clients = ctx
+        .vault_clients
+        .lock()
+        .map_err(|_| Problem::new(Reason::ApiError, "Vault client cache poisoned"))?;
+    if let Some((known, client)) = clients.get(identity)
+        && *known == fingerprint
+    {
+        return Ok(client.clone());
+    }
+    let client = Arc::new(VaultClient::new(
+        &vault.server,
+        vault.namespace.clone(),
+        ca_bundle,
+        ctx.metrics.clone(),
+    )?);
+    clients.insert(identity.to_string(), (fingerprint, client.clone()));
+    Ok(client)
+}
+
+/// What identifies a login method, credentials included (hashed, never stored in clear).
+fn login_fingerprint(login: &Login) -> String {
+    match login {
+        Login::Token(t) => format!("token:{}", t.fingerprint()),
+        Login::AppRole {
+            mount,
+            role_id,
+            secret_id,
+        } => format!("approle:{mount}:{role_id}:{}", secret_id.fingerprint()),
+        Login::Kubernetes {
+            mount,
+            role,
+            jwt: Jwt::Stored(t),
+        } => format!("kubernetes:{mount}:{role}:{}", t.fingerprint()),
+        Login::Kubernetes { mount, role, jwt } => format!("kubernetes:{mount}:{role}:{jwt:?}"),
+    }
+}
+
+/// One key of a Secret in the issuer's Secret namespace, as text.
+async fn secret_key(
+    ctx: &Context,
+    namespace: &str,
+    reference: &SecretKeySelector,
+    missing: Reason,
+) -> Result<String, Problem> {
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(&reference.name)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                Reason::ApiError,
+                format!("reading Secret {namespace}/{}: {e}", reference.name),
+            )
+        })?
+        .ok_or_else(|| {
+            Problem::new(
+                missing,
+                format!("Secret {namespace}/{} not found", reference.name),
+            )
+        })?;
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&reference.key))
+        .ok_or_else(|| {
+            Problem::new(
+                missing,
+                format!(
+                    "Secret {namespace}/{} has no key {:?}",
+                    reference.name, reference.key
+                ),
+            )
+        })?;
+    String::from_utf8(value.0.clone()).map_err(|_| {
+        Problem::new(
+            missing,
+            format!(
+                "Secret {namespace}/{} key {:?} is not text",
+                reference.name, reference.key
+            ),
+        )
+    })
+}

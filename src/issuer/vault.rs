@@ -1,0 +1,725 @@
+//! The Vault PKI backend (Vault or OpenBao): only a CSR goes to `<mount>/sign/<role>`.
+//!
+//! One [`VaultClient`] per issuer (and credentials) lives for the life of the process, so its
+//! token is reused across issuances until shortly before it expires, renewed when renewable,
+//! and concurrent issuances through one issuer share one login. Tokens, secret IDs and JWTs
+//! are held in [`Sensitive`], which never prints its value.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::metrics::Metrics;
+use crate::pki::inspect;
+use crate::pki::request::SignRequest;
+use crate::reason::{Problem, Reason};
+
+use super::SignedChain;
+
+/// A credential: cloneable and comparable, never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    pub fn new(value: impl Into<String>) -> Self {
+        Sensitive(value.into().trim().to_string())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// SHA-256 of the value, to notice a rotated credential without keeping it in clear.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(self.0.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How to obtain a Vault token.
+#[derive(Clone, Debug)]
+pub enum Login {
+    /// A fixed token.
+    Token(Sensitive),
+    AppRole {
+        mount: String,
+        role_id: String,
+        secret_id: Sensitive,
+    },
+    /// Kubernetes auth; the JWT is obtained only when a login is needed.
+    Kubernetes {
+        mount: String,
+        role: String,
+        jwt: Jwt,
+    },
+}
+
+/// Where a Kubernetes-auth JWT comes from.
+#[derive(Clone)]
+pub enum Jwt {
+    /// A token stored in a Secret.
+    Stored(Sensitive),
+    /// A short-lived token minted for a ServiceAccount with the TokenRequest API.
+    Minted {
+        client: kube::Client,
+        namespace: String,
+        service_account: String,
+        audiences: Vec<String>,
+    },
+}
+
+impl fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Jwt::Stored(_) => f.write_str("Jwt::Stored(<redacted>)"),
+            Jwt::Minted {
+                namespace,
+                service_account,
+                audiences,
+                ..
+            } => {
+                write!(
+                    f,
+                    "Jwt::Minted({namespace}/{service_account}, audiences {audiences:?})"
+                )
+            }
+        }
+    }
+}
+
+/// Lifetime requested for minted ServiceAccount tokens: they are used once, to log in.
+const MINTED_TOKEN_SECONDS: i64 = 600;
+
+impl Jwt {
+    async fn get(&self) -> Result<Sensitive, Problem> {
+        match self {
+            Jwt::Stored(token) => Ok(token.clone()),
+            Jwt::Minted {
+                client,
+                namespace,
+                service_account,
+                audiences,
+            } => {
+                use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+                use k8s_openapi::api::core::v1::ServiceAccount;
+                let api: kube::Api<ServiceAccount> =
+                    kube::Api::namespaced(client.clone(), namespace);
+                let request = TokenRequest {
+                    spec: TokenRequestSpec {
+                        audiences: audiences.clone(),
+                        expiration_seconds: Some(MINTED_TOKEN_SECONDS),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let minted = api
+                    .create_token_request(service_account, &Default::default(), &request)
+                    .await
+                    .map_err(|e| {
+                        Problem::new(
+                            Reason::VaultCredentialsMissing,
+                            format!(
+                                "TokenRequest for ServiceAccount {namespace}/{service_account}: {e}"
+                            ),
+                        )
+                    })?;
+                let token = minted.status.map(|s| s.token).unwrap_or_default();
+                Ok(Sensitive::new(token))
+            }
+        }
+    }
+}
+
+/// A token and when to stop trusting it.
+struct Token {
+    value: Sensitive,
+    /// None: no TTL (root or periodic without TTL).
+    refresh_at: Option<Instant>,
+    expires_at: Option<Instant>,
+    renewable: bool,
+}
+
+/// Address, trust and namespace of a Vault server, plus the login method and the cached token.
+pub struct VaultClient {
+    http: reqwest::Client,
+    server: String,
+    namespace: Option<String>,
+    token: tokio::sync::Mutex<Option<Token>>,
+    metrics: Arc<Metrics>,
+}
+
+impl fmt::Debug for VaultClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultClient")
+            .field("server", &self.server)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Requests to Vault give up after this long, so a hung server cannot hold a worker.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl VaultClient {
+    pub fn new(
+        server: &str,
+        namespace: Option<String>,
+        ca_bundle: Option<&[u8]>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, Problem> {
+        let invalid = |m: String| Problem::new(Reason::InvalidSpec, m);
+        let mut builder = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(pem) = ca_bundle {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| invalid(format!("Vault CA bundle is not PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(invalid("Vault CA bundle holds no certificate".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| invalid(format!("building the Vault HTTP client: {e}")))?;
+        Ok(VaultClient {
+            http,
+            server: server.trim_end_matches('/').to_string(),
+            namespace: namespace.filter(|n| !n.is_empty()),
+            token: tokio::sync::Mutex::new(None),
+            metrics,
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// One call to the Vault HTTP API. Errors carry Vault's own messages, never credentials.
+    async fn call(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&Sensitive>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), Problem> {
+        let mut request = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.server));
+        if let Some(ns) = &self.namespace {
+            request = request.header("X-Vault-Namespace", ns);
+        }
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token.expose());
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let started = Instant::now();
+        let response = request.send().await;
+        let (result, outcome) = match response {
+            Err(e) => (
+                Err(Problem::new(
+                    Reason::VaultUnreachable,
+                    format!(
+                        "Vault {} unreachable: {}",
+                        self.server,
+                        describe_http_error(&e)
+                    ),
+                )),
+                "unreachable",
+            ),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                (
+                    Ok((status, body)),
+                    if status < 400 { "success" } else { "error" },
+                )
+            }
+        };
+        self.metrics
+            .backend_request("vault", operation, outcome, started.elapsed());
+        result
+    }
+
+    /// A valid token: the cached one, renewed, or a fresh login. The lock makes concurrent
+    /// callers wait for one login instead of each logging in.
+    pub async fn token(&self, login: &Login) -> Result<Sensitive, Problem> {
+        let mut cached = self.token.lock().await;
+        let now = Instant::now();
+        if let Some(token) = cached.as_ref() {
+            let fresh = token.refresh_at.is_none_or(|t| now < t);
+            if fresh {
+                return Ok(token.value.clone());
+            }
+            let alive = token.expires_at.is_none_or(|t| now < t);
+            if alive
+                && token.renewable
+                && let Ok(renewed) = self.renew(&token.value).await
+            {
+                let value = renewed.value.clone();
+                *cached = Some(renewed);
+                return Ok(value);
+            }
+        }
+        let token = self.login(login).await?;
+        let value = token.value.clone();
+        *cached = Some(token);
+        Ok(value)
+    }
+
+    /// Forget the cached token (after Vault refused it).
+    pub async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    async fn login(&self, login: &Login) -> Result<Token, Problem> {
+        let (path, body) = match login {
+            Login::Token(token) => {
+                // A fixed token: look it up to learn its TTL, which also proves it works.
+                let (status, body) = self
+                    .call(
+                        "lookup",
+                        reqwest::Method::GET,
+                        "auth/token/lookup-self",
+                        Some(token),
+                        None,
+                    )
+                    .await?;
+                if status >= 400 {
+                    return Err(auth_failed("token lookup", status, &body));
+                }
+                let ttl = body["data"]["ttl"].as_u64().unwrap_or(0);
+                let renewable = body["data"]["renewable"].as_bool().unwrap_or(false);
+                return Ok(token_with_ttl(token.clone(), ttl, renewable));
+            }
+            Login::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => (
+                format!("auth/{}/login", mount.trim_matches('/')),
+                json!({"role_id": role_id, "secret_id": secret_id.expose()}),
+            ),
+            Login::Kubernetes { mount, role, jwt } => {
+                let jwt = jwt.get().await?;
+                (
+                    format!("auth/{}/login", mount.trim_matches('/')),
+                    json!({"role": role, "jwt": jwt.expose()}),
+                )
+            }
+        };
+        let (status, body) = self
+            .call("login", reqwest::Method::POST, &path, None, Some(body))
+            .await?;
+        if status >= 400 {
+            return Err(auth_failed(&path, status, &body));
+        }
+        let auth = &body["auth"];
+        let value = auth["client_token"].as_str().ok_or_else(|| {
+            Problem::new(
+                Reason::VaultAuthFailed,
+                format!("Vault {path}: no client_token in the response"),
+            )
+        })?;
+        Ok(token_with_ttl(
+            Sensitive::new(value),
+            auth["lease_duration"].as_u64().unwrap_or(0),
+            auth["renewable"].as_bool().unwrap_or(false),
+        ))
+    }
+
+    async fn renew(&self, token: &Sensitive) -> Result<Token, Problem> {
+        let (status, body) = self
+            .call(
+                "renew",
+                reqwest::Method::POST,
+                "auth/token/renew-self",
+                Some(token),
+                Some(json!({})),
+            )
+            .await?;
+        if status >= 400 {
+            return Err(auth_failed("auth/token/renew-self", status, &body));
+        }
+        let auth = &body["auth"];
+        Ok(token_with_ttl(
+            token.clone(),
+            auth["lease_duration"].as_u64().unwrap_or(0),
+            auth["renewable"].as_bool().unwrap_or(false),
+        ))
+    }
+
+    /// `sys/health`: is the server initialized, unsealed and answering?
+    pub async fn health(&self) -> Result<(), Problem> {
+        let (status, body) = self
+            .call(
+                "health",
+                reqwest::Method::GET,
+                "sys/health?standbyok=true&perfstandbyok=true",
+                None,
+                None,
+            )
+            .await?;
+        match status {
+            200..=299 | 429 | 472 | 473 => Ok(()),
+            501 => Err(Problem::new(
+                Reason::VaultUninitialized,
+                format!("Vault {} is not initialized", self.server),
+            )),
+            503 => Err(Problem::new(
+                Reason::VaultSealed,
+                format!("Vault {} is sealed", self.server),
+            )),
+            other => Err(Problem::new(
+                Reason::VaultUnreachable,
+                format!(
+                    "Vault {} health check answered {other}: {}",
+                    self.server,
+                    vault_errors(&body)
+                ),
+            )),
+        }
+    }
+
+    /// POST the CSR to the signing path and assemble `tls.crt` and `ca.crt`.
+    pub async fn sign(
+        &self,
+        login: &Login,
+        sign_path: &str,
+        request: &SignRequest,
+    ) -> Result<SignedChain, Problem> {
+        let body = sign_body(sign_path, request);
+        let token = self.token(login).await?;
+        let (mut status, mut response) = self
+            .call(
+                "sign",
+                reqwest::Method::POST,
+                sign_path,
+                Some(&token),
+                Some(body.clone()),
+            )
+            .await?;
+        if status == 403 {
+            // The token may have been revoked or expired early: log in once more and retry.
+            self.forget_token().await;
+            let token = self.token(login).await?;
+            (status, response) = self
+                .call(
+                    "sign",
+                    reqwest::Method::POST,
+                    sign_path,
+                    Some(&token),
+                    Some(body),
+                )
+                .await?;
+        }
+        if status >= 400 {
+            return Err(Problem::new(
+                Reason::SigningFailed,
+                format!("Vault {sign_path}: {status}: {}", vault_errors(&response)),
+            ));
+        }
+        chain_from_response(&response["data"])
+            .map_err(|e| Problem::new(Reason::SigningFailed, format!("Vault {sign_path}: {e}")))
+    }
+}
+
+fn token_with_ttl(value: Sensitive, ttl_secs: u64, renewable: bool) -> Token {
+    if ttl_secs == 0 {
+        return Token {
+            value,
+            refresh_at: None,
+            expires_at: None,
+            renewable,
+        };
+    }
+    let now = Instant::now();
+    let ttl = Duration::from_secs(ttl_secs);
+    // Refresh once 80% of the TTL has passed, and at least 5 s before expiry.
+    let margin = (ttl / 5).max(Duration::from_secs(5)).min(ttl);
+    Token {
+        value,
+        refresh_at: Some(now + ttl - margin),
+        expires_at: Some(now + ttl),
+        renewable,
+    }
+}
+
+fn auth_failed(path: &str, status: u16, body: &Value) -> Problem {
+    Problem::new(
+        Reason::VaultAuthFailed,
+        format!("Vault {path}: {status}: {}", vault_errors(body)),
+    )
+}
+
+/// Vault's `errors` array as one line (these never contain the request's credentials).
+fn vault_errors(body: &Value) -> String {
+    match body["errors"].as_array() {
+        Some(errors) if !errors.is_empty() => errors
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "no error detail".into(),
+    }
+}
+
+/// reqwest errors print the URL and cause chain; keep the useful part.
+fn describe_http_error(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// Whether a signing path is `sign-verbatim` (Vault then ignores names in the body).
+fn is_verbatim(sign_path: &str) -> bool {
+    sign_path.split('/').any(|part| part == "sign-verbatim")
+}
+
+/// The request body for `sign` (names as Vault expects them) or `sign-verbatim`.
+pub fn sign_body(sign_path: &str, request: &SignRequest) -> Value {
+    let ttl = format!("{}s", request.duration.as_secs());
+    if is_verbatim(sign_path) {
+        return json!({"csr": request.csr_pem, "ttl": ttl, "format": "pem"});
+    }
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    let mut uris = Vec::new();
+    for san in &request.params.subject_alt_names {
+        match san {
+            rcgen::SanType::DnsName(n) => dns.push(n.as_str().to_string()),
+            rcgen::SanType::Rfc822Name(e) => dns.push(e.as_str().to_string()),
+            rcgen::SanType::IpAddress(ip) => ips.push(ip.to_string()),
+            rcgen::SanType::URI(u) => uris.push(u.as_str().to_string()),
+            _ => {}
+        }
+    }
+    let common_name = request.common_name.clone();
+    // Without a CN Vault wants one of the SANs as common name; with a CN that is not among
+    // the DNS names, Vault would add it as a SAN unless told not to.
+    let (common_name, exclude_cn) = match common_name {
+        Some(cn) => {
+            let exclude = !dns.contains(&cn);
+            (cn, exclude)
+        }
+        None => (dns.first().cloned().unwrap_or_default(), false),
+    };
+    json!({
+        "csr": request.csr_pem,
+        "common_name": common_name,
+        "alt_names": dns.join(","),
+        "ip_sans": ips.join(","),
+        "uri_sans": uris.join(","),
+        "ttl": ttl,
+        "format": "pem",
+        "exclude_cn_from_sans": exclude_cn,
+    })
+}
+
+/// `tls.crt` = leaf then intermediates (no roots, no duplicates); `ca.crt` = the root when
+/// Vault returns one, else the top of the chain.
+pub fn chain_from_response(data: &Value) -> Result<SignedChain, String> {
+    let leaf = data["certificate"]
+        .as_str()
+        .ok_or("response has no certificate")?;
+    let mut chain_pems: Vec<String> = data["ca_chain"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if chain_pems.is_empty()
+        && let Some(issuing) = data["issuing_ca"].as_str()
+    {
+        chain_pems.push(issuing.to_string());
+    }
+    let leaf_info = inspect::parse_chain(leaf.as_bytes())
+        .map_err(|e| format!("certificate: {e}"))?
+        .remove(0);
+    let mut seen = vec![leaf_info.der.clone()];
+    let mut intermediates = Vec::new();
+    let mut top = None;
+    for pem_text in &chain_pems {
+        for cert in
+            inspect::parse_chain(pem_text.as_bytes()).map_err(|e| format!("ca_chain: {e}"))?
+        {
+            if seen.contains(&cert.der) {
+                continue;
+            }
+            seen.push(cert.der.clone());
+            if cert.subject != cert.issuer {
+                intermediates.push(cert.clone());
+            }
+            top = Some(cert);
+        }
+    }
+    let pem_of = |c: &inspect::CertInfo| crate::pki::pem_lf("CERTIFICATE", c.der.clone());
+    let root = top
+        .as_ref()
+        .map(pem_of)
+        .unwrap_or_else(|| pem_of(&leaf_info));
+    let chain_pem = std::iter::once(pem_of(&leaf_info))
+        .chain(intermediates.iter().map(pem_of))
+        .collect();
+    Ok(SignedChain {
+        chain_pem,
+        ca_pem: root,
+    })
+}
+
+/// A ready Vault backend: a shared client, how to log in, where to sign.
+#[derive(Debug)]
+pub struct VaultSigner {
+    pub client: Arc<VaultClient>,
+    pub login: Login,
+    pub sign_path: String,
+}
+
+impl VaultSigner {
+    pub async fn sign(&self, request: &SignRequest) -> Result<SignedChain, Problem> {
+        self.client
+            .sign(&self.login, &self.sign_path, request)
+            .await
+    }
+
+    /// Issuer readiness: the server is healthy and the login works.
+    pub async fn check(&self) -> Result<(), Problem> {
+        self.client.health().await?;
+        self.client.token(&self.login).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CertificateSpec, KeyAlgorithm};
+    use crate::issuer::selfsigned;
+    use crate::pki::keys::PrivateKey;
+    use crate::pki::request::sign_request;
+
+    fn request(spec: serde_json::Value) -> SignRequest {
+        let mut base = json!({"secretName": "s", "issuerRef": {"name": "v"}, "duration": "2h"});
+        for (k, v) in spec.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        let spec: CertificateSpec = serde_json::from_value(base).unwrap();
+        let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        sign_request(&spec, &key).unwrap()
+    }
+
+    #[test]
+    fn sign_body_passes_names_as_vault_expects() {
+        let r = request(
+            json!({"commonName": "orders", "dnsNames": ["orders.svc"], "ipAddresses": ["10.0.0.1"],
+                               "uris": ["spiffe://td/orders"], "emailAddresses": ["o@example.com"]}),
+        );
+        let body = sign_body("pki_int/sign/agents", &r);
+        assert_eq!(body["common_name"], "orders");
+        assert_eq!(body["alt_names"], "orders.svc,o@example.com");
+        assert_eq!(body["ip_sans"], "10.0.0.1");
+        assert_eq!(body["uri_sans"], "spiffe://td/orders");
+        assert_eq!(body["ttl"], "7200s");
+        assert_eq!(
+            body["exclude_cn_from_sans"], true,
+            "a CN that is not a DNS name must not become one"
+        );
+        assert!(
+            body["csr"]
+                .as_str()
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE REQUEST-----")
+        );
+        assert!(body.get("private_key").is_none());
+    }
+
+    #[test]
+    fn without_a_common_name_the_first_dns_name_stands_in() {
+        let body = sign_body(
+            "pki/sign/r",
+            &request(json!({"dnsNames": ["a.example", "b.example"]})),
+        );
+        assert_eq!(body["common_name"], "a.example");
+        assert_eq!(body["exclude_cn_from_sans"], false);
+    }
+
+    #[test]
+    fn sign_verbatim_sends_only_the_csr_and_ttl() {
+        let body = sign_body(
+            "pki/sign-verbatim/r",
+            &request(json!({"dnsNames": ["a.example"]})),
+        );
+        assert!(body.get("common_name").is_none() && body.get("alt_names").is_none());
+        assert_eq!(body["ttl"], "7200s");
+    }
+
+    fn cert(spec: serde_json::Value) -> String {
+        let mut base = json!({"secretName": "s", "issuerRef": {"name": "v"}});
+        for (k, v) in spec.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        let spec: CertificateSpec = serde_json::from_value(base).unwrap();
+        let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        selfsigned::sign(&sign_request(&spec, &key).unwrap(), &key, 1_800_000_000)
+            .unwrap()
+            .chain_pem
+    }
+
+    #[test]
+    fn chain_is_leaf_then_intermediates_and_ca_is_the_root() {
+        // Stand-ins: what matters here is self-signed (root) or not, and duplicates.
+        let root = cert(json!({"commonName": "root", "isCA": true}));
+        let leaf = cert(json!({"commonName": "leaf"}));
+        let data = json!({"certificate": leaf, "issuing_ca": root, "ca_chain": [root, root]});
+        let chain = chain_from_response(&data).unwrap();
+        let parsed = inspect::parse_chain(chain.chain_pem.as_bytes()).unwrap();
+        assert_eq!(
+            parsed.len(),
+            1,
+            "the self-signed root is not repeated in tls.crt"
+        );
+        assert_eq!(chain.ca_pem.trim(), root.trim());
+        assert!(chain_from_response(&json!({})).is_err());
+    }
+
+    #[test]
+    fn credentials_never_print() {
+        let secret = Sensitive::new("s.supersecret");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        let login = Login::AppRole {
+            mount: "approle".into(),
+            role_id: "r".into(),
+            secret_id: secret.clone(),
+        };
+        assert!(!format!("{login:?}").contains("supersecret"));
+        assert_ne!(secret.fingerprint(), Sensitive::new("other").fingerprint());
+    }
+}
