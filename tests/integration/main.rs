@@ -8,3 +8,4 @@ mod crds;
 mod smoke_kube;
 mod smoke_moto;
 mod smoke_openbao;
+mod vault;

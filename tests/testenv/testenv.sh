@@ -358,6 +358,8 @@ write_env() {
     # For outage tests: kill -STOP / -CONT these.
     exp CERTSMITH_TESTENV_BAO_PID "$(pid_of openbao)"
     exp CERTSMITH_TESTENV_MOTO_PID "$(pid_of moto)"
+    # For tests that need a private server of their own (an outage must not hit other tests).
+    exp CERTSMITH_TESTENV_BAO_BIN "$bao_bin/bao"
   } >"$state/env"
 }
 

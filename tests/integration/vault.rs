@@ -1,0 +1,731 @@
+//! The Vault issuer against a real OpenBao: a root and an intermediate PKI mount, a role, and
+//! token, AppRole and Kubernetes auth (OpenBao's kubernetes auth calls TokenReview on the local
+//! API server). Each test uses mounts and auth paths of its own.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use certsmith::api::{Certificate, Issuer};
+use certsmith::pki::inspect::parse_chain;
+
+use crate::support::{
+    Operator, TestNamespace, env, install_crds, openssl_verify, rand_u32, wait_for,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A Vault-API client for test setup, with the root token.
+#[derive(Clone)]
+struct Bao {
+    http: reqwest::Client,
+    addr: String,
+    token: String,
+}
+
+impl Bao {
+    fn new(addr: String, token: String) -> Self {
+        Bao {
+            http: reqwest::Client::new(),
+            addr,
+            token,
+        }
+    }
+
+    fn from_env() -> Self {
+        Bao::new(env("VAULT_ADDR"), env("VAULT_TOKEN"))
+    }
+
+    async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", &self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert!(status.is_success(), "{path}: {status} {text}");
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("json")
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+}
+
+/// A root mount, an intermediate mount signed by it (imported with its root, so Vault returns
+/// the root in ca_chain), a role for *.example.test and a policy allowing only signing.
+struct Pki {
+    bao: Bao,
+    id: String,
+    root_pem: String,
+    policy: String,
+}
+
+impl Pki {
+    fn sign_path(&self) -> String {
+        format!("int-{}/sign/agents", self.id)
+    }
+
+    async fn setup(bao: Bao, role: Value) -> Self {
+        let id = format!("{:08x}", rand_u32());
+        let (root, int) = (format!("root-{id}"), format!("int-{id}"));
+        bao.post(
+            &format!("sys/mounts/{root}"),
+            json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}),
+        )
+        .await;
+        let root_ca = bao
+            .post(
+                &format!("{root}/root/generate/internal"),
+                json!({"common_name": "Vault Test Root", "ttl": "87600h"}),
+            )
+            .await;
+        let root_pem = root_ca["data"]["certificate"]
+            .as_str()
+            .expect("root")
+            .to_string();
+        bao.post(
+            &format!("sys/mounts/{int}"),
+            json!({"type": "pki", "config": {"max_lease_ttl": "43800h"}}),
+        )
+        .await;
+        let csr = bao
+            .post(
+                &format!("{int}/intermediate/generate/internal"),
+                json!({"common_name": "Vault Test Intermediate"}),
+            )
+            .await;
+        let signed = bao
+            .post(
+                &format!("{root}/root/sign-intermediate"),
+                json!({"csr": csr["data"]["csr"], "format": "pem", "ttl": "43800h"}),
+            )
+            .await;
+        let bundle = format!(
+            "{}\n{}",
+            signed["data"]["certificate"].as_str().expect("int"),
+            root_pem
+        );
+        bao.post(
+            &format!("{int}/intermediate/set-signed"),
+            json!({"certificate": bundle}),
+        )
+        .await;
+        let mut role_body = json!({"allowed_domains": "example.test", "allow_subdomains": true, "max_ttl": "72h",
+                                   "key_type": "any", "allowed_uri_sans": "spiffe://*"});
+        for (k, v) in role.as_object().expect("role") {
+            role_body[k] = v.clone();
+        }
+        bao.post(&format!("{int}/roles/agents"), role_body).await;
+        let policy = format!("certsmith-{id}");
+        let hcl =
+            format!("path \"{int}/sign/agents\" {{ capabilities = [\"create\", \"update\"] }}");
+        bao.post(
+            &format!("sys/policies/acl/{policy}"),
+            json!({"policy": hcl}),
+        )
+        .await;
+        Pki {
+            bao,
+            id,
+            root_pem,
+            policy,
+        }
+    }
+
+    /// A token with only the signing policy, stored in a Secret in `ns`.
+    async fn token_secret(&self, ns: &TestNamespace, name: &str) {
+        let token = self
+            .bao
+            .post(
+                "auth/token/create",
+                json!({"policies": [self.policy], "ttl": "1h"}),
+            )
+            .await;
+        let token = token["auth"]["client_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        secret(ns, name, "token", &token).await;
+    }
+
+    /// An AppRole auth mount and role; returns (mount, role_id) with the secret ID in a Secret.
+    async fn approle(&self, ns: &TestNamespace, secret_name: &str) -> (String, String) {
+        let mount = format!("approle-{}", self.id);
+        self.bao
+            .post(&format!("sys/auth/{mount}"), json!({"type": "approle"}))
+            .await;
+        self.bao
+            .post(
+                &format!("auth/{mount}/role/certsmith"),
+                json!({"token_policies": [self.policy], "token_ttl": "1h"}),
+            )
+            .await;
+        let role_id = self
+            .bao
+            .get(&format!("auth/{mount}/role/certsmith/role-id"))
+            .await["data"]["role_id"]
+            .as_str()
+            .expect("role id")
+            .to_string();
+        let secret_id = self
+            .bao
+            .post(&format!("auth/{mount}/role/certsmith/secret-id"), json!({}))
+            .await;
+        secret(
+            ns,
+            secret_name,
+            "secret-id",
+            secret_id["data"]["secret_id"].as_str().expect("secret id"),
+        )
+        .await;
+        (mount, role_id)
+    }
+
+    /// A Kubernetes auth mount pointed at the local API server and a role bound to `sa`.
+    /// OpenBao calls TokenReview with a reviewer ServiceAccount's token (system:auth-delegator);
+    /// the operator logs in with a short-lived token minted for `sa` with audience `vault`.
+    async fn kubernetes(&self, ns: &TestNamespace, sa: &str) -> String {
+        let mount = format!("k8s-{}", self.id);
+        self.bao
+            .post(&format!("sys/auth/{mount}"), json!({"type": "kubernetes"}))
+            .await;
+        for account in [sa, "vault-reviewer"] {
+            let account = ServiceAccount {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(account.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            ns.api::<ServiceAccount>()
+                .create(&PostParams::default(), &account)
+                .await
+                .expect("sa");
+        }
+        let binding: ClusterRoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": format!("{}-vault-reviewer", ns.name)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "vault-reviewer", "namespace": ns.name}],
+        }))
+        .expect("binding");
+        Api::<ClusterRoleBinding>::all(ns.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("binding");
+        let request = k8s_openapi::api::authentication::v1::TokenRequest {
+            spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let reviewer = ns
+            .api::<ServiceAccount>()
+            .create_token_request("vault-reviewer", &PostParams::default(), &request)
+            .await
+            .expect("reviewer token");
+        let config = crate::support::config().await;
+        let ca =
+            std::fs::read_to_string(format!("{}/certs/ca.crt", env("CERTSMITH_TESTENV_STATE")))
+                .expect("cluster CA");
+        let host = config.cluster_url.to_string();
+        self.bao
+            .post(
+                &format!("auth/{mount}/config"),
+                json!({"kubernetes_host": host.trim_end_matches('/'), "kubernetes_ca_cert": ca, "disable_local_ca_jwt": true,
+                       "token_reviewer_jwt": reviewer.status.expect("status").token}),
+            )
+            .await;
+        self.bao
+            .post(
+                &format!("auth/{mount}/role/certsmith"),
+                json!({"bound_service_account_names": [sa], "bound_service_account_namespaces": [ns.name],
+                       "token_policies": [self.policy], "audience": "vault", "token_ttl": "1h"}),
+            )
+            .await;
+        mount
+    }
+}
+
+async fn secret(ns: &TestNamespace, name: &str, key: &str, value: &str) {
+    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: value}});
+    ns.api::<Secret>()
+        .patch(
+            name,
+            &PatchParams::apply("certsmith-tests").force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .expect("secret");
+}
+
+async fn vault_issuer(ns: &TestNamespace, name: &str, server: &str, path: &str, auth: Value) {
+    ns.apply::<Issuer>(
+        json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": name},
+                              "spec": {"vault": {"server": server, "path": path, "auth": auth}}}),
+    )
+    .await;
+}
+
+async fn certificate(ns: &TestNamespace, name: &str, spec: Value) {
+    ns.apply::<Certificate>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name}, "spec": spec})).await;
+}
+
+fn ready(c: &Certificate) -> Option<certsmith::api::Condition> {
+    c.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .cloned()
+}
+
+async fn wait_cert(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&Certificate) -> bool,
+) -> Certificate {
+    let api = ns.api::<Certificate>();
+    let pred = &pred;
+    wait_for(&format!("Certificate {name}: {what}"), WAIT, || {
+        let api = api.clone();
+        async move { api.get(name).await.ok().filter(|c| pred(c)) }
+    })
+    .await
+}
+
+async fn wait_ready(ns: &TestNamespace, name: &str) -> Certificate {
+    wait_cert(ns, name, "Ready=True", |c| {
+        ready(c).is_some_and(|r| r.status == "True")
+            && c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation
+    })
+    .await
+}
+
+async fn issuer_ready_reason(
+    ns: &TestNamespace,
+    name: &str,
+    status: &str,
+) -> certsmith::api::Condition {
+    let api = ns.api::<Issuer>();
+    wait_for(&format!("Issuer {name} Ready={status}"), WAIT, || {
+        let api = api.clone();
+        async move {
+            api.get(name)
+                .await
+                .ok()?
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && c.status == status)
+        }
+    })
+    .await
+}
+
+fn field<'a>(s: &'a Secret, key: &str) -> &'a [u8] {
+    s.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.as_slice())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn issues_through_token_approle_and_kubernetes_auth_with_a_chain_to_the_root() {
+    let ns = TestNamespace::new("vault-auth").await;
+    install_crds(&ns.client).await;
+    let pki = Pki::setup(Bao::from_env(), json!({})).await;
+    let server = env("VAULT_ADDR");
+    pki.token_secret(&ns, "vault-token").await;
+    vault_issuer(
+        &ns,
+        "by-token",
+        &server,
+        &pki.sign_path(),
+        json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}}),
+    )
+    .await;
+    let (approle, role_id) = pki.approle(&ns, "approle").await;
+    vault_issuer(&ns, "by-approle", &server, &pki.sign_path(), json!({"appRole": {"path": approle, "roleId": role_id, "secretRef": {"name": "approle", "key": "secret-id"}}})).await;
+    let k8s = pki.kubernetes(&ns, "vault-auth").await;
+    vault_issuer(&ns, "by-kubernetes", &server, &pki.sign_path(), json!({"kubernetes": {"mountPath": k8s, "role": "certsmith", "serviceAccountRef": {"name": "vault-auth"}}})).await;
+    let operator = Operator::start(&ns.name).await;
+
+    for issuer in ["by-token", "by-approle", "by-kubernetes"] {
+        let condition = issuer_ready_reason(&ns, issuer, "True").await;
+        assert_eq!(condition.reason, "IssuerReady", "{issuer}: {condition:?}");
+        certificate(&ns, issuer, json!({"secretName": format!("{issuer}-tls"), "issuerRef": {"name": issuer}, "commonName": format!("{issuer}.example.test"),
+                                       "dnsNames": [format!("{issuer}.example.test")], "uris": [format!("spiffe://cluster.local/ns/x/sa/{issuer}")]})).await;
+    }
+    for issuer in ["by-token", "by-approle", "by-kubernetes"] {
+        wait_ready(&ns, issuer).await;
+        let s = ns
+            .api::<Secret>()
+            .get(&format!("{issuer}-tls"))
+            .await
+            .expect("secret");
+        let (ca, root) = (
+            parse_chain(field(&s, "ca.crt")).expect("ca.crt"),
+            parse_chain(pki.root_pem.as_bytes()).expect("root"),
+        );
+        assert_eq!(ca[0].der, root[0].der, "ca.crt is the root");
+        openssl_verify(field(&s, "ca.crt"), field(&s, "tls.crt"))
+            .unwrap_or_else(|e| panic!("{issuer}: {e}"));
+        let chain = parse_chain(field(&s, "tls.crt")).expect("chain");
+        assert_eq!(chain.len(), 2, "leaf then the intermediate, no root");
+        assert_eq!(chain[1].subject, "CN=Vault Test Intermediate");
+        assert!(
+            chain[0]
+                .uris
+                .contains(&format!("spiffe://cluster.local/ns/x/sa/{issuer}"))
+        );
+    }
+
+    // Renewal through Vault rotates the key.
+    let before = ns
+        .api::<Secret>()
+        .get("by-approle-tls")
+        .await
+        .expect("secret");
+    let old_serial = parse_chain(field(&before, "tls.crt")).expect("chain")[0]
+        .serial
+        .clone();
+    ns.api::<Certificate>()
+        .patch(
+            "by-approle",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "now"}}}),
+            ),
+        )
+        .await
+        .expect("renew");
+    let secrets = ns.api::<Secret>();
+    let after = wait_for("re-issued through Vault", WAIT, || {
+        let (secrets, old) = (secrets.clone(), old_serial.clone());
+        async move {
+            secrets
+                .get("by-approle-tls")
+                .await
+                .ok()
+                .filter(|s| parse_chain(field(s, "tls.crt")).is_ok_and(|c| c[0].serial != old))
+        }
+    })
+    .await;
+    assert_ne!(
+        field(&before, "tls.key"),
+        field(&after, "tls.key"),
+        "a new key on renewal"
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_wrong_token_leaves_the_issuer_not_ready_and_never_shows_the_token() {
+    let ns = TestNamespace::new("vault-badtoken").await;
+    install_crds(&ns.client).await;
+    let pki = Pki::setup(Bao::from_env(), json!({})).await;
+    secret(&ns, "vault-token", "token", "s.not-a-real-token-7f3a").await;
+    vault_issuer(
+        &ns,
+        "v",
+        &env("VAULT_ADDR"),
+        &pki.sign_path(),
+        json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}}),
+    )
+    .await;
+    let operator = Operator::start(&ns.name).await;
+    let condition = issuer_ready_reason(&ns, "v", "False").await;
+    assert_eq!(condition.reason, "VaultAuthFailed", "{condition:?}");
+    assert!(
+        condition.message.contains("permission denied"),
+        "{}",
+        condition.message
+    );
+    assert!(
+        !condition.message.contains("not-a-real-token"),
+        "the token leaked: {}",
+        condition.message
+    );
+
+    certificate(
+        &ns,
+        "c",
+        json!({"secretName": "c-tls", "issuerRef": {"name": "v"}, "dnsNames": ["c.example.test"]}),
+    )
+    .await;
+    let c = wait_cert(&ns, "c", "not ready", |c| {
+        ready(c).is_some_and(|r| r.status == "False")
+    })
+    .await;
+    let message = ready(&c).map(|r| r.message).unwrap_or_default();
+    assert!(
+        message.contains("permission denied") && !message.contains("not-a-real-token"),
+        "{message}"
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn vault_refusals_reach_the_certificate_and_the_real_not_after_drives_renewal() {
+    let ns = TestNamespace::new("vault-role").await;
+    install_crds(&ns.client).await;
+    let pki = Pki::setup(Bao::from_env(), json!({"max_ttl": "1h"})).await;
+    pki.token_secret(&ns, "vault-token").await;
+    vault_issuer(
+        &ns,
+        "v",
+        &env("VAULT_ADDR"),
+        &pki.sign_path(),
+        json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}}),
+    )
+    .await;
+    let operator = Operator::start(&ns.name).await;
+
+    // A name outside the role's allowed domains: Vault's own message on the Certificate.
+    certificate(&ns, "outside", json!({"secretName": "outside-tls", "issuerRef": {"name": "v"}, "dnsNames": ["evil.example.org"]})).await;
+    let c = wait_cert(&ns, "outside", "refused", |c| {
+        ready(c).is_some_and(|r| r.reason == "SigningFailed")
+    })
+    .await;
+    let message = ready(&c).map(|r| r.message).unwrap_or_default();
+    assert!(message.contains("not allowed"), "{message}");
+
+    // 24h asked, the role caps at 1h: status shows the real notAfter and renews inside it.
+    certificate(&ns, "capped", json!({"secretName": "capped-tls", "issuerRef": {"name": "v"}, "dnsNames": ["capped.example.test"], "duration": "24h"})).await;
+    let c = wait_ready(&ns, "capped").await;
+    let status = c.status.expect("status");
+    let not_after: jiff::Timestamp = status
+        .not_after
+        .as_deref()
+        .expect("notAfter")
+        .parse()
+        .expect("time");
+    let renewal: jiff::Timestamp = status
+        .renewal_time
+        .as_deref()
+        .expect("renewalTime")
+        .parse()
+        .expect("time");
+    let now = jiff::Timestamp::now();
+    let lifetime = not_after.as_second() - now.as_second();
+    assert!(
+        (3500..=3700).contains(&lifetime),
+        "notAfter follows the role's 1h max_ttl, got {lifetime}s"
+    );
+    assert!(
+        renewal < not_after && renewal.as_second() - now.as_second() < 3600,
+        "renewal inside the real lifetime"
+    );
+    let s = ns.api::<Secret>().get("capped-tls").await.expect("secret");
+    assert_eq!(
+        parse_chain(field(&s, "tls.crt")).expect("chain")[0].not_after,
+        not_after.as_second()
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn fifty_certificates_through_one_issuer_share_one_login() {
+    let ns = TestNamespace::new("vault-logins").await;
+    install_crds(&ns.client).await;
+    let pki = Pki::setup(Bao::from_env(), json!({})).await;
+    let (approle, role_id) = pki.approle(&ns, "approle").await;
+    vault_issuer(&ns, "v", &env("VAULT_ADDR"), &pki.sign_path(), json!({"appRole": {"path": approle, "roleId": role_id, "secretRef": {"name": "approle", "key": "secret-id"}}})).await;
+    let operator = Operator::start(&ns.name).await;
+    for i in 0..50 {
+        certificate(&ns, &format!("agent-{i}"), json!({"secretName": format!("agent-{i}-tls"), "issuerRef": {"name": "v"}, "dnsNames": [format!("agent-{i}.example.test")]})).await;
+    }
+    let certs = ns.api::<Certificate>();
+    wait_for(
+        "50 Vault certificates Ready",
+        Duration::from_secs(120),
+        || {
+            let certs = certs.clone();
+            async move {
+                let list = certs.list(&Default::default()).await.ok()?;
+                (list
+                    .items
+                    .iter()
+                    .filter(|c| ready(c).is_some_and(|r| r.status == "True"))
+                    .count()
+                    == 50)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let logins = operator.metrics.backend_request_count("vault", "login");
+    let signs = operator.metrics.backend_request_count("vault", "sign");
+    assert_eq!(signs, 50, "one sign request per certificate");
+    assert_eq!(
+        logins, 1,
+        "the issuer check and all 50 issuances share one AppRole login"
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
+
+/// A private OpenBao for the outage test, so pausing it cannot disturb other tests.
+struct PrivateBao {
+    child: std::process::Child,
+    addr: String,
+    token: String,
+}
+
+impl PrivateBao {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let token = format!("root-{:08x}", rand_u32());
+        let home = tempfile::tempdir().expect("home").keep();
+        let child = std::process::Command::new(env("CERTSMITH_TESTENV_BAO_BIN"))
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={token}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+                "-dev-no-store-token",
+            ])
+            .env("HOME", home)
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start bao");
+        let addr = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        wait_for("private OpenBao healthy", WAIT, || {
+            let (http, addr) = (http.clone(), addr.clone());
+            async move {
+                http.get(format!("{addr}/v1/sys/health"))
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+        PrivateBao { child, addr, token }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for PrivateBao {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_openbao_outage_changes_no_secret_and_issuance_resumes_after_it() {
+    let ns = TestNamespace::new("vault-outage").await;
+    install_crds(&ns.client).await;
+    let bao = PrivateBao::start().await;
+    let pki = Pki::setup(Bao::new(bao.addr.clone(), bao.token.clone()), json!({})).await;
+    pki.token_secret(&ns, "vault-token").await;
+    vault_issuer(
+        &ns,
+        "v",
+        &bao.addr,
+        &pki.sign_path(),
+        json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}}),
+    )
+    .await;
+    let operator = Operator::start(&ns.name).await;
+    certificate(&ns, "svc", json!({"secretName": "svc-tls", "issuerRef": {"name": "v"}, "dnsNames": ["svc.example.test"]})).await;
+    wait_ready(&ns, "svc").await;
+    let before = ns.api::<Secret>().get("svc-tls").await.expect("secret");
+
+    bao.signal("STOP");
+    ns.api::<Certificate>()
+        .patch("svc", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "during-outage"}}})))
+        .await
+        .expect("renew");
+    // The renewal fails (Vault does not answer); the Secret is untouched and Ready stays True.
+    let c = wait_cert(&ns, "svc", "renewal failing", |c| {
+        c.status
+            .as_ref()
+            .and_then(|s| s.failed_issuance_attempts)
+            .unwrap_or(0)
+            >= 1
+    })
+    .await;
+    assert_eq!(
+        ready(&c).map(|r| r.status),
+        Some("True".into()),
+        "a valid certificate stays Ready during the outage"
+    );
+    let during = ns.api::<Secret>().get("svc-tls").await.expect("secret");
+    assert_eq!(
+        during.data, before.data,
+        "nothing issued is touched while Vault is down"
+    );
+    assert_eq!(
+        during.metadata.resource_version,
+        before.metadata.resource_version
+    );
+
+    let resumed = std::time::Instant::now();
+    bao.signal("CONT");
+    let secrets = ns.api::<Secret>();
+    let old = parse_chain(field(&before, "tls.crt")).expect("chain")[0]
+        .serial
+        .clone();
+    wait_for("issuance after OpenBao returns", WAIT, || {
+        let (secrets, old) = (secrets.clone(), old.clone());
+        async move {
+            secrets
+                .get("svc-tls")
+                .await
+                .ok()
+                .filter(|s| parse_chain(field(s, "tls.crt")).is_ok_and(|c| c[0].serial != old))
+        }
+    })
+    .await;
+    eprintln!(
+        "issuance resumed {:?} after OpenBao returned",
+        resumed.elapsed()
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
