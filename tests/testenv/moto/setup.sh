@@ -44,8 +44,10 @@ trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
 log "installing moto[server] $version with $("$python" --version 2>&1) into $final (first run only)"
 "$python" -m venv "$tmp/venv"
-"$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$req"
-"$tmp/venv/bin/python" -c 'import moto.server, boto3' || die "moto does not import"
+# --no-compile and -B: bytecode compiled here would name the temporary path in tracebacks.
+"$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+  --no-compile -r "$req"
+"$tmp/venv/bin/python" -B -c 'import moto.server, boto3' || die "moto does not import"
 # Venv scripts (shebangs, activate*) hard-code the venv's path: point them at the final one.
 grep -rlIF -- "$tmp/venv" "$tmp/venv/bin" "$tmp/venv/pyvenv.cfg" | while IFS= read -r f; do
   sed -i "s|$tmp/venv|$final/venv|g" "$f"
@@ -54,6 +56,7 @@ rm -rf "$final"
 chmod 755 "$tmp"
 mv -T "$tmp" "$final"
 trap - EXIT
+"$bin/python" -m compileall -q -f -j 0 "$final/venv/lib" >/dev/null || log "warning: compileall failed"
 if ! "$bin/moto_server" --help >/dev/null 2>&1; then
   rm -rf "$final"
   die "moto_server does not run after the move into $final"
