@@ -3,18 +3,21 @@
 # control plane. Reports wall time from the first apply to all Ready, certificates per
 # second, the operator's peak RSS, API writes per issued certificate (from the API server's
 # own request counters), and the writes an idle operator makes afterwards.
-#   make bench ARGS="--count 1000 --concurrency 16 --idle 30 [--backlog]"
+#   make bench ARGS="--count 1000 --concurrency 16 --idle 30 [--backlog] [--issuer ca|vault]"
+# --issuer vault signs through OpenBao (intermediate PKI mount, AppRole login) and also
+# reports how many logins and sign requests the operator made.
 # --backlog creates every Certificate before the operator starts, which measures the
 # operator's own throughput instead of the pace at which kubectl can create objects.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-count=1000 concurrency=16 idle=30 backlog=0
+count=1000 concurrency=16 idle=30 backlog=0 issuer=ca
 while [ $# -gt 0 ]; do
   case $1 in
     --count) count=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
     --idle) idle=$2; shift 2 ;;
     --backlog) backlog=1; shift ;;
+    --issuer) issuer=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -57,9 +60,10 @@ print(total)'
 kubectl apply --server-side -f "$root/crds/certsmith.yaml" >/dev/null
 kubectl wait --for condition=Established crd --all --timeout=60s >/dev/null
 kubectl create namespace bench >/dev/null
+metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start_operator() {
   "$root/target/release/certsmith" controller --concurrency "$concurrency" --log-format json \
-    --metrics-addr 127.0.0.1:0 >>"$work/operator.log" 2>&1 &
+    --metrics-addr "127.0.0.1:$metrics_port" >>"$work/operator.log" 2>&1 &
   op_pid=$!
 }
 start_operator
@@ -82,7 +86,39 @@ YAML
 kubectl wait -n bench --for condition=Ready=True certificate/root --timeout=60s >/dev/null
 kubectl wait -n bench --for condition=Ready=True issuer/ca --timeout=60s >/dev/null
 
-python3 - "$count" >"$work/certs.yaml" <<'PY'
+bao() { # METHOD PATH [JSON]
+  curl -sf -X "$1" -H "X-Vault-Token: $VAULT_TOKEN" ${3:+-d "$3"} "$VAULT_ADDR/v1/$2"
+}
+if [ "$issuer" = vault ]; then
+  bao POST sys/mounts/bench-root '{"type":"pki","config":{"max_lease_ttl":"87600h"}}' >/dev/null
+  root_pem=$(bao POST bench-root/root/generate/internal '{"common_name":"bench root","ttl":"87600h"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["certificate"])')
+  bao POST sys/mounts/bench-int '{"type":"pki","config":{"max_lease_ttl":"43800h"}}' >/dev/null
+  csr=$(bao POST bench-int/intermediate/generate/internal '{"common_name":"bench intermediate"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["csr"])')
+  signed=$(bao POST bench-root/root/sign-intermediate "$(python3 -c 'import json,sys; print(json.dumps({"csr": sys.argv[1], "format": "pem", "ttl": "43800h"}))' "$csr")" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["certificate"])')
+  bao POST bench-int/intermediate/set-signed "$(python3 -c 'import json,sys; print(json.dumps({"certificate": sys.argv[1] + "\n" + sys.argv[2]}))' "$signed" "$root_pem")" >/dev/null
+  bao POST bench-int/roles/agents '{"allowed_domains":"bench.svc","allow_subdomains":true,"allowed_uri_sans":"spiffe://*","key_type":"any","max_ttl":"72h","no_store":true}' >/dev/null
+  bao POST sys/policies/acl/bench '{"policy":"path \"bench-int/sign/agents\" { capabilities = [\"create\", \"update\"] }"}' >/dev/null
+  bao POST sys/auth/approle '{"type":"approle"}' >/dev/null
+  bao POST auth/approle/role/bench '{"token_policies":["bench"],"token_ttl":"1h"}' >/dev/null
+  role_id=$(bao GET auth/approle/role/bench/role-id | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["role_id"])')
+  secret_id=$(bao POST auth/approle/role/bench/secret-id '{}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["secret_id"])')
+  kubectl create secret generic -n bench approle --from-literal=secret-id="$secret_id" >/dev/null
+  kubectl apply -n bench -f - >/dev/null <<YAML
+apiVersion: certsmith.dev/v1alpha1
+kind: Issuer
+metadata: {name: vault}
+spec:
+  vault:
+    server: $VAULT_ADDR
+    path: bench-int/sign/agents
+    auth: {appRole: {roleId: "$role_id", secretRef: {name: approle, key: secret-id}}}
+YAML
+  kubectl wait -n bench --for condition=Ready=True issuer/vault --timeout=60s >/dev/null
+fi
+issuer_name=$([ "$issuer" = vault ] && echo vault || echo ca)
+
+python3 - "$count" "$issuer_name" >"$work/certs.yaml" <<'PY'
 import sys
 for i in range(int(sys.argv[1])):
     print(f"""---
@@ -91,7 +127,7 @@ kind: Certificate
 metadata: {{name: agent-{i}}}
 spec:
   secretName: agent-{i}-tls
-  issuerRef: {{name: ca}}
+  issuerRef: {{name: {sys.argv[2]}}}
   dnsNames: [agent-{i}.bench.svc]
   uris: [spiffe://cluster.local/ns/bench/sa/agent-{i}]
   duration: 24h""")
@@ -122,6 +158,11 @@ done
 end=$(date +%s.%N)
 writes_after=$(operator_writes)
 rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
+backend_count() { # OPERATION
+  curl -sf "http://127.0.0.1:$metrics_port/metrics" | awk -v op="$1" '$0 ~ "^certsmith_backend_requests_total" && $0 ~ "operation=\""op"\"" {n += $NF} END {print n + 0}'
+}
+logins=$(backend_count login)
+signs=$(backend_count sign)
 sleep "$idle"
 writes_idle=$(operator_writes)
 rss_idle_kib=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
@@ -129,7 +170,7 @@ rss_idle_kib=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
 python3 - <<PY
 count = $count
 wall = $end - $start
-print(f"certificates            {count} (ECDSA P-256, CA issuer, concurrency $concurrency, backlog $backlog)")
+print(f"certificates            {count} (ECDSA P-256, $issuer issuer, concurrency $concurrency, backlog $backlog)")
 print(f"kubectl apply took      {$applied - $start:.1f} s")
 print(f"start -> all Ready       {wall:.1f} s")
 print(f"certificates per second {count / wall:.1f}")
@@ -137,4 +178,7 @@ print(f"operator peak RSS       {$rss_kib / 1024:.1f} MiB (VmHWM)")
 print(f"operator RSS when idle  {$rss_idle_kib / 1024:.1f} MiB")
 print(f"API writes per cert     {($writes_after - $writes_before) / count:.2f} ({$writes_after - $writes_before} writes: Secrets, status, Events)")
 print(f"writes while idle       {$writes_idle - $writes_after} in $idle s")
+if "$issuer" == "vault":
+    print(f"Vault logins            $logins")
+    print(f"Vault sign requests     $signs")
 PY
