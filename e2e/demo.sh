@@ -1,29 +1,41 @@
 #!/usr/bin/env bash
-# `make demo`: the operator's main job on the built-in local control plane. Starts a private
-# control plane, installs the CRDs, runs the operator, applies config/samples/ (a self-signed
-# root, a CA ClusterIssuer, two mTLS agents), waits for Ready and shows what was issued.
-# Stays up (operator log streaming) until Ctrl-C; `--once` exits after showing.
+# `make demo`: the operator's main job on the built-in local control plane.
+#   1. starts a private control plane, installs the CRDs and runs the operator;
+#   2. applies config/samples/ (a self-signed root, a CA ClusterIssuer, an mTLS server agent
+#      and a client agent with SPIFFE IDs and 5-minute certificates renewed every ~30 s);
+#   3. waits for Ready and shows the certificates;
+#   4. projects each agent's Secret into a directory (atomically, as the kubelet does) and runs
+#      a real mTLS server and client (examples/mtls.rs) that reload their files on change,
+#      printing every rotation and the failed-handshake count, which must stay 0.
+# Ctrl-C stops everything it started; `--once` exits after two rotations of each certificate.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 once=0
 [ "${1:-}" = "--once" ] && once=1
+t0=$(date +%s.%N)
 export CERTSMITH_TESTENV_STATE="$root/.testenv/demo"
-op_pid=""
+work=$(mktemp -d)
+pids=()
 cleanup() {
-  [ -n "$op_pid" ] && kill "$op_pid" 2>/dev/null && wait "$op_pid" 2>/dev/null
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   bash "$root/tests/testenv/testenv.sh" down >/dev/null 2>&1 || true
+  rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-cargo build --quiet
+cargo build --quiet --bin certsmith --example mtls
+bin="$root/target/debug"
 bash "$root/tests/testenv/testenv.sh" up
 # shellcheck disable=SC1091
 source "$CERTSMITH_TESTENV_STATE/env"
 kubectl apply --server-side -f "$root/crds/certsmith.yaml" >/dev/null
 kubectl wait --for condition=Established crd --all --timeout=60s >/dev/null
-"$root/target/debug/certsmith" controller --cluster-resource-namespace certsmith --log-format text \
+"$bin/certsmith" controller --cluster-resource-namespace certsmith --log-format text \
   --metrics-addr 127.0.0.1:0 >"$CERTSMITH_TESTENV_STATE/logs/certsmith.log" 2>&1 &
-op_pid=$!
+pids+=($!)
+
 echo "==> kubectl apply -f config/samples/"
 kubectl apply -f "$root/config/samples/"
 for cert in certsmith/agents-root agents/orders-agent agents/billing-agent; do
@@ -31,11 +43,55 @@ for cert in certsmith/agents-root agents/orders-agent agents/billing-agent; do
 done
 echo; echo "==> kubectl get certificates -A"
 kubectl get certificates -A
-for s in agents/orders-agent-tls agents/billing-agent-tls; do
-  echo; echo "==> Secret $s"
-  kubectl get secret -n "${s%/*}" "${s#*/}" -o 'jsonpath={.data.tls\.crt}' | base64 -d |
+for s in orders-agent-tls billing-agent-tls; do
+  echo; echo "==> Secret agents/$s"
+  kubectl get secret -n agents "$s" -o 'jsonpath={.data.tls\.crt}' | base64 -d |
     openssl x509 -noout -subject -issuer -serial -dates -ext subjectAltName,extendedKeyUsage
 done
-if [ $once = 1 ]; then exit 0; fi
-echo; echo "==> operator log (Ctrl-C stops the operator and the control plane)"
-tail -f "$CERTSMITH_TESTENV_STATE/logs/certsmith.log"
+
+# Keep DIR/current pointing at the Secret's latest contents: each change is written to a new
+# directory and the symlink is swapped with one rename, so readers never see a mix.
+project() { # SECRET DIR
+  local secret=$1 dir=$2 last="" n=0
+  mkdir -p "$dir"
+  while true; do
+    local json
+    json=$(kubectl get secret -n agents "$secret" -o json 2>/dev/null) || { sleep 1; continue; }
+    if [ "$json" != "$last" ]; then
+      n=$((n + 1))
+      mkdir -p "$dir/..data-$n"
+      for k in tls.crt tls.key ca.crt; do
+        python3 -c 'import base64,json,sys; d=json.load(sys.stdin)["data"]; sys.stdout.buffer.write(base64.b64decode(d[sys.argv[1]]))' "$k" \
+          <<<"$json" >"$dir/..data-$n/$k"
+      done
+      ln -sfn "..data-$n" "$dir/current.tmp" && mv -T "$dir/current.tmp" "$dir/current"
+      last=$json
+    fi
+    sleep 1
+  done
+}
+project orders-agent-tls "$work/orders" &
+pids+=($!)
+project billing-agent-tls "$work/billing" &
+pids+=($!)
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo; echo "==> mTLS: orders-agent (server) <-> billing-agent (client) on 127.0.0.1:$port"
+"$bin/examples/mtls" server --dir "$work/orders/current" --listen "127.0.0.1:$port" &
+pids+=($!)
+rotations=0
+[ $once = 1 ] && rotations=2
+status=0
+"$bin/examples/mtls" client --dir "$work/billing/current" --connect "127.0.0.1:$port" \
+  --server-name orders-agent.agents.svc --rotations "$rotations" --timeout-secs 300 |
+  while IFS= read -r line; do
+    case $line in
+      "client: first handshake"*) printf '%s (%.1fs after make demo started)\n' "$line" "$(python3 -c "import sys,time; print(time.time() - float(sys.argv[1]))" "$t0")" ;;
+      *) echo "$line" ;;
+    esac
+  done || status=$?
+if [ $status -ne 0 ]; then
+  echo "demo: FAILED (a handshake failed or a rotation was missed)" >&2
+  exit 1
+fi
+echo "demo: OK"

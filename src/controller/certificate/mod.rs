@@ -74,6 +74,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     // Decide, then act.
     match decide::decide(&observed) {
         Decision::UpToDate(current) => {
+            tracing::debug!(certificate = %identity, reason = %Reason::UpToDate, renewal = %decide::rfc3339(current.renewal_time), "nothing to do");
             write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await?;
             Ok(requeue_at(current.renewal_time, now))
         }
