@@ -120,10 +120,11 @@ impl Identity {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let changed = std::fs::read(dir.join("tls.crt"))
                     .is_ok_and(|crt| crt != shared.current().fingerprint);
-                if changed && let Ok(fresh) = load(&dir) {
-                    if let Ok(mut slot) = shared.0.write() {
-                        *slot = Arc::new(fresh);
-                    }
+                if changed
+                    && let Ok(fresh) = load(&dir)
+                    && let Ok(mut slot) = shared.0.write()
+                {
+                    *slot = Arc::new(fresh);
                 }
             }
         });
