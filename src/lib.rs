@@ -8,6 +8,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod api;
+pub mod cli;
 pub mod controller;
 pub mod crds;
 pub mod health;

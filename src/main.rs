@@ -28,6 +28,41 @@ enum Command {
     Controller(ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Certificates at a glance (-n NS, -A for all namespaces), or one in depth (NAME).
+    Status {
+        name: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Re-issue a Certificate (NAME) or many (--all, with -n/-A and -l) with a new key.
+    Renew {
+        name: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
+    /// Look inside a TLS Secret: names, validity, key, chain, and whether they hold together.
+    Inspect {
+        #[command(subcommand)]
+        what: InspectCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InspectCommand {
+    /// A kubernetes.io/tls Secret.
+    Secret {
+        name: String,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -65,6 +100,70 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Controller(args) => controller(args).await,
+        other => match cli(other).await {
+            Ok(text) => {
+                print!("{text}");
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        },
+    }
+}
+
+/// The companion commands; every failure is one sentence for the user.
+async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
+    use certsmith::cli::{CliError, client, inspect, renew, status};
+    let client = client().await?;
+    let default_ns = client.default_namespace().to_string();
+    match command {
+        Command::Status {
+            name: Some(name),
+            namespace,
+            ..
+        } => status::one(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
+        Command::Status {
+            name: None,
+            namespace,
+            all_namespaces,
+        } => {
+            let scope = if all_namespaces {
+                None
+            } else {
+                Some(namespace.unwrap_or(default_ns))
+            };
+            status::fleet(client, scope.as_deref()).await
+        }
+        Command::Renew {
+            name,
+            all,
+            namespace,
+            all_namespaces,
+            selector,
+        } => {
+            let target = match (name, all) {
+                (Some(name), false) => renew::Target::One {
+                    namespace: namespace.unwrap_or(default_ns),
+                    name,
+                },
+                (None, true) => renew::Target::All {
+                    namespace: if all_namespaces {
+                        None
+                    } else {
+                        Some(namespace.unwrap_or(default_ns))
+                    },
+                    selector,
+                },
+                _ => return Err(CliError("name one Certificate or pass --all".into())),
+            };
+            renew::renew(client, target).await
+        }
+        Command::Inspect {
+            what: InspectCommand::Secret { name, namespace },
+        } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
+        Command::Controller(_) | Command::Crds => Err(CliError("unreachable".into())),
     }
 }
 

@@ -4,6 +4,7 @@
 mod support;
 
 mod certificates;
+mod cli;
 mod crds;
 mod smoke_kube;
 mod smoke_moto;
