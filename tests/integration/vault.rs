@@ -169,6 +169,15 @@ impl Pki {
 
     /// An AppRole auth mount and role; returns (mount, role_id) with the secret ID in a Secret.
     async fn approle(&self, ns: &TestNamespace, secret_name: &str) -> (String, String) {
+        self.approle_with_ttl(ns, secret_name, "1h").await
+    }
+
+    async fn approle_with_ttl(
+        &self,
+        ns: &TestNamespace,
+        secret_name: &str,
+        ttl: &str,
+    ) -> (String, String) {
         let mount = format!("approle-{}", self.id);
         self.bao
             .post(&format!("sys/auth/{mount}"), json!({"type": "approle"}))
@@ -176,7 +185,7 @@ impl Pki {
         self.bao
             .post(
                 &format!("auth/{mount}/role/certsmith"),
-                json!({"token_policies": [self.policy], "token_ttl": "1h"}),
+                json!({"token_policies": [self.policy], "token_ttl": ttl, "token_max_ttl": "1h"}),
             )
             .await;
         let role_id = self
@@ -725,6 +734,33 @@ async fn an_openbao_outage_changes_no_secret_and_issuance_resumes_after_it() {
     eprintln!(
         "issuance resumed {:?} after OpenBao returned",
         resumed.elapsed()
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_short_lived_token_is_renewed_not_replaced_by_a_new_login() {
+    let ns = TestNamespace::new("vault-renew").await;
+    install_crds(&ns.client).await;
+    let pki = Pki::setup(Bao::from_env(), json!({})).await;
+    // A 6 s token: past its refresh point (TTL minus 5 s) after 1 s, so the next issuance renews it.
+    let (approle, role_id) = pki.approle_with_ttl(&ns, "approle", "6s").await;
+    vault_issuer(&ns, "v", &env("VAULT_ADDR"), &pki.sign_path(), json!({"appRole": {"path": approle, "roleId": role_id, "secretRef": {"name": "approle", "key": "secret-id"}}})).await;
+    let operator = Operator::start(&ns.name).await;
+    certificate(&ns, "first", json!({"secretName": "first-tls", "issuerRef": {"name": "v"}, "dnsNames": ["first.example.test"]})).await;
+    wait_ready(&ns, "first").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    certificate(&ns, "second", json!({"secretName": "second-tls", "issuerRef": {"name": "v"}, "dnsNames": ["second.example.test"]})).await;
+    wait_ready(&ns, "second").await;
+    assert_eq!(
+        operator.metrics.backend_request_count("vault", "login"),
+        1,
+        "one login"
+    );
+    assert!(
+        operator.metrics.backend_request_count("vault", "renew") >= 1,
+        "the token was renewed"
     );
     operator.stop().await;
     ns.delete().await;
