@@ -79,6 +79,11 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 echo; echo "==> mTLS: orders-agent (server) <-> billing-agent (client) on 127.0.0.1:$port"
 "$bin/examples/mtls" server --dir "$work/orders/current" --listen "127.0.0.1:$port" &
 pids+=($!)
+# Start the client once the server accepts connections.
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
 rotations=0
 [ $once = 1 ] && rotations=2
 status=0

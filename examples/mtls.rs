@@ -271,6 +271,11 @@ async fn client(
                 }
                 server_serial = Some(serial);
             }
+            // Until the first exchange, a refused connection means the server is not up yet.
+            Err(e)
+                if ok == 0
+                    && e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused) => {}
             Err(e) => {
                 failed += 1;
                 println!("client: handshake failed: {e}");

@@ -765,3 +765,42 @@ async fn a_short_lived_token_is_renewed_not_replaced_by_a_new_login() {
     operator.stop().await;
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_sealed_vault_makes_the_issuer_not_ready_with_that_reason() {
+    let ns = TestNamespace::new("vault-sealed").await;
+    install_crds(&ns.client).await;
+    let bao = PrivateBao::start().await;
+    let root = Bao::new(bao.addr.clone(), bao.token.clone());
+    let pki = Pki::setup(root.clone(), json!({})).await;
+    pki.token_secret(&ns, "vault-token").await;
+    vault_issuer(
+        &ns,
+        "v",
+        &bao.addr,
+        &pki.sign_path(),
+        json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}}),
+    )
+    .await;
+    let operator = Operator::start(&ns.name).await;
+    issuer_ready_reason(&ns, "v", "True").await;
+    root.request(reqwest::Method::PUT, "sys/seal", None).await;
+    // Re-applying the Issuer (a new generation) makes the operator look again at once.
+    vault_issuer(
+        &ns,
+        "v",
+        &format!("{}/", bao.addr),
+        &pki.sign_path(),
+        json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}}),
+    )
+    .await;
+    let condition = issuer_ready_reason(&ns, "v", "False").await;
+    assert_eq!(condition.reason, "VaultSealed", "{condition:?}");
+    assert!(
+        condition.message.contains("sealed"),
+        "{}",
+        condition.message
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
