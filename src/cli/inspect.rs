@@ -17,6 +17,11 @@ pub async fn secret(client: kube::Client, namespace: &str, name: &str) -> Result
         .get(name)
         .await
         .map_err(|e| explain(e, &format!("Secret {namespace}/{name}")))?;
+    Ok(describe_secret(&secret, jiff::Timestamp::now().as_second()))
+}
+
+/// The report for a TLS Secret's `tls.crt`, `tls.key` and `ca.crt`.
+pub fn describe_secret(secret: &Secret, now: i64) -> String {
     let get = |k: &str| {
         secret
             .data
@@ -25,12 +30,7 @@ pub async fn secret(client: kube::Client, namespace: &str, name: &str) -> Result
             .map(|b| b.0.clone())
             .unwrap_or_default()
     };
-    Ok(describe(
-        &get("tls.crt"),
-        &get("tls.key"),
-        &get("ca.crt"),
-        jiff::Timestamp::now().as_second(),
-    ))
+    describe(&get("tls.crt"), &get("tls.key"), &get("ca.crt"), now)
 }
 
 /// The report for a Secret's three keys (pure: testable without a cluster).

@@ -172,18 +172,7 @@ pub async fn one(client: kube::Client, namespace: &str, name: &str) -> Result<St
         .await
     {
         Ok(Some(secret)) => {
-            let get = |k: &str| {
-                secret
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(k))
-                    .map(|b| b.0.clone())
-                    .unwrap_or_default()
-            };
-            for line in
-                super::inspect::describe(&get("tls.crt"), &get("tls.key"), &get("ca.crt"), now)
-                    .lines()
-            {
+            for line in super::inspect::describe_secret(&secret, now).lines() {
                 let _ = writeln!(out, "  {line}");
             }
         }

@@ -13,9 +13,10 @@ use certsmith::api::{Certificate, ClusterIssuer, Issuer};
 use certsmith::pki::inspect::{CertInfo, parse_chain};
 use certsmith::pki::keys::PrivateKey;
 
-use crate::support::{Operator, TestNamespace, install_crds, openssl_verify, wait_for};
-
-const WAIT: Duration = Duration::from_secs(60);
+use crate::support::{
+    Operator, TestNamespace, WAIT, certificate, condition, field, install_crds, openssl_verify,
+    wait_for, wait_ready, wait_until,
+};
 
 async fn setup(prefix: &str) -> (TestNamespace, Operator) {
     let ns = TestNamespace::new(prefix).await;
@@ -30,43 +31,6 @@ async fn ca_issuer(ns: &TestNamespace) {
     certificate(ns, "root", json!({"secretName": "root-ca", "issuerRef": {"name": "selfsigned"}, "commonName": "test root", "isCA": true})).await;
     wait_ready(ns, "root").await;
     ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "root-ca"}}})).await;
-}
-
-async fn certificate(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Certificate {
-    ns.apply::<Certificate>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name}, "spec": spec})).await
-}
-
-fn condition(cert: &Certificate, type_: &str) -> Option<certsmith::api::Condition> {
-    cert.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
-}
-
-/// Wait until Ready=True for the current generation.
-async fn wait_ready(ns: &TestNamespace, name: &str) -> Certificate {
-    wait_until(ns, name, "Ready=True", |c| {
-        condition(c, "Ready").is_some_and(|r| r.status == "True")
-            && c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation
-    })
-    .await
-}
-
-async fn wait_until(
-    ns: &TestNamespace,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&Certificate) -> bool,
-) -> Certificate {
-    let api = ns.api::<Certificate>();
-    let pred = &pred;
-    wait_for(&format!("Certificate {name}: {what}"), WAIT, || {
-        let api = api.clone();
-        async move { api.get(name).await.ok().filter(|c| pred(c)) }
-    })
-    .await
 }
 
 /// The notes of every Event in the namespace.
@@ -85,14 +49,6 @@ async fn event_notes(ns: &TestNamespace) -> Vec<String> {
 
 async fn secret(ns: &TestNamespace, name: &str) -> Secret {
     ns.api::<Secret>().get(name).await.expect("secret")
-}
-
-fn field<'a>(s: &'a Secret, key: &str) -> &'a [u8] {
-    s.data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|b| b.0.as_slice())
-        .unwrap_or_default()
 }
 
 fn leaf(s: &Secret) -> CertInfo {

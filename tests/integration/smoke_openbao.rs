@@ -2,42 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{env, openssl_verify, rand_u32};
-
-struct Bao {
-    http: reqwest::Client,
-    addr: String,
-    token: String,
-}
-
-impl Bao {
-    fn from_env() -> Self {
-        Bao {
-            http: reqwest::Client::new(),
-            addr: env("VAULT_ADDR"),
-            token: env("VAULT_TOKEN"),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", &self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        assert!(status.is_success(), "POST {path}: {status} {text}");
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).expect("json")
-        }
-    }
-}
+use crate::support::{Bao, openssl_verify, rand_u32};
 
 fn data<'a>(v: &'a Value, field: &str) -> &'a str {
     v["data"][field]

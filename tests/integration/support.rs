@@ -8,7 +8,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use serde_json::{Value, json};
+
+use certsmith::api::Certificate;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -269,4 +272,106 @@ pub fn openssl_verify(ca_pem: &[u8], chain_pem: &[u8]) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+// ----- Helpers shared by the Certificate, Vault and CLI tests -----
+
+/// How long a test waits for the operator to get somewhere.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A Vault-API client for test setup, with the root token.
+#[derive(Clone)]
+pub struct Bao {
+    pub http: reqwest::Client,
+    pub addr: String,
+    pub token: String,
+}
+
+impl Bao {
+    pub fn new(addr: String, token: String) -> Self {
+        Bao {
+            http: reqwest::Client::new(),
+            addr,
+            token,
+        }
+    }
+
+    pub fn from_env() -> Self {
+        Bao::new(env("VAULT_ADDR"), env("VAULT_TOKEN"))
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", &self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert!(status.is_success(), "{path}: {status} {text}");
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("json")
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+}
+
+pub async fn certificate(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Certificate {
+    ns.apply::<Certificate>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name}, "spec": spec})).await
+}
+
+pub fn condition(cert: &Certificate, type_: &str) -> Option<certsmith::api::Condition> {
+    cert.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// Wait until Ready=True for the current generation.
+pub async fn wait_ready(ns: &TestNamespace, name: &str) -> Certificate {
+    wait_until(ns, name, "Ready=True", |c| {
+        condition(c, "Ready").is_some_and(|r| r.status == "True")
+            && c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation
+    })
+    .await
+}
+
+pub async fn wait_until(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&Certificate) -> bool,
+) -> Certificate {
+    let api = ns.api::<Certificate>();
+    let pred = &pred;
+    wait_for(&format!("Certificate {name}: {what}"), WAIT, || {
+        let api = api.clone();
+        async move { api.get(name).await.ok().filter(|c| pred(c)) }
+    })
+    .await
+}
+
+pub fn field<'a>(s: &'a Secret, key: &str) -> &'a [u8] {
+    s.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.as_slice())
+        .unwrap_or_default()
 }

@@ -13,62 +13,9 @@ use certsmith::api::{Certificate, Issuer};
 use certsmith::pki::inspect::parse_chain;
 
 use crate::support::{
-    Operator, TestNamespace, env, install_crds, openssl_verify, rand_u32, wait_for,
+    Bao, Operator, TestNamespace, WAIT, certificate, condition, env, field, install_crds,
+    openssl_verify, rand_u32, wait_for, wait_ready, wait_until,
 };
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// A Vault-API client for test setup, with the root token.
-#[derive(Clone)]
-struct Bao {
-    http: reqwest::Client,
-    addr: String,
-    token: String,
-}
-
-impl Bao {
-    fn new(addr: String, token: String) -> Self {
-        Bao {
-            http: reqwest::Client::new(),
-            addr,
-            token,
-        }
-    }
-
-    fn from_env() -> Self {
-        Bao::new(env("VAULT_ADDR"), env("VAULT_TOKEN"))
-    }
-
-    async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", &self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        assert!(status.is_success(), "{path}: {status} {text}");
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).expect("json")
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.request(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.request(reqwest::Method::GET, path, None).await
-    }
-}
 
 /// A root mount, an intermediate mount signed by it (imported with its root, so Vault returns
 /// the root in ca_chain), a role for *.example.test and a policy allowing only signing.
@@ -295,42 +242,6 @@ async fn vault_issuer(ns: &TestNamespace, name: &str, server: &str, path: &str, 
     .await;
 }
 
-async fn certificate(ns: &TestNamespace, name: &str, spec: Value) {
-    ns.apply::<Certificate>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name}, "spec": spec})).await;
-}
-
-fn ready(c: &Certificate) -> Option<certsmith::api::Condition> {
-    c.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .cloned()
-}
-
-async fn wait_cert(
-    ns: &TestNamespace,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&Certificate) -> bool,
-) -> Certificate {
-    let api = ns.api::<Certificate>();
-    let pred = &pred;
-    wait_for(&format!("Certificate {name}: {what}"), WAIT, || {
-        let api = api.clone();
-        async move { api.get(name).await.ok().filter(|c| pred(c)) }
-    })
-    .await
-}
-
-async fn wait_ready(ns: &TestNamespace, name: &str) -> Certificate {
-    wait_cert(ns, name, "Ready=True", |c| {
-        ready(c).is_some_and(|r| r.status == "True")
-            && c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation
-    })
-    .await
-}
-
 async fn issuer_ready_reason(
     ns: &TestNamespace,
     name: &str,
@@ -350,14 +261,6 @@ async fn issuer_ready_reason(
         }
     })
     .await
-}
-
-fn field<'a>(s: &'a Secret, key: &str) -> &'a [u8] {
-    s.data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|b| b.0.as_slice())
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -382,8 +285,11 @@ async fn issues_through_token_approle_and_kubernetes_auth_with_a_chain_to_the_ro
     let operator = Operator::start(&ns.name).await;
 
     for issuer in ["by-token", "by-approle", "by-kubernetes"] {
-        let condition = issuer_ready_reason(&ns, issuer, "True").await;
-        assert_eq!(condition.reason, "IssuerReady", "{issuer}: {condition:?}");
+        let issuer_ready = issuer_ready_reason(&ns, issuer, "True").await;
+        assert_eq!(
+            issuer_ready.reason, "IssuerReady",
+            "{issuer}: {issuer_ready:?}"
+        );
         certificate(&ns, issuer, json!({"secretName": format!("{issuer}-tls"), "issuerRef": {"name": issuer}, "commonName": format!("{issuer}.example.test"),
                                        "dnsNames": [format!("{issuer}.example.test")], "uris": [format!("spiffe://cluster.local/ns/x/sa/{issuer}")]})).await;
     }
@@ -466,17 +372,17 @@ async fn a_wrong_token_leaves_the_issuer_not_ready_and_never_shows_the_token() {
     )
     .await;
     let operator = Operator::start(&ns.name).await;
-    let condition = issuer_ready_reason(&ns, "v", "False").await;
-    assert_eq!(condition.reason, "VaultAuthFailed", "{condition:?}");
+    let issuer_ready = issuer_ready_reason(&ns, "v", "False").await;
+    assert_eq!(issuer_ready.reason, "VaultAuthFailed", "{issuer_ready:?}");
     assert!(
-        condition.message.contains("permission denied"),
+        issuer_ready.message.contains("permission denied"),
         "{}",
-        condition.message
+        issuer_ready.message
     );
     assert!(
-        !condition.message.contains("not-a-real-token"),
+        !issuer_ready.message.contains("not-a-real-token"),
         "the token leaked: {}",
-        condition.message
+        issuer_ready.message
     );
 
     certificate(
@@ -485,11 +391,13 @@ async fn a_wrong_token_leaves_the_issuer_not_ready_and_never_shows_the_token() {
         json!({"secretName": "c-tls", "issuerRef": {"name": "v"}, "dnsNames": ["c.example.test"]}),
     )
     .await;
-    let c = wait_cert(&ns, "c", "not ready", |c| {
-        ready(c).is_some_and(|r| r.status == "False")
+    let c = wait_until(&ns, "c", "not ready", |c| {
+        condition(c, "Ready").is_some_and(|r| r.status == "False")
     })
     .await;
-    let message = ready(&c).map(|r| r.message).unwrap_or_default();
+    let message = condition(&c, "Ready")
+        .map(|r| r.message)
+        .unwrap_or_default();
     assert!(
         message.contains("permission denied") && !message.contains("not-a-real-token"),
         "{message}"
@@ -516,11 +424,13 @@ async fn vault_refusals_reach_the_certificate_and_the_real_not_after_drives_rene
 
     // A name outside the role's allowed domains: Vault's own message on the Certificate.
     certificate(&ns, "outside", json!({"secretName": "outside-tls", "issuerRef": {"name": "v"}, "dnsNames": ["evil.example.org"]})).await;
-    let c = wait_cert(&ns, "outside", "refused", |c| {
-        ready(c).is_some_and(|r| r.reason == "SigningFailed")
+    let c = wait_until(&ns, "outside", "refused", |c| {
+        condition(c, "Ready").is_some_and(|r| r.reason == "SigningFailed")
     })
     .await;
-    let message = ready(&c).map(|r| r.message).unwrap_or_default();
+    let message = condition(&c, "Ready")
+        .map(|r| r.message)
+        .unwrap_or_default();
     assert!(message.contains("not allowed"), "{message}");
 
     // 24h asked, the role caps at 1h: status shows the real notAfter and renews inside it.
@@ -580,7 +490,7 @@ async fn fifty_certificates_through_one_issuer_share_one_login() {
                 (list
                     .items
                     .iter()
-                    .filter(|c| ready(c).is_some_and(|r| r.status == "True"))
+                    .filter(|c| condition(c, "Ready").is_some_and(|r| r.status == "True"))
                     .count()
                     == 50)
                     .then_some(())
@@ -691,7 +601,7 @@ async fn an_openbao_outage_changes_no_secret_and_issuance_resumes_after_it() {
         .await
         .expect("renew");
     // The renewal fails (Vault does not answer); the Secret is untouched and Ready stays True.
-    let c = wait_cert(&ns, "svc", "renewal failing", |c| {
+    let c = wait_until(&ns, "svc", "renewal failing", |c| {
         c.status
             .as_ref()
             .and_then(|s| s.failed_issuance_attempts)
@@ -700,7 +610,7 @@ async fn an_openbao_outage_changes_no_secret_and_issuance_resumes_after_it() {
     })
     .await;
     assert_eq!(
-        ready(&c).map(|r| r.status),
+        condition(&c, "Ready").map(|r| r.status),
         Some("True".into()),
         "a valid certificate stays Ready during the outage"
     );
@@ -794,12 +704,12 @@ async fn a_sealed_vault_makes_the_issuer_not_ready_with_that_reason() {
         json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}}),
     )
     .await;
-    let condition = issuer_ready_reason(&ns, "v", "False").await;
-    assert_eq!(condition.reason, "VaultSealed", "{condition:?}");
+    let issuer_ready = issuer_ready_reason(&ns, "v", "False").await;
+    assert_eq!(issuer_ready.reason, "VaultSealed", "{issuer_ready:?}");
     assert!(
-        condition.message.contains("sealed"),
+        issuer_ready.message.contains("sealed"),
         "{}",
-        condition.message
+        issuer_ready.message
     );
     operator.stop().await;
     ns.delete().await;
