@@ -1,6 +1,7 @@
 //! Prometheus metrics. Label values come from fixed sets (reasons, issuer kinds, results) or
 //! from object names, never from error text.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -43,8 +44,51 @@ struct BackendLabels {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    namespace: String,
+    name: String,
+    issuer_kind: String,
+    issuer_name: String,
+}
+
+/// Per-Certificate gauges, and which label set each Certificate currently has.
+struct CertificateGauges {
+    expiration: Family<CertificateLabels, Gauge>,
+    not_before: Family<CertificateLabels, Gauge>,
+    renewal: Family<CertificateLabels, Gauge>,
+    ready: Family<CertificateLabels, Gauge>,
+    known: Mutex<HashMap<(String, String), CertificateLabels>>,
+}
+
+impl CertificateGauges {
+    fn remove(&self, labels: &CertificateLabels) {
+        for family in [
+            &self.expiration,
+            &self.not_before,
+            &self.renewal,
+            &self.ready,
+        ] {
+            family.remove(labels);
+        }
+    }
+}
+
+/// What the per-Certificate gauges show (Unix seconds; None leaves the gauge out).
+pub struct CertificateFacts<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub issuer_kind: &'a str,
+    pub issuer_name: &'a str,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub renewal: Option<i64>,
+    pub ready: bool,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    certificates: CertificateGauges,
     issuances: Family<IssuanceLabels, Counter>,
     issuance_seconds: Family<KindLabels, Histogram>,
     reconcile_errors: Family<ReasonLabels, Counter>,
@@ -96,7 +140,35 @@ impl Default for Metrics {
             "Latency of requests to signing backends",
             backend_seconds.clone(),
         );
+        let certificates = CertificateGauges {
+            expiration: Family::default(),
+            not_before: Family::default(),
+            renewal: Family::default(),
+            ready: Family::default(),
+            known: Mutex::new(HashMap::new()),
+        };
+        registry.register(
+            "certificate_expiration_timestamp_seconds",
+            "notAfter of the certificate in the Secret",
+            certificates.expiration.clone(),
+        );
+        registry.register(
+            "certificate_not_before_timestamp_seconds",
+            "notBefore of the certificate in the Secret",
+            certificates.not_before.clone(),
+        );
+        registry.register(
+            "certificate_renewal_timestamp_seconds",
+            "When the operator will renew the certificate (jitter included)",
+            certificates.renewal.clone(),
+        );
+        registry.register(
+            "certificate_ready_status",
+            "1 when the Certificate is Ready, else 0",
+            certificates.ready.clone(),
+        );
         Metrics {
+            certificates,
             backend_requests,
             backend_seconds,
             registry: Mutex::new(registry),
@@ -170,6 +242,57 @@ impl Metrics {
             .sum()
     }
 
+    /// Set one Certificate's gauges (replacing its series if its issuer changed).
+    pub fn certificate(&self, facts: &CertificateFacts<'_>) {
+        let labels = CertificateLabels {
+            namespace: facts.namespace.into(),
+            name: facts.name.into(),
+            issuer_kind: facts.issuer_kind.into(),
+            issuer_name: facts.issuer_name.into(),
+        };
+        let gauges = &self.certificates;
+        if let Ok(mut known) = gauges.known.lock() {
+            let key = (labels.namespace.clone(), labels.name.clone());
+            if let Some(old) = known.insert(key, labels.clone())
+                && old != labels
+            {
+                gauges.remove(&old);
+            }
+        }
+        for (family, value) in [
+            (&gauges.expiration, facts.not_after),
+            (&gauges.not_before, facts.not_before),
+            (&gauges.renewal, facts.renewal),
+        ] {
+            match value {
+                Some(v) => {
+                    family.get_or_create(&labels).set(v);
+                }
+                None => {
+                    family.remove(&labels);
+                }
+            }
+        }
+        gauges
+            .ready
+            .get_or_create(&labels)
+            .set(i64::from(facts.ready));
+    }
+
+    /// Drop the series of Certificates that no longer exist.
+    pub fn retain_certificates(&self, exists: impl Fn(&str, &str) -> bool) {
+        let gauges = &self.certificates;
+        if let Ok(mut known) = gauges.known.lock() {
+            known.retain(|(namespace, name), labels| {
+                let keep = exists(namespace, name);
+                if !keep {
+                    gauges.remove(labels);
+                }
+                keep
+            });
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -178,5 +301,39 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(issuer: &'a str) -> CertificateFacts<'a> {
+        CertificateFacts {
+            namespace: "ns",
+            name: "web",
+            issuer_kind: "Issuer",
+            issuer_name: issuer,
+            not_before: Some(100),
+            not_after: Some(200),
+            renewal: Some(166),
+            ready: true,
+        }
+    }
+
+    #[test]
+    fn certificate_series_follow_the_issuer_and_disappear_with_the_certificate() {
+        let metrics = Metrics::default();
+        metrics.certificate(&facts("ca"));
+        let text = metrics.render();
+        assert!(text.contains(r#"certsmith_certificate_expiration_timestamp_seconds{namespace="ns",name="web",issuer_kind="Issuer",issuer_name="ca"} 200"#), "{text}");
+        metrics.certificate(&facts("vault"));
+        let text = metrics.render();
+        assert!(
+            !text.contains(r#"issuer_name="ca""#) && text.contains(r#"issuer_name="vault""#),
+            "{text}"
+        );
+        metrics.retain_certificates(|_, _| false);
+        assert!(!metrics.render().contains(r#"name="web""#));
     }
 }

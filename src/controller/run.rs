@@ -169,9 +169,32 @@ fn scope_controllers(
     )
     .with_config(config)
     .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-    .run(issuer::reconcile, issuer_error_policy, ctx)
+    .run(issuer::reconcile, issuer_error_policy, ctx.clone())
     .for_each(|_| async {});
-    (store, vec![Box::pin(cert_controller), Box::pin(issuers)])
+    let (ctx_for_sweep, sweep_ar) = (ctx, cert_ar.clone());
+    // Deleted Certificates are never reconciled again: sweep their metric series.
+    let (sweep_store, sweep_ctx, stop) = (store.clone(), ctx_for_sweep, shutdown.clone());
+    let sweep = async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+            }
+            sweep_ctx.metrics.retain_certificates(|ns, name| {
+                sweep_store
+                    .get(&ObjectRef::new_with(name, sweep_ar.clone()).within(ns))
+                    .is_some()
+            });
+        }
+    };
+    (
+        store,
+        vec![
+            Box::pin(cert_controller),
+            Box::pin(issuers),
+            Box::pin(sweep),
+        ],
+    )
 }
 
 /// The ClusterIssuer controller (optionally limited by a label selector).

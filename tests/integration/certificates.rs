@@ -685,3 +685,70 @@ async fn an_operator_told_to_watch_some_namespaces_leaves_the_others_alone() {
         ns.delete().await;
     }
 }
+
+#[tokio::test]
+async fn metrics_are_served_and_the_expiration_gauge_is_the_certificates_not_after() {
+    let (ns, operator) = setup("cert-metrics").await;
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}})).await;
+    certificate(&ns, "m", json!({"secretName": "m-tls", "issuerRef": {"name": "selfsigned"}, "dnsNames": ["m.example"]})).await;
+    wait_ready(&ns, "m").await;
+    let s = secret(&ns, "m-tls").await;
+    let not_after = leaf(&s).not_after;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", operator.http);
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+            .as_u16(),
+        200
+    );
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let series = |metric: &str| -> Option<f64> {
+        text.lines()
+            .filter(|l| {
+                l.starts_with(metric)
+                    && l.contains(&format!("namespace=\"{}\"", ns.name))
+                    && l.contains("name=\"m\"")
+            })
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    assert_eq!(
+        series("certsmith_certificate_expiration_timestamp_seconds{"),
+        Some(not_after as f64),
+        "{text}"
+    );
+    assert_eq!(
+        series("certsmith_certificate_ready_status{"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        series("certsmith_certificate_renewal_timestamp_seconds{")
+            .is_some_and(|r| r < not_after as f64)
+    );
+    assert!(
+        text.contains("certsmith_issuances_total{issuer_kind=\"Issuer\",result=\"success\"}"),
+        "{text}"
+    );
+    operator.stop().await;
+    ns.delete().await;
+}

@@ -137,7 +137,10 @@ pub fn rand_u32() -> u32 {
 pub struct Operator {
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    health: tokio::task::JoinHandle<()>,
     pub metrics: Arc<certsmith::metrics::Metrics>,
+    /// Where /healthz, /readyz and /metrics are served.
+    pub http: std::net::SocketAddr,
 }
 
 impl Operator {
@@ -168,17 +171,29 @@ impl Operator {
             client,
             settings,
             metrics.clone(),
-            ready,
+            ready.clone(),
             shutdown.clone(),
         ));
+        let http = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let health = tokio::spawn({
+            let metrics = metrics.clone();
+            async move {
+                let _ = certsmith::health::serve(http, ready, metrics).await;
+            }
+        });
         Operator {
             shutdown,
             task,
+            health,
             metrics,
+            http,
         }
     }
 
     pub async fn stop(self) {
+        self.health.abort();
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
     }

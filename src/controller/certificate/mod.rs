@@ -343,6 +343,23 @@ async fn write_status(
     now: i64,
 ) -> Result<bool, kube::Error> {
     let next = status::desired(prev, cert.metadata.generation, outcome, now);
+    let seconds = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_second())
+    };
+    let (namespace, name) = (cert.namespace().unwrap_or_default(), cert.name_any());
+    ctx.metrics.certificate(&crate::metrics::CertificateFacts {
+        namespace: &namespace,
+        name: &name,
+        issuer_kind: cert.spec.issuer_ref.kind.as_str(),
+        issuer_name: &cert.spec.issuer_ref.name,
+        not_before: seconds(&next.not_before),
+        not_after: seconds(&next.not_after),
+        renewal: seconds(&next.renewal_time),
+        ready: crate::api::conditions::find(&next.conditions, crate::api::conditions::READY)
+            .is_some_and(|c| c.status == "True"),
+    });
     if cert.status.as_ref() == Some(&next) {
         return Ok(false);
     }
