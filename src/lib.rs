@@ -13,6 +13,7 @@ pub mod controller;
 pub mod crds;
 pub mod health;
 pub mod issuer;
+pub mod leader;
 pub mod metrics;
 pub mod pki;
 pub mod reason;

@@ -90,6 +90,18 @@ struct ControllerArgs {
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:9402")]
     metrics_addr: SocketAddr,
+    /// Run the controllers only while holding a Lease, so several replicas can run.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the Lease (default: the cluster-resource namespace).
+    #[arg(long)]
+    leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, default_value = "certsmith-controller")]
+    leader_election_lease_name: String,
+    /// A leader that has not renewed for this long is replaced (renewals every third of it).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    leader_election_lease_duration: std::time::Duration,
 }
 
 #[tokio::main]
@@ -203,9 +215,50 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         tracing::info!("termination signal received, finishing in-flight work");
         on_signal.cancel();
     });
+    let election = args.leader_elect.then(|| certsmith::leader::Config {
+        namespace: args
+            .leader_election_namespace
+            .clone()
+            .unwrap_or_else(|| settings.cluster_resource_namespace.clone()),
+        name: args.leader_election_lease_name.clone(),
+        identity: identity(),
+        lease_duration: args.leader_election_lease_duration,
+        renew_every: args.leader_election_lease_duration / 3,
+    });
+    let work = async {
+        let Some(election) = election else {
+            run::run(client, settings, metrics, ready, shutdown).await;
+            return Ok(());
+        };
+        // A standby is healthy and ready; a leader is ready once its caches are synced.
+        ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        let Some(leadership) =
+            certsmith::leader::acquire(client.clone(), election, shutdown.clone()).await
+        else {
+            return Ok(());
+        };
+        ready.store(false, std::sync::atomic::Ordering::SeqCst);
+        run::run(client, settings, metrics, ready, leadership.token.clone()).await;
+        leadership.release().await;
+        if shutdown.is_cancelled() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "lost the leader lease; exiting so a fresh start can compete again"
+            ))
+        }
+    };
     tokio::select! {
         res = health => res.with_context(|| format!("serving health and metrics on {}", args.metrics_addr))?,
-        () = run::run(client, settings, metrics, ready, shutdown) => {}
+        res = work => res?,
     }
     Ok(())
+}
+
+/// This replica's name in the Lease: the pod name, else host and process id.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    })
 }

@@ -6,6 +6,7 @@ mod support;
 mod certificates;
 mod cli;
 mod crds;
+mod leader;
 mod smoke_kube;
 mod smoke_moto;
 mod smoke_openbao;
