@@ -43,28 +43,12 @@ pub async fn build(
     };
     let auth = &vault.auth;
     let login = if let Some(reference) = &auth.token_secret_ref {
-        Login::Token(Sensitive::new(
-            secret_key(
-                ctx,
-                secret_namespace,
-                reference,
-                Reason::VaultCredentialsMissing,
-            )
-            .await?,
-        ))
+        Login::Token(credential(ctx, secret_namespace, reference).await?)
     } else if let Some(app_role) = &auth.app_role {
         Login::AppRole {
             mount: app_role.path.clone().unwrap_or_else(|| "approle".into()),
             role_id: app_role.role_id.clone(),
-            secret_id: Sensitive::new(
-                secret_key(
-                    ctx,
-                    secret_namespace,
-                    &app_role.secret_ref,
-                    Reason::VaultCredentialsMissing,
-                )
-                .await?,
-            ),
+            secret_id: credential(ctx, secret_namespace, &app_role.secret_ref).await?,
         }
     } else if let Some(k8s) = &auth.kubernetes {
         let jwt = match (&k8s.service_account_ref, &k8s.secret_ref) {
@@ -78,15 +62,9 @@ pub async fn build(
                     sa.audiences.clone()
                 },
             },
-            (None, Some(reference)) => Jwt::Stored(Sensitive::new(
-                secret_key(
-                    ctx,
-                    secret_namespace,
-                    reference,
-                    Reason::VaultCredentialsMissing,
-                )
-                .await?,
-            )),
+            (None, Some(reference)) => {
+                Jwt::Stored(credential(ctx, secret_namespace, reference).await?)
+            }
             (None, None) => {
                 return Err(Problem::new(
                     Reason::InvalidSpec,
@@ -169,6 +147,17 @@ fn login_fingerprint(login: &Login) -> String {
         } => format!("kubernetes:{mount}:{role}:{}", t.fingerprint()),
         Login::Kubernetes { mount, role, jwt } => format!("kubernetes:{mount}:{role}:{jwt:?}"),
     }
+}
+
+/// A credential (token, secret ID, JWT) from a Secret key.
+async fn credential(
+    ctx: &Context,
+    namespace: &str,
+    reference: &SecretKeySelector,
+) -> Result<Sensitive, Problem> {
+    secret_key(ctx, namespace, reference, Reason::VaultCredentialsMissing)
+        .await
+        .map(Sensitive::new)
 }
 
 /// One key of a Secret in the issuer's Secret namespace, as text.
