@@ -22,6 +22,8 @@ pub const ISSUER_TYPE_ANNOTATION: &str = "certsmith.dev/issuer-type";
 pub const SERIAL_ANNOTATION: &str = "certsmith.dev/serial-number";
 pub const NOT_AFTER_ANNOTATION: &str = "certsmith.dev/not-after";
 pub const REVISION_ANNOTATION: &str = "certsmith.dev/revision";
+/// The `certsmith.dev/renew-requested-at` value this certificate satisfied.
+pub const RENEW_REQUEST_ANNOTATION: &str = "certsmith.dev/renew-request";
 
 /// Field manager for everything the controller writes.
 pub const FIELD_MANAGER: &str = "certsmith-controller";
@@ -34,6 +36,7 @@ pub struct Contents<'a> {
     pub leaf: &'a CertInfo,
     pub revision: i64,
     pub issuer_type: &'a str,
+    pub renew_request: Option<&'a str>,
 }
 
 /// Build the desired Secret for `cert` (pure).
@@ -58,6 +61,9 @@ pub fn build(cert: &Certificate, contents: &Contents<'_>) -> Secret {
         (ISSUER_TYPE_ANNOTATION, contents.issuer_type.to_string()),
     ] {
         annotations.insert(k.into(), v);
+    }
+    if let Some(request) = contents.renew_request {
+        annotations.insert(RENEW_REQUEST_ANNOTATION.into(), request.into());
     }
     let data = BTreeMap::from([
         (
@@ -153,6 +159,7 @@ mod tests {
             leaf: &leaf,
             revision: 4,
             issuer_type: "ca",
+            renew_request: None,
         };
         let s = build(&cert, &contents);
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));

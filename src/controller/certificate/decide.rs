@@ -28,6 +28,10 @@ pub struct SecretData {
     pub issuer_kind: Option<String>,
     /// The backend that signed the certificate (`selfSigned`, `ca`, `vault` ...).
     pub issuer_type: Option<String>,
+    /// The revision the certificate was issued as, and the renew request it satisfied. Read
+    /// from the Secret (fetched live), so a stale cached status cannot cause a second issuance.
+    pub revision: Option<i64>,
+    pub renew_request: Option<String>,
 }
 
 /// Backends whose own configuration decides the certificate profile.
@@ -55,6 +59,9 @@ pub struct Observed<'a> {
 pub struct Current {
     pub leaf: CertInfo,
     pub renewal_time: i64,
+    /// The revision this certificate was issued as, and the renew request it satisfied.
+    pub revision: Option<i64>,
+    pub renew_request: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -183,8 +190,14 @@ pub fn decide(o: &Observed<'_>) -> Decision {
         leaf.not_after,
         renew_before(o.spec),
     );
-    let current = Current { leaf, renewal_time };
-    if let Some(request) = o.renew_requested.filter(|r| Some(*r) != o.renew_handled) {
+    let current = Current {
+        leaf,
+        renewal_time,
+        revision: data.revision,
+        renew_request: data.renew_request.clone(),
+    };
+    let handled = |r: &str| Some(r) == o.renew_handled || Some(r) == data.renew_request.as_deref();
+    if let Some(request) = o.renew_requested.filter(|r| !handled(r)) {
         return issue(
             Reason::ManualTrigger,
             format!("renewal requested at {request}"),
@@ -353,6 +366,8 @@ mod tests {
             issuer_name: Some(spec.issuer_ref.name.clone()),
             issuer_kind: Some(spec.issuer_ref.kind.as_str().into()),
             issuer_type: Some("selfSigned".into()),
+            revision: Some(1),
+            renew_request: None,
         }
     }
 
@@ -580,6 +595,12 @@ mod tests {
         assert_eq!(reason(&decide(&o)), Reason::ManualTrigger);
         o.renew_handled = Some("2026-11-22T10:00:00Z");
         assert_eq!(reason(&decide(&o)), Reason::UpToDate);
+        // The Secret records the request it satisfied: a stale status cannot re-trigger it.
+        let mut recorded = data.clone();
+        recorded.renew_request = Some("2026-11-22T10:00:00Z".into());
+        o.renew_handled = None;
+        o.secret = SecretState::Ours(&recorded);
+        assert_eq!(reason(&decide(&o)), Reason::UpToDate);
         assert_eq!(RENEW_ANNOTATION, "certsmith.dev/renew-requested-at");
     }
 
@@ -624,6 +645,8 @@ mod tests {
             issuer_name: Some("root".into()),
             issuer_kind: Some("ClusterIssuer".into()),
             issuer_type: None,
+            revision: None,
+            renew_request: None,
         };
         assert_eq!(
             reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),

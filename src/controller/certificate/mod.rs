@@ -126,7 +126,6 @@ async fn issue(
                 .issuance(issuer_kind, "success", started.elapsed());
             let outcome = Outcome::Issued {
                 current: &issued,
-                why: &why,
                 renew_request: observed.renew_requested,
             };
             write_status(ctx, cert, prev, &outcome, now).await?;
@@ -240,7 +239,13 @@ async fn sign_and_store(
         )
         .into());
     }
-    let revision = prev.revision.unwrap_or(0) + 1;
+    // The next revision counts from the newest of the status and the Secret (the status in
+    // the cache may lag behind a write this operator just made).
+    let in_secret = match observed.secret {
+        SecretState::Ours(data) => data.revision,
+        _ => None,
+    };
+    let revision = prev.revision.max(in_secret).unwrap_or(0) + 1;
     let contents = secret::Contents {
         chain_pem: &signed.chain_pem,
         key_pem: &key_pem,
@@ -248,6 +253,7 @@ async fn sign_and_store(
         leaf: &leaf,
         revision,
         issuer_type: signer.kind_label(),
+        renew_request: observed.renew_requested,
     };
     secret::apply(secrets, &secret::build(cert, &contents))
         .await
@@ -259,7 +265,12 @@ async fn sign_and_store(
         decide::renew_before(&cert.spec),
     );
     tracing::debug!(why = %why.reason, "secret written");
-    Ok(Current { leaf, renewal_time })
+    Ok(Current {
+        leaf,
+        renewal_time,
+        revision: Some(revision),
+        renew_request: observed.renew_requested.map(str::to_string),
+    })
 }
 
 /// A new key, or with rotationPolicy Never the key already in the Secret when it still fits.
@@ -305,6 +316,8 @@ fn secret_data(s: &Secret) -> SecretData {
         issuer_name: ann(secret::ISSUER_NAME_ANNOTATION),
         issuer_kind: ann(secret::ISSUER_KIND_ANNOTATION),
         issuer_type: ann(secret::ISSUER_TYPE_ANNOTATION),
+        revision: ann(secret::REVISION_ANNOTATION).and_then(|r| r.parse().ok()),
+        renew_request: ann(secret::RENEW_REQUEST_ANNOTATION),
     }
 }
 

@@ -14,7 +14,6 @@ pub enum Outcome<'a> {
     UpToDate(&'a Current),
     Issued {
         current: &'a Current,
-        why: &'a Problem,
         renew_request: Option<&'a str>,
     },
     Refused(&'a Problem),
@@ -54,13 +53,11 @@ pub fn desired(
         }
         Outcome::Issued {
             current,
-            why,
             renew_request,
         } => {
             describe(&mut next, current);
-            next.revision = Some(prev.revision.unwrap_or(0) + 1);
-            if why.reason == Reason::ManualTrigger {
-                next.last_renew_request = renew_request.map(str::to_string);
+            if let Some(request) = renew_request {
+                next.last_renew_request = Some(request.to_string());
             }
             vec![ready_condition(current)]
         }
@@ -154,6 +151,11 @@ fn describe(status: &mut CertificateStatus, current: &Current) {
     status.not_after = Some(rfc3339(leaf.not_after));
     status.renewal_time = Some(rfc3339(current.renewal_time));
     status.serial_number = Some(leaf.serial.clone());
+    // What the Secret says wins over a possibly stale cached status.
+    status.revision = current.revision.or(status.revision);
+    if current.renew_request.is_some() {
+        status.last_renew_request = current.renew_request.clone();
+    }
 }
 
 #[cfg(test)]
@@ -188,6 +190,8 @@ mod tests {
         Current {
             leaf,
             renewal_time: not_after / 2,
+            revision: Some(3),
+            renew_request: None,
         }
     }
 
@@ -233,7 +237,6 @@ mod tests {
     #[test]
     fn success_resets_failures_counts_revisions_and_drops_reconciling() {
         let c = current(1000);
-        let why = Problem::new(Reason::ManualTrigger, "asked");
         let prev = CertificateStatus {
             failed_issuance_attempts: Some(4),
             revision: Some(2),
@@ -244,7 +247,6 @@ mod tests {
             Some(1),
             &Outcome::Issued {
                 current: &c,
-                why: &why,
                 renew_request: Some("r1"),
             },
             10,
