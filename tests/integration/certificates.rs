@@ -10,12 +10,12 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use certsmith::api::{Certificate, ClusterIssuer, Issuer};
-use certsmith::pki::inspect::{CertInfo, parse_chain};
+use certsmith::pki::inspect::parse_chain;
 use certsmith::pki::keys::PrivateKey;
 
 use crate::support::{
-    Operator, TestNamespace, WAIT, certificate, condition, field, install_crds, openssl_verify,
-    wait_for, wait_ready, wait_until,
+    Operator, TestNamespace, WAIT, certificate, condition, field, install_crds, leaf,
+    openssl_verify, request_renewal, secret, wait_for, wait_ready, wait_reissued, wait_until,
 };
 
 async fn setup(prefix: &str) -> (TestNamespace, Operator) {
@@ -47,38 +47,10 @@ async fn event_notes(ns: &TestNamespace) -> Vec<String> {
         .collect()
 }
 
-async fn secret(ns: &TestNamespace, name: &str) -> Secret {
-    ns.api::<Secret>().get(name).await.expect("secret")
-}
-
-fn leaf(s: &Secret) -> CertInfo {
-    parse_chain(field(s, "tls.crt"))
-        .expect("tls.crt parses")
-        .remove(0)
-}
-
 fn key_matches(s: &Secret) -> bool {
     let key = PrivateKey::from_pem(std::str::from_utf8(field(s, "tls.key")).expect("utf8"))
         .expect("tls.key parses");
     key.public_key_info() == leaf(s).public_key_info
-}
-
-/// Wait until the Secret holds a certificate other than `serial`.
-async fn wait_reissued(ns: &TestNamespace, name: &str, serial: &str) -> Secret {
-    let api = ns.api::<Secret>();
-    wait_for(
-        &format!("Secret {name} re-issued (old serial {serial})"),
-        WAIT,
-        || {
-            let api = api.clone();
-            async move {
-                let s = api.get(name).await.ok()?;
-                let current = parse_chain(field(&s, "tls.crt")).ok()?.remove(0);
-                (current.serial != serial).then_some(s)
-            }
-        },
-    )
-    .await
 }
 
 #[tokio::test]
@@ -229,10 +201,7 @@ async fn every_trigger_reissues_with_a_new_key_and_says_why() {
         .await
         .expect("label by another manager");
     let serial = leaf(&s).serial;
-    ns.api::<Certificate>()
-        .patch("svc", &pp, &Patch::Merge(json!({"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "2026-11-22T10:00:00Z"}}})))
-        .await
-        .expect("annotate");
+    request_renewal(&ns, "svc", "2026-11-22T10:00:00Z").await;
     s = wait_reissued(&ns, "svc-tls", &serial).await;
     seen_keys.push(field(&s, "tls.key").to_vec());
     assert_eq!(
@@ -330,16 +299,7 @@ async fn rotation_policy_never_keeps_the_key() {
         String::from_utf8_lossy(field(&first, "tls.key"))
             .starts_with("-----BEGIN RSA PRIVATE KEY-----")
     );
-    ns.api::<Certificate>()
-        .patch(
-            "keep",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "now"}}}),
-            ),
-        )
-        .await
-        .expect("annotate");
+    request_renewal(&ns, "keep", "now").await;
     let second = wait_reissued(&ns, "keep-tls", &leaf(&first).serial).await;
     assert_eq!(
         field(&first, "tls.key"),

@@ -4,14 +4,15 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::PostParams;
 use serde_json::json;
 
 use certsmith::api::{Certificate, Issuer};
-use certsmith::pki::inspect::parse_chain;
 
-use crate::support::{Operator, TestNamespace, env, install_crds, wait_for};
+use crate::support::{
+    Operator, TestNamespace, env, install_crds, leaf, secret, wait_for, wait_reissued,
+};
 
 fn run(kubeconfig: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_certsmith"))
@@ -110,13 +111,7 @@ async fn status_renew_and_inspect_against_the_api_server() {
         &["inspect", "secret", "web-tls", "-n", &ns.name],
     );
     let text = stdout(&inspect);
-    let secret = ns.api::<Secret>().get("web-tls").await.expect("secret");
-    let crt = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("tls.crt"))
-        .expect("crt");
-    let serial = parse_chain(&crt.0).expect("chain")[0].serial.clone();
+    let serial = leaf(&secret(&ns, "web-tls").await).serial;
     assert!(
         text.contains(&format!("Serial:        {serial}"))
             && text.contains("Key:           Ecdsa 256"),
@@ -134,16 +129,7 @@ async fn status_renew_and_inspect_against_the_api_server() {
         "{}",
         stderr(&renew)
     );
-    let secrets = ns.api::<Secret>();
-    wait_for("web re-issued", Duration::from_secs(60), || {
-        let (secrets, serial) = (secrets.clone(), serial.clone());
-        async move {
-            let s = secrets.get("web-tls").await.ok()?;
-            let crt = s.data.as_ref()?.get("tls.crt")?;
-            (parse_chain(&crt.0).ok()?[0].serial != serial).then_some(())
-        }
-    })
-    .await;
+    wait_reissued(&ns, "web-tls", &serial).await;
     let selected = run(
         &kubeconfig,
         &["renew", "--all", "-n", &ns.name, "-l", "team=payments"],

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use serde_json::{Value, json};
 
 use certsmith::api::Certificate;
+use certsmith::pki::inspect::{CertInfo, parse_chain};
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -389,4 +390,41 @@ pub fn field<'a>(s: &'a Secret, key: &str) -> &'a [u8] {
         .and_then(|d| d.get(key))
         .map(|b| b.0.as_slice())
         .unwrap_or_default()
+}
+
+pub async fn secret(ns: &TestNamespace, name: &str) -> Secret {
+    ns.api::<Secret>().get(name).await.expect("secret")
+}
+
+pub fn leaf(s: &Secret) -> CertInfo {
+    parse_chain(field(s, "tls.crt"))
+        .expect("tls.crt parses")
+        .remove(0)
+}
+
+/// Wait until the Secret holds a certificate other than `serial`.
+pub async fn wait_reissued(ns: &TestNamespace, name: &str, serial: &str) -> Secret {
+    let api = ns.api::<Secret>();
+    wait_for(
+        &format!("Secret {name} re-issued (old serial {serial})"),
+        WAIT,
+        || {
+            let api = api.clone();
+            async move {
+                let s = api.get(name).await.ok()?;
+                let current = parse_chain(field(&s, "tls.crt")).ok()?.remove(0);
+                (current.serial != serial).then_some(s)
+            }
+        },
+    )
+    .await
+}
+
+/// Ask the operator to re-issue `name` (what `certsmith renew` does), with `value` as the request.
+pub async fn request_renewal(ns: &TestNamespace, name: &str, value: &str) {
+    let patch = json!({"metadata": {"annotations": {certsmith::api::RENEW_ANNOTATION: value}}});
+    ns.api::<Certificate>()
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("request renewal");
 }

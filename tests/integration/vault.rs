@@ -13,8 +13,8 @@ use certsmith::api::{Certificate, Issuer};
 use certsmith::pki::inspect::parse_chain;
 
 use crate::support::{
-    Bao, Operator, TestNamespace, WAIT, certificate, condition, env, field, install_crds,
-    openssl_verify, rand_u32, wait_for, wait_ready, wait_until,
+    Bao, Operator, TestNamespace, WAIT, certificate, condition, env, field, install_crds, leaf,
+    openssl_verify, rand_u32, request_renewal, wait_for, wait_ready, wait_reissued, wait_until,
 };
 
 /// A root mount, an intermediate mount signed by it (imported with its root, so Vault returns
@@ -323,31 +323,9 @@ async fn issues_through_token_approle_and_kubernetes_auth_with_a_chain_to_the_ro
         .get("by-approle-tls")
         .await
         .expect("secret");
-    let old_serial = parse_chain(field(&before, "tls.crt")).expect("chain")[0]
-        .serial
-        .clone();
-    ns.api::<Certificate>()
-        .patch(
-            "by-approle",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "now"}}}),
-            ),
-        )
-        .await
-        .expect("renew");
-    let secrets = ns.api::<Secret>();
-    let after = wait_for("re-issued through Vault", WAIT, || {
-        let (secrets, old) = (secrets.clone(), old_serial.clone());
-        async move {
-            secrets
-                .get("by-approle-tls")
-                .await
-                .ok()
-                .filter(|s| parse_chain(field(s, "tls.crt")).is_ok_and(|c| c[0].serial != old))
-        }
-    })
-    .await;
+    let old_serial = leaf(&before).serial;
+    request_renewal(&ns, "by-approle", "now").await;
+    let after = wait_reissued(&ns, "by-approle-tls", &old_serial).await;
     assert_ne!(
         field(&before, "tls.key"),
         field(&after, "tls.key"),
@@ -596,10 +574,7 @@ async fn an_openbao_outage_changes_no_secret_and_issuance_resumes_after_it() {
     let before = ns.api::<Secret>().get("svc-tls").await.expect("secret");
 
     bao.signal("STOP");
-    ns.api::<Certificate>()
-        .patch("svc", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "during-outage"}}})))
-        .await
-        .expect("renew");
+    request_renewal(&ns, "svc", "during-outage").await;
     // The renewal fails (Vault does not answer); the Secret is untouched and Ready stays True.
     let c = wait_until(&ns, "svc", "renewal failing", |c| {
         c.status
@@ -626,21 +601,7 @@ async fn an_openbao_outage_changes_no_secret_and_issuance_resumes_after_it() {
 
     let resumed = std::time::Instant::now();
     bao.signal("CONT");
-    let secrets = ns.api::<Secret>();
-    let old = parse_chain(field(&before, "tls.crt")).expect("chain")[0]
-        .serial
-        .clone();
-    wait_for("issuance after OpenBao returns", WAIT, || {
-        let (secrets, old) = (secrets.clone(), old.clone());
-        async move {
-            secrets
-                .get("svc-tls")
-                .await
-                .ok()
-                .filter(|s| parse_chain(field(s, "tls.crt")).is_ok_and(|c| c[0].serial != old))
-        }
-    })
-    .await;
+    wait_reissued(&ns, "svc-tls", &leaf(&before).serial).await;
     eprintln!(
         "issuance resumed {:?} after OpenBao returned",
         resumed.elapsed()
