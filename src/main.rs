@@ -80,6 +80,11 @@ struct ControllerArgs {
     /// Serve only ClusterIssuers matching this label selector (default: all).
     #[arg(long)]
     cluster_issuer_selector: Option<String>,
+    /// AWS Private CA IssueCertificate requests per second per CA (GetCertificate and
+    /// DescribeCertificateAuthority: three times that). Below AWS's default quota, so a
+    /// fleet's renewals queue here instead of being throttled.
+    #[arg(long, default_value = "20")]
+    aws_pca_issue_rate: std::num::NonZeroU32,
     /// Client-side limit on API requests per second. Off by default: the API server's
     /// priority and fairness already protects it, and a client throttle only adds latency.
     #[arg(long)]
@@ -190,6 +195,7 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         namespaces: args.namespaces,
         concurrency: args.concurrency,
         cluster_issuer_selector: args.cluster_issuer_selector,
+        aws_pca_issue_rate: args.aws_pca_issue_rate,
     };
     let config = kube::Config::infer()
         .await

@@ -229,17 +229,23 @@ impl Metrics {
 
     /// How many requests of one operation a backend has seen (all results).
     pub fn backend_request_count(&self, backend: &str, operation: &str) -> u64 {
-        ["success", "error", "unreachable"]
-            .iter()
-            .map(|result| {
-                let labels = BackendLabels {
-                    backend: backend.into(),
-                    operation: operation.into(),
-                    result: (*result).into(),
-                };
-                self.backend_requests.get(&labels).map_or(0, |c| c.get())
-            })
-            .sum()
+        [
+            "success",
+            "error",
+            "unreachable",
+            "throttled",
+            "in_progress",
+        ]
+        .iter()
+        .map(|result| {
+            let labels = BackendLabels {
+                backend: backend.into(),
+                operation: operation.into(),
+                result: (*result).into(),
+            };
+            self.backend_requests.get(&labels).map_or(0, |c| c.get())
+        })
+        .sum()
     }
 
     /// Set one Certificate's gauges (replacing its series if its issuer changed).

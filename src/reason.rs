@@ -16,6 +16,8 @@ pub enum Reason {
     Renewing,
     // Outcomes.
     Issued,
+    /// A request is with an asynchronous CA (AWS Private CA) and being polled.
+    Pending,
     UpToDate,
     // Why issuance is refused or failed.
     InvalidSpec,
@@ -38,6 +40,12 @@ pub enum Reason {
     VaultSealed,
     VaultAuthFailed,
     VaultCredentialsMissing,
+    AwsPcaNotActive,
+    AwsPcaNotFound,
+    AwsAuthFailed,
+    AwsCredentialsMissing,
+    AwsUnreachable,
+    AwsThrottled,
 }
 
 impl Reason {
@@ -54,6 +62,7 @@ impl Reason {
             Reason::ManualTrigger => "ManualTrigger",
             Reason::Renewing => "Renewing",
             Reason::Issued => "Issued",
+            Reason::Pending => "Pending",
             Reason::UpToDate => "UpToDate",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::SecretConflict => "SecretConflict",
@@ -74,6 +83,12 @@ impl Reason {
             Reason::VaultSealed => "VaultSealed",
             Reason::VaultAuthFailed => "VaultAuthFailed",
             Reason::VaultCredentialsMissing => "VaultCredentialsMissing",
+            Reason::AwsPcaNotActive => "AWSPCANotActive",
+            Reason::AwsPcaNotFound => "AWSPCANotFound",
+            Reason::AwsAuthFailed => "AWSAuthFailed",
+            Reason::AwsCredentialsMissing => "AWSCredentialsMissing",
+            Reason::AwsUnreachable => "AWSUnreachable",
+            Reason::AwsThrottled => "AWSThrottled",
         }
     }
 }

@@ -15,7 +15,7 @@ use super::conditions::Condition;
     group = "certsmith.dev",
     version = "v1alpha1",
     kind = "Issuer",
-    doc = "An Issuer signs Certificates in its own namespace with one backend: selfSigned, ca or vault.",
+    doc = "An Issuer signs Certificates in its own namespace with one backend: selfSigned, ca, vault or awsPCA.",
     namespaced,
     status = "IssuerStatus",
     category = "certsmith",
@@ -35,7 +35,7 @@ use super::conditions::Condition;
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new("(has(self.selfSigned) ? 1 : 0) + (has(self.ca) ? 1 : 0) + (has(self.vault) ? 1 : 0) == 1").message("exactly one issuer type must be set: selfSigned, ca or vault"))]
+#[x_kube(validation = Rule::new("(has(self.selfSigned) ? 1 : 0) + (has(self.ca) ? 1 : 0) + (has(self.vault) ? 1 : 0) + (has(self.awsPCA) ? 1 : 0) == 1").message("exactly one issuer type must be set: selfSigned, ca, vault or awsPCA"))]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerSpec {
     /// Each certificate is signed by its own freshly generated key. For bootstrapping a root CA.
@@ -47,6 +47,103 @@ pub struct IssuerSpec {
     /// Sign CSRs with a Vault (or OpenBao) PKI secrets engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<VaultIssuer>,
+    /// Sign CSRs with an AWS Private CA.
+    #[serde(rename = "awsPCA", default, skip_serializing_if = "Option::is_none")]
+    pub aws_pca: Option<AwsPcaIssuer>,
+}
+
+/// AWS Private CA: the operator sends only a CSR to `IssueCertificate`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsPcaIssuer {
+    /// ARN of the certificate authority.
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:[0-9]{12}:certificate-authority/[A-Za-z0-9-]+$"
+    ))]
+    pub arn: String,
+    /// AWS region of the CA (default: the region in the ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9-]+$"), length(max = 64))]
+    pub region: Option<String>,
+    /// Endpoint override: a VPC endpoint, a FIPS endpoint, or a local emulator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Certificate template (default: chosen from the Certificate's usages and isCA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:acm-pca:::template/[A-Za-z0-9_]+/V[0-9]+$"))]
+    pub template_arn: Option<String>,
+    /// Signing algorithm (default: derived from the CA's key algorithm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<AwsSigningAlgorithm>,
+    /// Static credentials from a Secret; omitted: the default AWS chain (IRSA, EKS Pod
+    /// Identity, environment, instance role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<AwsCredentials>,
+    /// A role to assume (for a CA in another account), with the credentials above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"))]
+    pub role: Option<String>,
+}
+
+/// AWS Private CA signing algorithms.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AwsSigningAlgorithm {
+    #[serde(rename = "SHA256WITHECDSA")]
+    Sha256WithEcdsa,
+    #[serde(rename = "SHA384WITHECDSA")]
+    Sha384WithEcdsa,
+    #[serde(rename = "SHA512WITHECDSA")]
+    Sha512WithEcdsa,
+    #[serde(rename = "SHA256WITHRSA")]
+    Sha256WithRsa,
+    #[serde(rename = "SHA384WITHRSA")]
+    Sha384WithRsa,
+    #[serde(rename = "SHA512WITHRSA")]
+    Sha512WithRsa,
+}
+
+impl AwsSigningAlgorithm {
+    /// The name AWS uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsSigningAlgorithm::Sha256WithEcdsa => "SHA256WITHECDSA",
+            AwsSigningAlgorithm::Sha384WithEcdsa => "SHA384WITHECDSA",
+            AwsSigningAlgorithm::Sha512WithEcdsa => "SHA512WITHECDSA",
+            AwsSigningAlgorithm::Sha256WithRsa => "SHA256WITHRSA",
+            AwsSigningAlgorithm::Sha384WithRsa => "SHA384WITHRSA",
+            AwsSigningAlgorithm::Sha512WithRsa => "SHA512WITHRSA",
+        }
+    }
+}
+
+/// Where static AWS credentials come from.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsCredentials {
+    /// A Secret in the issuer's Secret namespace.
+    pub secret_ref: AwsCredentialsSecretRef,
+}
+
+/// The keys of an AWS credentials Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsCredentialsSecretRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key of the access key ID (default `AWS_ACCESS_KEY_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub access_key_id_key: Option<String>,
+    /// Key of the secret access key (default `AWS_SECRET_ACCESS_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_access_key_key: Option<String>,
+    /// Key of a session token, for temporary credentials (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub session_token_key: Option<String>,
 }
 
 /// A key in a Secret in the issuer's Secret namespace.
@@ -176,16 +273,18 @@ pub enum IssuerType<'a> {
     SelfSigned,
     Ca(&'a CaIssuer),
     Vault(&'a VaultIssuer),
+    AwsPca(&'a AwsPcaIssuer),
 }
 
 impl IssuerSpec {
     /// The configured backend; errors when not exactly one is set (admission normally prevents it).
     pub fn issuer_type(&self) -> Result<IssuerType<'_>, String> {
-        match (&self.self_signed, &self.ca, &self.vault) {
-            (Some(_), None, None) => Ok(IssuerType::SelfSigned),
-            (None, Some(ca), None) => Ok(IssuerType::Ca(ca)),
-            (None, None, Some(vault)) => Ok(IssuerType::Vault(vault)),
-            _ => Err("exactly one issuer type must be set: selfSigned, ca or vault".into()),
+        match (&self.self_signed, &self.ca, &self.vault, &self.aws_pca) {
+            (Some(_), None, None, None) => Ok(IssuerType::SelfSigned),
+            (None, Some(ca), None, None) => Ok(IssuerType::Ca(ca)),
+            (None, None, Some(vault), None) => Ok(IssuerType::Vault(vault)),
+            (None, None, None, Some(pca)) => Ok(IssuerType::AwsPca(pca)),
+            _ => Err("exactly one issuer type must be set: selfSigned, ca, vault or awsPCA".into()),
         }
     }
 }

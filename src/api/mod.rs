@@ -15,7 +15,8 @@ pub use certificate::{
 };
 pub use conditions::Condition;
 pub use issuer::{
-    CaIssuer, ClusterIssuer, Issuer, IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector,
+    AwsCredentials, AwsCredentialsSecretRef, AwsPcaIssuer, AwsSigningAlgorithm, CaIssuer,
+    ClusterIssuer, Issuer, IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector,
     SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
 };
 

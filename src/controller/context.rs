@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::issuer::aws_pca::{AwsPcaClient, RateLimits};
 use crate::issuer::vault::VaultClient;
 
 use kube::Client;
@@ -24,6 +25,8 @@ pub struct Settings {
     /// Serve only ClusterIssuers matching this label selector (None: all). Lets several
     /// operator instances share a cluster without fighting over ClusterIssuer status.
     pub cluster_issuer_selector: Option<String>,
+    /// AWS Private CA IssueCertificate calls per second per CA (reads get three times that).
+    pub aws_pca_issue_rate: std::num::NonZeroU32,
 }
 
 /// Seconds since the Unix epoch; injected so tests can move time.
@@ -41,12 +44,33 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Every Certificate the controller knows, for duplicate-Secret and issuer lookups.
     pub certificates: Store<DynamicObject>,
-    /// One Vault client per issuer (keyed by issuer identity, with a fingerprint of its
-    /// configuration), so tokens are reused across issuances.
-    pub vault_clients: VaultClients,
+    /// Long-lived backend clients, shared by every controller in the process.
+    pub backends: Backends,
 }
 
-pub type VaultClients = Arc<Mutex<HashMap<String, ([u8; 32], Arc<VaultClient>)>>>;
+/// Clients keyed by issuer identity, with a fingerprint of the configuration they were built
+/// from (a changed issuer gets a new client).
+pub type ClientCache<T> = Arc<Mutex<HashMap<String, ([u8; 32], Arc<T>)>>>;
+pub type VaultClients = ClientCache<VaultClient>;
+
+/// What outlives a single issuance: Vault clients (tokens are reused), AWS clients (credential
+/// providers and CA descriptions are reused) and the per-CA AWS rate limits.
+#[derive(Clone, Debug)]
+pub struct Backends {
+    pub vault: VaultClients,
+    pub aws: ClientCache<AwsPcaClient>,
+    pub aws_limits: Arc<RateLimits>,
+}
+
+impl Backends {
+    pub fn new(settings: &Settings) -> Self {
+        Backends {
+            vault: VaultClients::default(),
+            aws: ClientCache::default(),
+            aws_limits: Arc::new(RateLimits::new(settings.aws_pca_issue_rate)),
+        }
+    }
+}
 
 impl Context {
     pub fn new(
@@ -54,7 +78,7 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
         certificates: Store<DynamicObject>,
-        vault_clients: VaultClients,
+        backends: Backends,
     ) -> Self {
         let reporter = Reporter {
             controller: "certsmith".into(),
@@ -67,7 +91,7 @@ impl Context {
             clock: system_clock(),
             metrics,
             certificates,
-            vault_clients,
+            backends,
         }
     }
 

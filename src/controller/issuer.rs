@@ -170,6 +170,9 @@ pub async fn build_signer(
         IssuerType::Vault(vault) => super::vault::build(ctx, vault, secret_namespace, identity)
             .await
             .map(|v| Signer::Vault(Box::new(v))),
+        IssuerType::AwsPca(pca) => super::aws_pca::build(ctx, pca, secret_namespace, identity)
+            .await
+            .map(|p| Signer::AwsPca(Box::new(p))),
     }
 }
 
@@ -197,6 +200,8 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         Ok(spec) => match build_signer(&ctx, &spec, &secret_namespace, &id, now).await {
             // A Vault issuer is ready only when the server is healthy and the login works.
             Ok(Signer::Vault(v)) => v.check().await.map(|()| (Signer::Vault(v), spec)),
+            // An AWS Private CA issuer is ready only when the CA is ACTIVE.
+            Ok(Signer::AwsPca(p)) => p.client.check().await.map(|_| (Signer::AwsPca(p), spec)),
             other => other.map(|s| (s, spec)),
         },
         Err(p) => Err(p),
@@ -210,6 +215,10 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
                     "Vault at {} is healthy and the login works; signing with {}",
                     v.client.server(),
                     v.sign_path
+                ),
+                Signer::AwsPca(p) => format!(
+                    "AWS Private CA {} is ACTIVE in {}",
+                    p.client.ca_arn, p.client.region
                 ),
             };
             (

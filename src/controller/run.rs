@@ -49,8 +49,8 @@ pub async fn run(
     };
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     let mut stores = Vec::new();
-    // One Vault client per issuer for the whole process, so all controllers share tokens.
-    let vault_clients = super::context::VaultClients::default();
+    // One client per issuer for the whole process, so all controllers share tokens and limits.
+    let backends = super::context::Backends::new(&settings);
     for scope in scopes {
         let (store, running) = scope_controllers(
             &client,
@@ -58,7 +58,7 @@ pub async fn run(
             metrics.clone(),
             scope,
             &shutdown,
-            vault_clients.clone(),
+            backends.clone(),
         );
         stores.push(store);
         controllers.extend(running);
@@ -69,7 +69,7 @@ pub async fn run(
             settings.clone(),
             metrics,
             store,
-            vault_clients,
+            backends,
         ));
         controllers.push(cluster_issuer_controller(
             &client, &settings, ctx, &shutdown,
@@ -96,7 +96,7 @@ fn scope_controllers(
     metrics: Arc<Metrics>,
     scope: Option<String>,
     shutdown: &CancellationToken,
-    vault_clients: super::context::VaultClients,
+    backends: super::context::Backends,
 ) -> (Store<DynamicObject>, Vec<BoxFuture<'static, ()>>) {
     let cert_ar = ApiResource::erase::<Certificate>(&());
     let issuer_ar = ApiResource::erase::<Issuer>(&());
@@ -115,7 +115,7 @@ fn scope_controllers(
         settings.clone(),
         metrics,
         store.clone(),
-        vault_clients,
+        backends,
     ));
 
     let secret_api: Api<Secret> = match ns {

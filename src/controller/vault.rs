@@ -113,7 +113,8 @@ fn shared_client(
     hasher.update(login_fingerprint(login).as_bytes());
     let fingerprint: [u8; 32] = hasher.finalize().into();
     let mut clients = ctx
-        .vault_clients
+        .backends
+        .vault
         .lock()
         .map_err(|_| Problem::new(Reason::ApiError, "Vault client cache poisoned"))?;
     if let Some((known, client)) = clients.get(identity)

@@ -1,10 +1,12 @@
 //! Signers: one per issuer backend, chosen from the Issuer spec. Every backend but self-signed
 //! receives only the CSR and the requested parameters, never the private key.
 
+pub mod aws_pca;
 pub mod ca;
 pub mod selfsigned;
 pub mod vault;
 
+use crate::pki::inspect;
 use crate::pki::keys::PrivateKey;
 use crate::pki::request::SignRequest;
 use crate::reason::Problem;
@@ -25,6 +27,8 @@ pub enum Signer {
     SelfSigned,
     Ca(Box<ca::CaSigner>),
     Vault(Box<vault::VaultSigner>),
+    /// Asynchronous: the Certificate controller drives it (submit, store, poll), not `sign`.
+    AwsPca(Box<aws_pca::AwsPcaSigner>),
 }
 
 impl Signer {
@@ -40,6 +44,10 @@ impl Signer {
             Signer::SelfSigned => selfsigned::sign(request, key, now),
             Signer::Ca(ca) => ca.sign(request, now),
             Signer::Vault(v) => v.sign(request).await,
+            Signer::AwsPca(_) => Err(Problem::new(
+                crate::reason::Reason::SigningFailed,
+                "AWS Private CA issues asynchronously; use the pending-request flow",
+            )),
         }
     }
 
@@ -49,8 +57,45 @@ impl Signer {
             Signer::SelfSigned => "selfSigned",
             Signer::Ca(_) => "ca",
             Signer::Vault(_) => "vault",
+            Signer::AwsPca(_) => "awsPCA",
         }
     }
+}
+
+/// `tls.crt` and `ca.crt` from a leaf and the PEM blocks of its issuing chain, in any order
+/// and with duplicates: the leaf, then intermediates (roots and repeats dropped); the root (or
+/// the topmost certificate given) as `ca.crt`.
+pub(crate) fn assemble_chain(leaf: &str, chain_pems: &[String]) -> Result<SignedChain, String> {
+    let leaf_info = inspect::parse_chain(leaf.as_bytes())
+        .map_err(|e| format!("certificate: {e}"))?
+        .remove(0);
+    let mut seen = vec![leaf_info.der.clone()];
+    let mut intermediates = Vec::new();
+    let mut top = None;
+    for pem_text in chain_pems.iter().filter(|p| !p.trim().is_empty()) {
+        for cert in inspect::parse_chain(pem_text.as_bytes()).map_err(|e| format!("chain: {e}"))? {
+            if seen.contains(&cert.der) {
+                continue;
+            }
+            seen.push(cert.der.clone());
+            if cert.subject != cert.issuer {
+                intermediates.push(cert.clone());
+            }
+            top = Some(cert);
+        }
+    }
+    let pem_of = |c: &inspect::CertInfo| crate::pki::pem_lf("CERTIFICATE", c.der.clone());
+    let root = top
+        .as_ref()
+        .map(pem_of)
+        .unwrap_or_else(|| pem_of(&leaf_info));
+    let chain_pem = std::iter::once(pem_of(&leaf_info))
+        .chain(intermediates.iter().map(pem_of))
+        .collect();
+    Ok(SignedChain {
+        chain_pem,
+        ca_pem: root,
+    })
 }
 
 /// Validity window for a new certificate: from now, for the requested duration, never beyond

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
-use crate::pki::inspect;
 use crate::pki::request::SignRequest;
 use crate::reason::{Problem, Reason};
 
@@ -27,7 +26,7 @@ impl Sensitive {
         Sensitive(value.into().trim().to_string())
     }
 
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
@@ -562,38 +561,7 @@ pub fn chain_from_response(data: &Value) -> Result<SignedChain, String> {
     {
         chain_pems.push(issuing.to_string());
     }
-    let leaf_info = inspect::parse_chain(leaf.as_bytes())
-        .map_err(|e| format!("certificate: {e}"))?
-        .remove(0);
-    let mut seen = vec![leaf_info.der.clone()];
-    let mut intermediates = Vec::new();
-    let mut top = None;
-    for pem_text in &chain_pems {
-        for cert in
-            inspect::parse_chain(pem_text.as_bytes()).map_err(|e| format!("ca_chain: {e}"))?
-        {
-            if seen.contains(&cert.der) {
-                continue;
-            }
-            seen.push(cert.der.clone());
-            if cert.subject != cert.issuer {
-                intermediates.push(cert.clone());
-            }
-            top = Some(cert);
-        }
-    }
-    let pem_of = |c: &inspect::CertInfo| crate::pki::pem_lf("CERTIFICATE", c.der.clone());
-    let root = top
-        .as_ref()
-        .map(pem_of)
-        .unwrap_or_else(|| pem_of(&leaf_info));
-    let chain_pem = std::iter::once(pem_of(&leaf_info))
-        .chain(intermediates.iter().map(pem_of))
-        .collect();
-    Ok(SignedChain {
-        chain_pem,
-        ca_pem: root,
-    })
+    super::assemble_chain(leaf, &chain_pems)
 }
 
 /// A ready Vault backend: a shared client, how to log in, where to sign.
@@ -623,6 +591,7 @@ mod tests {
     use super::*;
     use crate::api::{CertificateSpec, KeyAlgorithm};
     use crate::issuer::selfsigned;
+    use crate::pki::inspect;
     use crate::pki::keys::PrivateKey;
     use crate::pki::request::sign_request;
 

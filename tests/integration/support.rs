@@ -164,6 +164,7 @@ impl Operator {
             namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
             concurrency: 8,
             cluster_issuer_selector: Some(format!("test={namespace}")),
+            aws_pca_issue_rate: std::num::NonZeroU32::new(20).expect("nonzero"),
         };
         let metrics = Arc::new(certsmith::metrics::Metrics::default());
         let shutdown = CancellationToken::new();

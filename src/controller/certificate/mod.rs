@@ -1,6 +1,7 @@
 //! The Certificate reconciler: gather (I/O) -> decide (pure) -> sign -> write Secret -> status.
 
 pub mod decide;
+pub mod pending;
 pub mod status;
 
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::{Certificate, CertificateStatus, RENEW_ANNOTATION, RotationPolicy};
+use crate::issuer::aws_pca::{AwsPcaSigner, Poll, Submission};
+use crate::issuer::{SignedChain, Signer};
 use crate::pki::keys::PrivateKey;
 use crate::pki::{inspect, renewal, request};
 use crate::reason::{Problem, Reason};
@@ -121,9 +124,27 @@ async fn issue(
     let result = sign_and_store(ctx, cert, prev, &why, secrets, observed).await;
     let issuer_kind = cert.spec.issuer_ref.kind.as_str();
     match result {
-        Ok(issued) => {
-            ctx.metrics
-                .issuance(issuer_kind, "success", started.elapsed());
+        Ok(Stored::Waiting { until, message }) => {
+            let progress = Problem::new(Reason::Pending, message);
+            let outcome = Outcome::Pending {
+                why: &why,
+                progress: &progress,
+                current: current.as_ref(),
+            };
+            if write_status(ctx, cert, prev, &outcome, now).await? {
+                publish(ctx, cert, EventType::Normal, &progress).await;
+            }
+            Ok(requeue_at(until, now))
+        }
+        Ok(Stored::Done {
+            current: issued,
+            took,
+        }) => {
+            ctx.metrics.issuance(
+                issuer_kind,
+                "success",
+                took.unwrap_or_else(|| started.elapsed()),
+            );
             let outcome = Outcome::Issued {
                 current: &issued,
                 renew_request: observed.renew_requested,
@@ -196,13 +217,26 @@ enum IssueError {
     Kube(kube::Error),
 }
 
+/// Where an issuance stands after one reconcile.
+enum Stored {
+    /// The Secret holds the new certificate. `took` is set when the issuance spanned several
+    /// reconciles (an asynchronous CA).
+    Done {
+        current: Box<Current>,
+        took: Option<Duration>,
+    },
+    /// An asynchronous CA is working on it: look again at `until`.
+    Waiting { until: i64, message: String },
+}
+
 impl From<Problem> for IssueError {
     fn from(p: Problem) -> Self {
         IssueError::Problem(p)
     }
 }
 
-/// Resolve the issuer, get a key, sign, write the Secret. Returns what is now in the Secret.
+/// Resolve the issuer, get a key, sign, write the Secret. Returns what is now in the Secret,
+/// or, for an asynchronous CA, when to look again.
 async fn sign_and_store(
     ctx: &Context,
     cert: &Certificate,
@@ -210,10 +244,20 @@ async fn sign_and_store(
     why: &Problem,
     secrets: &Api<Secret>,
     observed: &Observed<'_>,
-) -> Result<Current, IssueError> {
+) -> Result<Stored, IssueError> {
     let namespace = cert.namespace().unwrap_or_default();
     let signer =
         super::issuer::signer_for(ctx, &namespace, &cert.spec.issuer_ref, observed.now).await?;
+    // The next revision counts from the newest of the status and the Secret (the status in
+    // the cache may lag behind a write this operator just made).
+    let in_secret = match observed.secret {
+        SecretState::Ours(data) => data.revision,
+        _ => None,
+    };
+    let revision = prev.revision.max(in_secret).unwrap_or(0) + 1;
+    if let Signer::AwsPca(pca) = &signer {
+        return issue_async(cert, pca, revision, secrets, observed).await;
+    }
     let key = private_key(cert, observed)?;
     let key_pem = key
         .to_pem(cert.spec.key_encoding())
@@ -221,14 +265,41 @@ async fn sign_and_store(
     let request = request::sign_request(&cert.spec, &key)
         .map_err(|e| Problem::new(Reason::InvalidSpec, e))?;
     let signed = signer.sign(&request, &key, observed.now).await?;
+    let current = store(
+        cert,
+        secrets,
+        observed,
+        &signed,
+        &key,
+        &key_pem,
+        revision,
+        signer.kind_label(),
+    )
+    .await?;
+    tracing::debug!(why = %why.reason, "secret written");
+    Ok(Stored::Done {
+        current: Box::new(current),
+        took: None,
+    })
+}
+
+/// Check what a signer returned against the key, write the Secret, describe the result.
+#[allow(clippy::too_many_arguments)]
+async fn store(
+    cert: &Certificate,
+    secrets: &Api<Secret>,
+    observed: &Observed<'_>,
+    signed: &SignedChain,
+    key: &PrivateKey,
+    key_pem: &str,
+    revision: i64,
+    issuer_type: &str,
+) -> Result<Current, IssueError> {
     let leaf = inspect::parse_chain(signed.chain_pem.as_bytes())
         .map_err(|e| {
             Problem::new(
                 Reason::SigningFailed,
-                format!(
-                    "{} issuer returned an unreadable certificate: {e}",
-                    signer.kind_label()
-                ),
+                format!("{issuer_type} issuer returned an unreadable certificate: {e}"),
             )
         })?
         .remove(0);
@@ -239,20 +310,13 @@ async fn sign_and_store(
         )
         .into());
     }
-    // The next revision counts from the newest of the status and the Secret (the status in
-    // the cache may lag behind a write this operator just made).
-    let in_secret = match observed.secret {
-        SecretState::Ours(data) => data.revision,
-        _ => None,
-    };
-    let revision = prev.revision.max(in_secret).unwrap_or(0) + 1;
     let contents = secret::Contents {
         chain_pem: &signed.chain_pem,
-        key_pem: &key_pem,
+        key_pem,
         ca_pem: &signed.ca_pem,
         leaf: &leaf,
         revision,
-        issuer_type: signer.kind_label(),
+        issuer_type,
         renew_request: observed.renew_requested,
     };
     secret::apply(secrets, &secret::build(cert, &contents))
@@ -264,13 +328,165 @@ async fn sign_and_store(
         leaf.not_after,
         decide::renew_before(&cert.spec),
     );
-    tracing::debug!(why = %why.reason, "secret written");
     Ok(Current {
         leaf,
         renewal_time,
         revision: Some(revision),
         renew_request: observed.renew_requested.map(str::to_string),
     })
+}
+
+/// One step of an AWS Private CA issuance (see `pending` for the order of writes): create the
+/// durable request, submit it, or poll it; finish by writing the Secret.
+async fn issue_async(
+    cert: &Certificate,
+    pca: &AwsPcaSigner,
+    revision: i64,
+    secrets: &Api<Secret>,
+    observed: &Observed<'_>,
+) -> Result<Stored, IssueError> {
+    let now = observed.now;
+    let name = pending::secret_name(&cert.name_any());
+    let mut request = match secrets.get_opt(&name).await.map_err(IssueError::Kube)? {
+        Some(s) if !pending::is_pending_secret(&s) => {
+            return Err(Problem::new(
+                Reason::SecretConflict,
+                format!("Secret {name:?} exists and is not a certsmith pending-request Secret"),
+            )
+            .into());
+        }
+        Some(s) => match pending::parse(&s) {
+            Ok(p) if pending::still_valid(&p, cert, revision, &pca.client.ca_arn) => Some(p),
+            stale => {
+                if let Err(e) = stale {
+                    warn!(certificate = %observed.identity, "discarding unreadable pending request: {e}");
+                }
+                discard_pending(secrets, &name).await?;
+                None
+            }
+        },
+        None => None,
+    };
+    if request.is_none() {
+        let created = new_request(cert, pca, revision, observed).await?;
+        secrets
+            .create(&Default::default(), &pending::build(cert, &created))
+            .await
+            .map_err(IssueError::Kube)?;
+        request = Some(created);
+    }
+    let Some(mut request) = request else {
+        return Err(Problem::new(Reason::ApiError, "pending request vanished").into());
+    };
+    let (arn, submitted_at) = match (&request.certificate_arn, request.submitted_at) {
+        (Some(arn), Some(at)) => (arn.clone(), at),
+        _ => {
+            let arn = pca
+                .client
+                .issue(&Submission {
+                    csr_pem: &request.csr_pem,
+                    template_arn: &request.template_arn,
+                    signing_algorithm: &request.signing_algorithm,
+                    not_after: request.not_after,
+                    idempotency_token: &request.idempotency_token,
+                })
+                .await?;
+            let body = serde_json::json!({"metadata": {"annotations": pending::submitted_annotations(&arn, now)}});
+            secrets
+                .patch(&name, &PatchParams::default(), &Patch::Merge(body))
+                .await
+                .map_err(IssueError::Kube)?;
+            info!(certificate = %observed.identity, certificate_arn = %arn, "submitted to AWS Private CA");
+            request.certificate_arn = Some(arn.clone());
+            request.submitted_at = Some(now);
+            (arn, now)
+        }
+    };
+    let waiting = |until: i64| Stored::Waiting {
+        until,
+        message: format!(
+            "AWS Private CA is issuing {arn} (revision {revision}, submitted {})",
+            decide::rfc3339(submitted_at)
+        ),
+    };
+    if let Some(at) = pending::poll_not_before(submitted_at, now) {
+        return Ok(waiting(at));
+    }
+    let signed = match pca.client.get(&arn).await? {
+        Poll::InProgress => return Ok(waiting(pending::next_poll(submitted_at, now))),
+        Poll::Failed(problem) => {
+            // That request is dead: the next attempt starts over with a new key and token.
+            discard_pending(secrets, &name).await?;
+            return Err(problem.into());
+        }
+        Poll::Issued(signed) => signed,
+    };
+    let key = PrivateKey::from_pem(&request.key_pem).map_err(|e| {
+        Problem::new(
+            Reason::KeyGenerationFailed,
+            format!("pending key unreadable: {e}"),
+        )
+    })?;
+    let key_pem = key
+        .to_pem(cert.spec.key_encoding())
+        .map_err(|e| Problem::new(Reason::KeyGenerationFailed, e.to_string()))?;
+    let stored = store(
+        cert, secrets, observed, &signed, &key, &key_pem, revision, "awsPCA",
+    )
+    .await;
+    if let Err(IssueError::Problem(_)) = &stored {
+        // AWS returned something unusable for this key: do not ask for it again.
+        discard_pending(secrets, &name).await?;
+    }
+    let current = stored?;
+    discard_pending(secrets, &name).await?;
+    Ok(Stored::Done {
+        current: Box::new(current),
+        took: Some(Duration::from_secs(
+            u64::try_from(now - request.created_at).unwrap_or(0),
+        )),
+    })
+}
+
+/// A new request: key, CSR, template, algorithm and validity, fixed before anything is sent.
+async fn new_request(
+    cert: &Certificate,
+    pca: &AwsPcaSigner,
+    revision: i64,
+    observed: &Observed<'_>,
+) -> Result<pending::Pending, IssueError> {
+    let key = private_key(cert, observed)?;
+    let request = request::sign_request(&cert.spec, &key)
+        .map_err(|e| Problem::new(Reason::InvalidSpec, e))?;
+    let signing_algorithm = pca.client.signing_algorithm(pca.signing_algorithm).await?;
+    let uid = cert.metadata.uid.clone().unwrap_or_default();
+    let lifetime = i64::try_from(request.duration.as_secs()).unwrap_or(i64::MAX);
+    Ok(pending::Pending {
+        idempotency_token: pending::idempotency_token(&uid, revision, &request.csr_pem),
+        certificate_uid: uid,
+        generation: cert.metadata.generation.unwrap_or(0),
+        revision,
+        ca_arn: pca.client.ca_arn.clone(),
+        key_pem: key
+            .to_pem(crate::api::KeyEncoding::Pkcs8)
+            .map_err(|e| Problem::new(Reason::KeyGenerationFailed, e.to_string()))?,
+        template_arn: pca.template_for(&request),
+        csr_pem: request.csr_pem,
+        signing_algorithm,
+        not_after: observed.now.saturating_add(lifetime),
+        created_at: observed.now,
+        certificate_arn: None,
+        submitted_at: None,
+    })
+}
+
+/// Delete a pending-request Secret (already gone is fine).
+async fn discard_pending(secrets: &Api<Secret>, name: &str) -> Result<(), IssueError> {
+    match secrets.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(IssueError::Kube(e)),
+    }
 }
 
 /// A new key, or with rotationPolicy Never the key already in the Secret when it still fits.

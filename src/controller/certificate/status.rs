@@ -17,6 +17,12 @@ pub enum Outcome<'a> {
         renew_request: Option<&'a str>,
     },
     Refused(&'a Problem),
+    /// An asynchronous CA is working on the request; nothing failed.
+    Pending {
+        why: &'a Problem,
+        progress: &'a Problem,
+        current: Option<&'a Current>,
+    },
     /// Issuance was needed and failed (or is waiting out its backoff until `retry_at`).
     Failed {
         why: &'a Problem,
@@ -69,6 +75,30 @@ pub fn desired(
                     status: true,
                     reason: problem.reason.as_str().into(),
                     message: problem.message.clone(),
+                },
+            ]
+        }
+        Outcome::Pending {
+            why,
+            progress,
+            current,
+        } => {
+            next.failed_issuance_attempts = prev.failed_issuance_attempts;
+            next.last_failure_time = prev.last_failure_time.clone();
+            let readiness = match current {
+                Some(c) => {
+                    describe(&mut next, c);
+                    ready_condition(c)
+                }
+                None => ready(false, progress.reason, progress.message.clone()),
+            };
+            vec![
+                readiness,
+                DesiredCondition {
+                    type_: ISSUING,
+                    status: true,
+                    reason: why.reason.as_str().into(),
+                    message: format!("{}; {}", why.message, progress.message),
                 },
             ]
         }
@@ -262,6 +292,41 @@ mod tests {
         // Recomputing with nothing new changes nothing: an idle operator writes nothing.
         let again = desired(&s, Some(1), &Outcome::UpToDate(&c), 20);
         assert_eq!(desired(&again, Some(1), &Outcome::UpToDate(&c), 30), again);
+    }
+
+    #[test]
+    fn a_pending_request_is_issuing_without_counting_a_failure() {
+        let c = current(1000);
+        let why = Problem::new(Reason::Renewing, "renewal time reached");
+        let progress = Problem::new(Reason::Pending, "AWS Private CA is issuing arn:x");
+        let prev = CertificateStatus {
+            failed_issuance_attempts: Some(1),
+            ..Default::default()
+        };
+        let outcome = Outcome::Pending {
+            why: &why,
+            progress: &progress,
+            current: Some(&c),
+        };
+        let s = desired(&prev, Some(1), &outcome, 10);
+        assert_eq!(s.failed_issuance_attempts, Some(1));
+        assert_eq!(
+            find(&s.conditions, READY).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert!(find(&s.conditions, ISSUING).is_some_and(|c| c.message.contains("arn:x")));
+        // Polling again changes nothing: one status write per submitted request.
+        assert_eq!(desired(&s, Some(1), &outcome, 20), s);
+        let first = Outcome::Pending {
+            why: &why,
+            progress: &progress,
+            current: None,
+        };
+        let s = desired(&CertificateStatus::default(), Some(1), &first, 10);
+        assert_eq!(
+            find(&s.conditions, READY).map(|c| c.reason.as_str()),
+            Some("Pending")
+        );
     }
 
     #[test]
