@@ -64,7 +64,7 @@ pub async fn signer_for(
         IssuerKind::Issuer => namespace,
         IssuerKind::ClusterIssuer => ctx.settings.cluster_resource_namespace.as_str(),
     };
-    build_signer(
+    let signer = build_signer(
         ctx,
         &spec,
         secret_namespace,
@@ -75,8 +75,14 @@ pub async fn signer_for(
         ),
         now,
     )
-    .await
-    .map_err(|p| {
+    .await;
+    // An AWS Private CA must have been ACTIVE when last described (the issuer's reconcile
+    // describes it afresh; AWS would refuse, the emulator would not).
+    let signer = match signer {
+        Ok(Signer::AwsPca(p)) => p.client.ensure_active().await.map(|()| Signer::AwsPca(p)),
+        other => other,
+    };
+    signer.map_err(|p| {
         Problem::new(
             Reason::IssuerNotReady,
             format!(
@@ -200,7 +206,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         Ok(spec) => match build_signer(&ctx, &spec, &secret_namespace, &id, now).await {
             // A Vault issuer is ready only when the server is healthy and the login works.
             Ok(Signer::Vault(v)) => v.check().await.map(|()| (Signer::Vault(v), spec)),
-            // An AWS Private CA issuer is ready only when the CA is ACTIVE.
+            // An AWS Private CA issuer is ready only when the CA is ACTIVE now.
             Ok(Signer::AwsPca(p)) => p.client.check().await.map(|_| (Signer::AwsPca(p), spec)),
             other => other.map(|s| (s, spec)),
         },

@@ -144,16 +144,26 @@ impl AwsPcaClient {
     /// Issuer readiness: the CA exists, the credentials work, and it is ACTIVE.
     pub async fn check(&self) -> Result<CaInfo, Problem> {
         let info = self.describe().await?;
-        if info.status != "ACTIVE" {
-            return Err(Problem::new(
+        self.ensure_active().await?;
+        Ok(info)
+    }
+
+    /// Before issuing: the CA was ACTIVE when last described (within [`DESCRIBE_TTL`]; the
+    /// issuer's reconcile refreshes it). The emulator, unlike AWS, would sign with a disabled
+    /// CA, and AWS's own refusal would cost a request.
+    pub async fn ensure_active(&self) -> Result<(), Problem> {
+        let info = self.described().await?;
+        if info.status == "ACTIVE" {
+            Ok(())
+        } else {
+            Err(Problem::new(
                 Reason::AwsPcaNotActive,
                 format!(
                     "AWS Private CA {} is {}, not ACTIVE",
                     self.ca_arn, info.status
                 ),
-            ));
+            ))
         }
-        Ok(info)
     }
 
     /// The CA's description, from the cache when recent.

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod aws_pca;
 mod certificates;
 mod cli;
 mod crds;

@@ -242,7 +242,7 @@ async fn vault_issuer(ns: &TestNamespace, name: &str, server: &str, path: &str, 
     .await;
 }
 
-async fn issuer_ready_reason(
+pub(crate) async fn issuer_ready_reason(
     ns: &TestNamespace,
     name: &str,
     status: &str,

@@ -311,7 +311,10 @@ start_openbao() {
 start_moto() {
   local port=$1
   echo "$port" >"$state/ports/moto"
-  start moto "$moto_bin/moto_server" -H 127.0.0.1 -p "$port"
+  # Requests are recorded (tests turn recording on and count IssueCertificate calls) into the
+  # environment's own folder rather than moto's working directory.
+  start moto env MOTO_RECORDER_FILEPATH="$state/moto-recording.jsonl" \
+    "$moto_bin/moto_server" -H 127.0.0.1 -p "$port"
   # Any HTTP answer will do.
   wait_ready moto 60 curl -s -o /dev/null "http://127.0.0.1:$port/"
 }

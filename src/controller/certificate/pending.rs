@@ -41,8 +41,9 @@ pub const SUBMITTED_AT: &str = "certsmith.dev/submitted-at";
 const CREATED_AT: &str = "certsmith.dev/created-at";
 
 /// Wait this long after submitting before the first GetCertificate (AWS rarely has the
-/// certificate sooner), then poll at half the time elapsed, between these bounds.
-pub const FIRST_POLL_SECS: i64 = 1;
+/// certificate sooner; the clock counts whole seconds, so this is 1-2 s), then poll at half
+/// the time elapsed, between these bounds.
+pub const FIRST_POLL_SECS: i64 = 2;
 pub const MAX_POLL_SECS: i64 = 30;
 
 /// Everything needed to (re)send one IssueCertificate request and to finish the issuance.
@@ -320,9 +321,10 @@ mod tests {
 
     #[test]
     fn polling_waits_first_then_backs_off_to_a_cap() {
-        assert_eq!(poll_not_before(100, 100), Some(101));
-        assert_eq!(poll_not_before(100, 101), None);
-        assert_eq!(next_poll(100, 101), 102);
+        assert_eq!(poll_not_before(100, 100), Some(102));
+        assert_eq!(poll_not_before(100, 101), Some(102));
+        assert_eq!(poll_not_before(100, 102), None);
+        assert_eq!(next_poll(100, 102), 104);
         assert_eq!(next_poll(100, 120), 130);
         assert_eq!(next_poll(100, 1000), 1030);
     }
