@@ -273,6 +273,17 @@ async fn issues_with_secret_credentials_verifies_to_the_ca_and_rotates_keys() {
     );
     assert_eq!(body["Validity"]["Type"], "ABSOLUTE");
 
+    assert_eq!(
+        operator
+            .metrics
+            .backend_request_count("awspca", "IssueCertificate"),
+        1,
+        "the operator's metrics count the same call"
+    );
+    let issuer =
+        serde_json::to_string(&ns.api::<Issuer>().get("pca").await.expect("issuer")).expect("json");
+    assert!(!issuer.contains("not-a-real-secret-key-1"));
+
     // Renewal: a new key and one more certificate.
     request_renewal(&ns, "agent", "rotate-1").await;
     let after = wait_reissued(&ns, "agent-tls", &issued.serial).await;
