@@ -78,11 +78,38 @@ pub fn backoff_secs(attempts: u32, now: i64, current_not_after: Option<i64>) -> 
     delay.max(1)
 }
 
+/// [`backoff_secs`] shortened by up to a quarter, by an amount fixed per certificate: a fleet
+/// that failed together (a CA outage, AWS throttling) does not retry in lockstep, and every
+/// look at one certificate computes the same retry time.
+pub fn jittered_backoff_secs(
+    identity: &str,
+    attempts: u32,
+    now: i64,
+    current_not_after: Option<i64>,
+) -> i64 {
+    let delay = backoff_secs(attempts, now, current_not_after);
+    let cut = (delay as f64 * 0.25 * unit_fraction(identity)) as i64;
+    (delay - cut).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const HOUR: i64 = 3600;
+
+    #[test]
+    fn backoff_jitter_spreads_a_fleet_but_is_stable_per_certificate() {
+        let delays: std::collections::BTreeSet<i64> = (0..50)
+            .map(|i| jittered_backoff_secs(&format!("ns/agent-{i}"), 5, 0, None))
+            .collect();
+        assert!(delays.len() > 10, "{delays:?}");
+        assert!(delays.iter().all(|d| (60..=80).contains(d)), "{delays:?}");
+        assert_eq!(
+            jittered_backoff_secs("ns/a", 3, 0, None),
+            jittered_backoff_secs("ns/a", 3, 0, None)
+        );
+    }
 
     #[test]
     fn default_renews_at_two_thirds() {

@@ -113,7 +113,12 @@ async fn issue(
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
             .map_or(0, |t| t.as_second());
         let retry_at = last
-            + renewal::backoff_secs(attempts, last, current.as_ref().map(|c| c.leaf.not_after));
+            + renewal::jittered_backoff_secs(
+                observed.identity,
+                attempts,
+                last,
+                current.as_ref().map(|c| c.leaf.not_after),
+            );
         if now < retry_at && !issuer_recovered(ctx, cert, prev).await {
             return Ok(requeue_at(retry_at, now));
         }
@@ -175,7 +180,8 @@ async fn issue(
             ctx.metrics.reconcile_error(failure.reason);
             warn!(certificate = %observed.identity, reason = %failure.reason, "issuance failed: {}", failure.message);
             let retry_at = now
-                + renewal::backoff_secs(
+                + renewal::jittered_backoff_secs(
+                    observed.identity,
                     attempts + 1,
                     now,
                     current.as_ref().map(|c| c.leaf.not_after),
