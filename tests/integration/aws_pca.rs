@@ -552,3 +552,42 @@ async fn an_operator_killed_after_issue_certificate_resumes_without_issuing_agai
     );
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_role_is_assumed_and_its_credentials_sign_the_requests() {
+    start_recording().await;
+    let ns = TestNamespace::new("pca-role").await;
+    install_crds(&ns.client).await;
+    let pca = client().await;
+    let ca = create_ca(&pca, true).await;
+    // STS is the emulator's too (AWS_ENDPOINT_URL points every service at it).
+    pca_issuer(
+        &ns,
+        "pca",
+        json!({"arn": ca.arn, "role": "arn:aws:iam::123456789012:role/certsmith-issuer"}),
+    )
+    .await;
+    let operator = Operator::start(&ns.name).await;
+    issuer_ready_reason(&ns, "pca", "True").await;
+    certificate(
+        &ns,
+        "client",
+        json!({"secretName": "client-tls", "issuerRef": {"name": "pca"},
+        "dnsNames": ["client.example.test"], "usages": ["digital signature", "client auth"]}),
+    )
+    .await;
+    wait_ready(&ns, "client").await;
+    let requests = issue_requests(&ca.arn).await;
+    assert_eq!(requests.len(), 1);
+    let auth = &requests[0].authorization;
+    assert!(
+        !auth.contains(&format!("Credential={}/", env("AWS_ACCESS_KEY_ID"))),
+        "signed with the assumed role's credentials, not the base identity's: {auth}"
+    );
+    assert_eq!(
+        requests[0].body["TemplateArn"],
+        "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1"
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
