@@ -3,9 +3,12 @@
 # control plane. Reports wall time from the first apply to all Ready, certificates per
 # second, the operator's peak RSS, API writes per issued certificate (from the API server's
 # own request counters), and the writes an idle operator makes afterwards.
-#   make bench ARGS="--count 1000 --concurrency 16 --idle 30 [--backlog] [--issuer ca|vault]"
+#   make bench ARGS="--count 1000 --concurrency 16 --idle 30 [--backlog] [--issuer ca|vault|awspca]"
 # --issuer vault signs through OpenBao (intermediate PKI mount, AppRole login) and also
 # reports how many logins and sign requests the operator made.
+# --issuer awspca signs through the AWS Private CA emulator (a root CA created and activated
+# with boto3 from the emulator's own virtualenv) and reports the IssueCertificate and
+# GetCertificate calls, as the operator counted them and as the emulator recorded them.
 # --backlog creates every Certificate before the operator starts, which measures the
 # operator's own throughput instead of the pace at which kubectl can create objects.
 set -euo pipefail
@@ -116,7 +119,35 @@ spec:
 YAML
   kubectl wait -n bench --for condition=Ready=True issuer/vault --timeout=60s >/dev/null
 fi
-issuer_name=$([ "$issuer" = vault ] && echo vault || echo ca)
+if [ "$issuer" = awspca ]; then
+  moto_bin=$(bash "$root/tests/testenv/moto/setup.sh" 2>/dev/null | tail -n 1)
+  curl -sf -X POST "$AWS_ENDPOINT_URL_ACM_PCA/moto-api/recorder/start-recording" >/dev/null
+  ca_arn=$("$moto_bin/python" - <<'PY'
+import boto3
+pca = boto3.client("acm-pca")
+arn = pca.create_certificate_authority(
+    CertificateAuthorityConfiguration={"KeyAlgorithm": "EC_prime256v1", "SigningAlgorithm": "SHA256WITHECDSA",
+                                       "Subject": {"CommonName": "bench PCA root"}},
+    CertificateAuthorityType="ROOT")["CertificateAuthorityArn"]
+csr = pca.get_certificate_authority_csr(CertificateAuthorityArn=arn)["Csr"]
+root_arn = pca.issue_certificate(CertificateAuthorityArn=arn, Csr=csr, SigningAlgorithm="SHA256WITHECDSA",
+                                 TemplateArn="arn:aws:acm-pca:::template/RootCACertificate/V1",
+                                 Validity={"Value": 3650, "Type": "DAYS"})["CertificateArn"]
+root = pca.get_certificate(CertificateAuthorityArn=arn, CertificateArn=root_arn)["Certificate"]
+pca.import_certificate_authority_certificate(CertificateAuthorityArn=arn, Certificate=root.encode())
+print(arn)
+PY
+)
+  kubectl apply -n bench -f - >/dev/null <<YAML
+apiVersion: certsmith.dev/v1alpha1
+kind: Issuer
+metadata: {name: awspca}
+spec:
+  awsPCA: {arn: "$ca_arn"}
+YAML
+  kubectl wait -n bench --for condition=Ready=True issuer/awspca --timeout=60s >/dev/null
+fi
+case $issuer in vault) issuer_name=vault ;; awspca) issuer_name=awspca ;; *) issuer_name=ca ;; esac
 
 python3 - "$count" "$issuer_name" >"$work/certs.yaml" <<'PY'
 import sys
@@ -163,6 +194,14 @@ backend_count() { # OPERATION
 }
 logins=$(backend_count login)
 signs=$(backend_count sign)
+issue_calls=$(backend_count IssueCertificate)
+get_calls=$(backend_count GetCertificate)
+emulator_issued=0
+if [ "$issuer" = awspca ]; then
+  emulator_issued=$(curl -sf "$AWS_ENDPOINT_URL_ACM_PCA/moto-api/recorder/download-recording" |
+    grep -c '"X-Amz-Target": "ACMPrivateCA.IssueCertificate"' || true)
+  emulator_issued=$((emulator_issued - 1)) # the root certificate issued above
+fi
 sleep "$idle"
 writes_idle=$(operator_writes)
 rss_idle_kib=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
@@ -181,4 +220,7 @@ print(f"writes while idle       {$writes_idle - $writes_after} in $idle s")
 if "$issuer" == "vault":
     print(f"Vault logins            $logins")
     print(f"Vault sign requests     $signs")
+if "$issuer" == "awspca":
+    print(f"IssueCertificate calls  $issue_calls (operator's count); emulator recorded $emulator_issued")
+    print(f"GetCertificate calls    $get_calls")
 PY
