@@ -25,7 +25,7 @@ use crate::vault::issuer_ready_reason;
 
 const SECRET_AKID: &str = "AKIACERTSMITHSECRET1";
 
-async fn client() -> Client {
+pub(crate) async fn client() -> Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(env("AWS_ENDPOINT_URL_ACM_PCA"))
         .load()
@@ -34,12 +34,12 @@ async fn client() -> Client {
 }
 
 /// A CA created through the emulator, ACTIVE unless `activate` is false.
-struct Ca {
-    arn: String,
-    root_pem: String,
+pub(crate) struct Ca {
+    pub arn: String,
+    pub root_pem: String,
 }
 
-async fn create_ca(pca: &Client, activate: bool) -> Ca {
+pub(crate) async fn create_ca(pca: &Client, activate: bool) -> Ca {
     let config = CertificateAuthorityConfiguration::builder()
         .key_algorithm(KeyAlgorithm::EcPrime256v1)
         .signing_algorithm(SigningAlgorithm::Sha256Withecdsa)

@@ -1,89 +1,20 @@
 //! The AWS Private CA emulator runs the real root-CA flow and issues from a CSR.
 
-use aws_sdk_acmpca::Client;
 use aws_sdk_acmpca::primitives::Blob;
 use aws_sdk_acmpca::types::{
-    Asn1Subject, CertificateAuthorityConfiguration, CertificateAuthorityStatus,
-    CertificateAuthorityType, KeyAlgorithm, SigningAlgorithm, Validity, ValidityPeriodType,
+    CertificateAuthorityStatus, SigningAlgorithm, Validity, ValidityPeriodType,
 };
 
-use crate::support::{env, openssl_verify};
-
-async fn client() -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(env("AWS_ENDPOINT_URL_ACM_PCA"))
-        .load()
-        .await;
-    Client::new(&config)
-}
-
-fn validity(days: i64) -> Validity {
-    Validity::builder()
-        .value(days)
-        .r#type(ValidityPeriodType::Days)
-        .build()
-        .expect("validity")
-}
+use crate::aws_pca::{client, create_ca};
+use crate::support::openssl_verify;
 
 #[tokio::test]
 async fn moto_activates_a_root_ca_and_issues_from_a_csr() {
     let pca = client().await;
-    let subject = Asn1Subject::builder()
-        .common_name("certsmith test root")
-        .build();
-    let config = CertificateAuthorityConfiguration::builder()
-        .key_algorithm(KeyAlgorithm::EcPrime256v1)
-        .signing_algorithm(SigningAlgorithm::Sha256Withecdsa)
-        .subject(subject)
-        .build()
-        .expect("ca config");
-    let created = pca
-        .create_certificate_authority()
-        .certificate_authority_configuration(config)
-        .certificate_authority_type(CertificateAuthorityType::Root)
-        .send()
-        .await
-        .expect("create CA");
-    let ca_arn = created
-        .certificate_authority_arn()
-        .expect("ca arn")
-        .to_string();
-
-    // Root flow: sign the CA's own CSR with the root template, import it, and the CA is ACTIVE.
-    let ca_csr = pca
-        .get_certificate_authority_csr()
-        .certificate_authority_arn(&ca_arn)
-        .send()
-        .await
-        .expect("ca csr");
-    let issued = pca
-        .issue_certificate()
-        .certificate_authority_arn(&ca_arn)
-        .csr(Blob::new(ca_csr.csr().expect("csr").as_bytes()))
-        .signing_algorithm(SigningAlgorithm::Sha256Withecdsa)
-        .template_arn("arn:aws:acm-pca:::template/RootCACertificate/V1")
-        .validity(validity(3650))
-        .send()
-        .await
-        .expect("issue root");
-    let root_arn = issued.certificate_arn().expect("arn").to_string();
-    let root = pca
-        .get_certificate()
-        .certificate_authority_arn(&ca_arn)
-        .certificate_arn(&root_arn)
-        .send()
-        .await
-        .expect("get root");
-    let root_pem = root.certificate().expect("root pem").to_string();
-    pca.import_certificate_authority_certificate()
-        .certificate_authority_arn(&ca_arn)
-        .certificate(Blob::new(root_pem.as_bytes()))
-        .send()
-        .await
-        .expect("import");
+    let ca = create_ca(&pca, true).await;
     let described = pca
         .describe_certificate_authority()
-        .certificate_authority_arn(&ca_arn)
+        .certificate_authority_arn(&ca.arn)
         .send()
         .await
         .expect("describe");
@@ -102,24 +33,31 @@ async fn moto_activates_a_root_ca_and_issues_from_a_csr() {
         .expect("pem");
     let leaf = pca
         .issue_certificate()
-        .certificate_authority_arn(&ca_arn)
+        .certificate_authority_arn(&ca.arn)
         .csr(Blob::new(csr.as_bytes()))
         .signing_algorithm(SigningAlgorithm::Sha256Withecdsa)
         .template_arn("arn:aws:acm-pca:::template/EndEntityCertificate/V1")
-        .validity(validity(1))
+        .validity(
+            Validity::builder()
+                .value(1)
+                .r#type(ValidityPeriodType::Days)
+                .build()
+                .expect("validity"),
+        )
         .send()
         .await
         .expect("issue leaf");
     let leaf_arn = leaf.certificate_arn().expect("leaf arn");
     let got = pca
         .get_certificate()
-        .certificate_authority_arn(&ca_arn)
+        .certificate_authority_arn(&ca.arn)
         .certificate_arn(leaf_arn)
         .send()
         .await
         .expect("get leaf");
     let leaf_pem = got.certificate().expect("leaf pem");
-    openssl_verify(root_pem.as_bytes(), leaf_pem.as_bytes()).expect("leaf verifies against the CA");
+    openssl_verify(ca.root_pem.as_bytes(), leaf_pem.as_bytes())
+        .expect("leaf verifies against the CA");
     let parsed = certsmith::pki::inspect::parse_chain(leaf_pem.as_bytes()).expect("parse");
     assert_eq!(
         parsed[0].public_key_info,
