@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TESTENV := tests/testenv/testenv.sh
 
-.PHONY: demo build test test-unit testenv-up testenv-down testenv-env crds lint fmt bench demo clean
+.PHONY: manifests tools demo build test test-unit testenv-up testenv-down testenv-env crds lint fmt bench demo clean
 
 build:
 	$(CARGO) build --release
@@ -29,6 +29,15 @@ testenv-env:
 ## Regenerate crds/ from the Rust types (a test fails when they drift).
 crds:
 	$(CARGO) run --quiet -- crds > crds/certsmith.yaml
+	$(CARGO) run --quiet -- crds --helm > charts/certsmith/templates/crds.yaml
+
+## helm and kube-score, built from the Go module proxy (cached; prints their bin directory).
+tools:
+	@bash tests/testenv/tools/build.sh
+
+## Regenerate config/default/ from the chart with default values (a test fails when they drift).
+manifests:
+	@bash tests/chart/render-config.sh
 
 lint:
 	$(CARGO) fmt --check

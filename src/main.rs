@@ -27,7 +27,12 @@ enum Command {
     /// Run the operator.
     Controller(ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML.
-    Crds,
+    Crds {
+        /// Print the Helm chart's template instead (charts/certsmith/templates/crds.yaml):
+        /// the same CRDs behind `crds.enabled`, with the `crds.keep` resource policy.
+        #[arg(long)]
+        helm: bool,
+    },
     /// Certificates at a glance (-n NS, -A for all namespaces), or one in depth (NAME).
     Status {
         name: Option<String>,
@@ -112,8 +117,13 @@ struct ControllerArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Crds => {
-            print!("{}", certsmith::crds::render().context("rendering CRDs")?);
+        Command::Crds { helm } => {
+            let rendered = if helm {
+                certsmith::crds::render_helm_template()
+            } else {
+                certsmith::crds::render()
+            };
+            print!("{}", rendered.context("rendering CRDs")?);
             Ok(())
         }
         Command::Controller(args) => controller(args).await,
@@ -180,7 +190,7 @@ async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
         Command::Inspect {
             what: InspectCommand::Secret { name, namespace },
         } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
-        Command::Controller(_) | Command::Crds => Err(CliError("unreachable".into())),
+        Command::Controller(_) | Command::Crds { .. } => Err(CliError("unreachable".into())),
     }
 }
 

@@ -13,6 +13,9 @@ trap teardown EXIT INT TERM
 # Build the Rust side first: it does not need the servers, and a compile error should not
 # cost an environment start.
 cargo build --all-targets
+# helm and kube-score for the chart tests (built from the Go module proxy once, then cached).
+CERTSMITH_TOOLS_BIN=$(bash "$root/tests/testenv/tools/build.sh")
+export CERTSMITH_TOOLS_BIN
 bash "$launcher" up
 # shellcheck disable=SC1091
 source "$CERTSMITH_TESTENV_STATE/env"

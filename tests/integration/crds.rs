@@ -11,6 +11,20 @@ fn crds_on_disk_match_the_types() {
     );
 }
 
+#[test]
+fn the_chart_installs_the_same_crds() {
+    let generated = certsmith::crds::render_helm_template().expect("render chart CRDs");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/certsmith/templates/crds.yaml"
+    );
+    let on_disk = std::fs::read_to_string(path).expect("read the chart's crds.yaml");
+    assert!(
+        generated == on_disk,
+        "charts/certsmith/templates/crds.yaml is stale: run `make crds` and commit the result"
+    );
+}
+
 fn undocumented(path: &str, schema: &serde_json::Value, out: &mut Vec<String>) {
     if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
         for (name, sub) in props {

@@ -5,6 +5,7 @@ mod support;
 
 mod aws_pca;
 mod certificates;
+mod chart;
 mod cli;
 mod crds;
 mod leader;

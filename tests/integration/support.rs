@@ -40,6 +40,17 @@ pub async fn admin_client() -> Client {
 /// A client authenticated as `namespace/name` with a short-lived token from the TokenRequest
 /// API, with nothing of the admin's credentials: what that ServiceAccount may do, it may do.
 pub async fn service_account_client(admin: &Client, namespace: &str, name: &str) -> Client {
+    let token = service_account_token(admin, namespace, name).await;
+    let mut config = config().await;
+    config.auth_info = AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    Client::try_from(config).expect("service account client")
+}
+
+/// A one-hour token for `namespace/name` from the TokenRequest API.
+pub async fn service_account_token(admin: &Client, namespace: &str, name: &str) -> String {
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
     let request = TokenRequest {
         spec: TokenRequestSpec {
@@ -52,13 +63,7 @@ pub async fn service_account_client(admin: &Client, namespace: &str, name: &str)
         .create_token_request(name, &PostParams::default(), &request)
         .await
         .expect("TokenRequest");
-    let token = token.status.expect("token status").token;
-    let mut config = config().await;
-    config.auth_info = AuthInfo {
-        token: Some(token.into()),
-        ..Default::default()
-    };
-    Client::try_from(config).expect("service account client")
+    token.status.expect("token status").token
 }
 
 /// A fresh namespace for one test, with a unique name.

@@ -1,0 +1,113 @@
+{{- define "certsmith.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "certsmith.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "certsmith.labels" -}}
+app.kubernetes.io/name: {{ include "certsmith.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{- define "certsmith.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "certsmith.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "certsmith.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "certsmith.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "certsmith.clusterResourceNamespace" -}}
+{{- default .Release.Namespace .Values.clusterResourceNamespace }}
+{{- end }}
+
+{{- define "certsmith.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaderElection.namespace }}
+{{- end }}
+
+{{- define "certsmith.leaderElect" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
+{{- end }}
+
+{{- define "certsmith.args" -}}
+- controller
+- --cluster-resource-namespace={{ include "certsmith.clusterResourceNamespace" . }}
+- --metrics-addr=0.0.0.0:{{ .Values.metricsPort }}
+- --concurrency={{ .Values.concurrency }}
+- --aws-pca-issue-rate={{ .Values.awsPcaIssueRate }}
+- --log-format={{ .Values.logFormat }}
+{{- with .Values.watchNamespaces }}
+- --namespace={{ join "," . }}
+{{- end }}
+{{- if include "certsmith.leaderElect" . }}
+- --leader-elect
+- --leader-election-namespace={{ include "certsmith.leaseNamespace" . }}
+- --leader-election-lease-name={{ include "certsmith.fullname" . }}
+- --leader-election-lease-duration={{ .Values.leaderElection.leaseDuration }}
+{{- end }}
+{{- range .Values.extraArgs }}
+- {{ . }}
+{{- end }}
+{{- end }}
+
+{{- /* Rules for the namespaces whose Certificates and Issuers the operator serves: every
+namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
+{{- define "certsmith.workloadRules" }}
+# The Certificate controller lists and watches Certificates; its cache also finds two
+# Certificates naming one Secret (controller/run.rs, certificate::older_claimant).
+- apiGroups: [certsmith.dev]
+  resources: [certificates]
+  verbs: [get, list, watch]
+# Status is written with server-side apply after each issuance or failure
+# (certificate::write_status).
+- apiGroups: [certsmith.dev]
+  resources: [certificates/status]
+  verbs: [patch]
+# Issuers are resolved at issuance (controller::issuer::fetch) and watched by the Issuer
+# controller, which writes their Ready condition (controller::issuer::reconcile).
+- apiGroups: [certsmith.dev]
+  resources: [issuers]
+  verbs: [get, list, watch]
+- apiGroups: [certsmith.dev]
+  resources: [issuers/status]
+  verbs: [patch]
+# get: the TLS Secret is read live before every decision (certificate::reconcile), and an
+# Issuer's CA, Vault or AWS credential Secrets are read from its own namespace
+# (controller::issuer::build_signer, controller::vault, controller::aws_pca), as are
+# AWS Private CA pending-request Secrets (certificate::issue_async).
+# list, watch: the watch on Secrets labelled certsmith.dev/managed notices a deleted or
+# edited TLS Secret (controller/run.rs); Kubernetes RBAC cannot narrow it to the label.
+# create, patch: TLS Secrets are written with server-side apply (secret::apply), which
+# creates them the first time; pending-request Secrets are created, then patched with
+# the certificate ARN (certificate::issue_async).
+# delete: a pending-request Secret is removed once its certificate is stored, or when it
+# no longer matches the Certificate (certificate::discard_pending). TLS Secrets are never
+# deleted.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, create, patch, delete]
+# Events on Certificates: published and then aggregated into series by kube-runtime's
+# Recorder (certificate::publish).
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
