@@ -202,7 +202,10 @@ if [ "$issuer" = awspca ]; then
     grep -c '"X-Amz-Target": "ACMPrivateCA.IssueCertificate"' || true)
   emulator_issued=$((emulator_issued - 1)) # the root certificate issued above
 fi
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$op_pid/stat"; } # utime + stime, in clock ticks
+ticks_before_idle=$(cpu_ticks)
 sleep "$idle"
+ticks_after_idle=$(cpu_ticks)
 writes_idle=$(operator_writes)
 rss_idle_kib=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
 
@@ -217,6 +220,8 @@ print(f"operator peak RSS       {$rss_kib / 1024:.1f} MiB (VmHWM)")
 print(f"operator RSS when idle  {$rss_idle_kib / 1024:.1f} MiB")
 print(f"API writes per cert     {($writes_after - $writes_before) / count:.2f} ({$writes_after - $writes_before} writes: Secrets, status, Events)")
 print(f"writes while idle       {$writes_idle - $writes_after} in $idle s")
+idle_cpu = ($ticks_after_idle - $ticks_before_idle) / $(getconf CLK_TCK)
+print(f"CPU while idle          {idle_cpu:.2f} s in $idle s ({100 * idle_cpu / $idle:.2f}% of one core)")
 if "$issuer" == "vault":
     print(f"Vault logins            $logins")
     print(f"Vault sign requests     $signs")
