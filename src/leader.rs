@@ -69,9 +69,11 @@ pub async fn acquire(
             Ok(false) => {}
             Err(e) => warn!(lease = %config.name, "leader election: {e}"),
         }
+        // A standby looks twice per renewal period, so it notices an expired lease at most
+        // half a renewal period late (failover within the lease duration plus that).
         tokio::select! {
             () = shutdown.cancelled() => return None,
-            () = tokio::time::sleep(config.renew_every) => {}
+            () = tokio::time::sleep(config.renew_every / 2) => {}
         }
     }
     info!(lease = %config.name, identity = %config.identity, "became the leader");
