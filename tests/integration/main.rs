@@ -9,6 +9,7 @@ mod chart;
 mod cli;
 mod crds;
 mod leader;
+mod rbac;
 mod smoke_kube;
 mod smoke_moto;
 mod smoke_openbao;

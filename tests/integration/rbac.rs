@@ -1,0 +1,437 @@
+//! The chart's RBAC on the real API server. The operator binary runs with the chart's own
+//! flags, authenticated only by a token of the chart's ServiceAccount (TokenRequest API), with
+//! exactly the ServiceAccount and RBAC objects that `helm template` renders: it must issue
+//! through every issuer type, write status and Events and hold its Lease without a single
+//! "forbidden", and be denied Secrets outside its namespaces. With one verb taken out of the
+//! rendered rules, that same check fails.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use serde::Deserialize;
+use serde_json::json;
+
+use certsmith::api::{Certificate, ClusterIssuer, Issuer};
+
+use crate::chart::{CHART, kubectl, template, tool};
+use crate::support::{
+    TestNamespace, admin_client, certificate, condition, env, field, install_crds, openssl_verify,
+    service_account_client, service_account_token,
+};
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Deployment's container args as the chart renders them.
+fn deployment_args(rendered: &str) -> Vec<String> {
+    for value in documents(rendered) {
+        if value["kind"].as_str() == Some("Deployment") {
+            return value["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_sequence()
+                .expect("args")
+                .iter()
+                .map(|a| a.as_str().expect("arg").to_string())
+                .collect();
+        }
+    }
+    panic!("no Deployment rendered");
+}
+
+fn documents(yaml: &str) -> Vec<serde_yaml::Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|doc| serde_yaml::Value::deserialize(doc).expect("yaml"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Take `verb` out of every rendered rule on `resource`; returns how many rules lost it.
+fn remove_verb(docs: &mut [serde_yaml::Value], resource: &str, verb: &str) -> usize {
+    let mut removed = 0;
+    for doc in docs {
+        let Some(rules) = doc.get_mut("rules").and_then(|r| r.as_sequence_mut()) else {
+            continue;
+        };
+        for rule in rules {
+            let on_resource = rule["resources"]
+                .as_sequence()
+                .is_some_and(|r| r.iter().any(|r| r.as_str() == Some(resource)));
+            let Some(verbs) = rule.get_mut("verbs").and_then(|v| v.as_sequence_mut()) else {
+                continue;
+            };
+            let before = verbs.len();
+            if on_resource {
+                verbs.retain(|v| v.as_str() != Some(verb));
+            }
+            removed += before - verbs.len();
+        }
+    }
+    removed
+}
+
+/// The operator installed from the chart in a namespaced configuration: release (and
+/// cluster-resource) namespace `home`, serving only `app`.
+struct Install {
+    admin: Client,
+    home: TestNamespace,
+    app: TestNamespace,
+    log_path: PathBuf,
+    _kubeconfig: tempfile::NamedTempFile,
+    _operator: Process,
+}
+
+impl Install {
+    /// Render the chart, apply its ServiceAccount and RBAC exactly as rendered (after
+    /// `edit`), and start the operator with the chart's flags and a token of that
+    /// ServiceAccount. ClusterIssuers are cluster-wide, so the operator serves only those
+    /// labelled `test=<home namespace>`, leaving other tests' alone.
+    async fn new(prefix: &str, edit: impl FnOnce(&mut [serde_yaml::Value])) -> Self {
+        let admin = admin_client().await;
+        let home = TestNamespace::new(&format!("{prefix}-home")).await;
+        let app = TestNamespace::new(&format!("{prefix}-app")).await;
+        install_crds(&admin).await;
+        // ClusterRoles are cluster-wide, so each release gets a unique name.
+        let sets = [
+            format!("watchNamespaces={{{}}}", app.name),
+            format!("fullnameOverride={}", home.name),
+            "crds.enabled=false".to_string(),
+            "leaderElection.leaseDuration=6s".to_string(),
+        ];
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let rendered = template(&home.name, &sets);
+        let args = [
+            &["template", "certsmith", CHART, "--namespace", &home.name][..],
+            &sets.iter().flat_map(|s| ["--set", s]).collect::<Vec<_>>()[..],
+            &[
+                "-s",
+                "templates/rbac.yaml",
+                "-s",
+                "templates/serviceaccount.yaml",
+            ][..],
+        ]
+        .concat();
+        let (ok, rbac) = tool("helm", &args, None);
+        assert!(ok, "{rbac}");
+        let mut docs = documents(&rbac);
+        edit(&mut docs);
+        let mut manifest = String::new();
+        for doc in &docs {
+            manifest.push_str("---\n");
+            manifest.push_str(&serde_yaml::to_string(doc).expect("yaml"));
+        }
+        let (ok, out) = kubectl(&["apply", "-f", "-"], Some(&manifest));
+        assert!(ok, "applying the chart's RBAC failed:\n{out}");
+
+        // A kubeconfig holding only the ServiceAccount's token.
+        let token = service_account_token(&admin, &home.name, &home.name).await;
+        let kubeconfig = tempfile::NamedTempFile::new().expect("tempfile");
+        let server = crate::support::config().await.cluster_url.to_string();
+        let ca = std::path::Path::new(&env("KUBECONFIG"))
+            .parent()
+            .expect("env dir")
+            .join("certs/ca.crt");
+        std::fs::write(
+            kubeconfig.path(),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority: {}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context: {{cluster: c, user: sa}}\ncurrent-context: c\n",
+                ca.display()
+            ),
+        )
+        .expect("write kubeconfig");
+
+        // The chart's own flags, with metrics on a free loopback port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let mut args: Vec<String> = deployment_args(&rendered)
+            .into_iter()
+            .filter(|a| !a.starts_with("--metrics-addr="))
+            .collect();
+        args.push(format!("--metrics-addr={port}"));
+        args.push(format!("--cluster-issuer-selector=test={}", home.name));
+        let log_path = std::env::temp_dir().join(format!("{}-operator.log", home.name));
+        let log = std::fs::File::create(&log_path).expect("log");
+        eprintln!("operator log: {}", log_path.display());
+        let operator = Process(
+            Command::new(env!("CARGO_BIN_EXE_certsmith"))
+                .args(&args)
+                .env("KUBECONFIG", kubeconfig.path())
+                .env("POD_NAME", "rbac-test")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start operator"),
+        );
+        Install {
+            admin,
+            home,
+            app,
+            log_path,
+            _kubeconfig: kubeconfig,
+            _operator: operator,
+        }
+    }
+
+    fn issuer(&self, name: &str, spec: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
+            "metadata": {"name": name, "namespace": self.app.name}, "spec": spec})
+    }
+
+    /// What "the chart's RBAC is enough" means: every named Certificate in `app` Ready
+    /// within `within`, and not one request of the operator refused. Err says what failed.
+    async fn verdict(&self, names: &[&str], within: Duration) -> Result<(), String> {
+        let api = self.app.api::<Certificate>();
+        let deadline = Instant::now() + within;
+        let mut not_ready: Vec<String>;
+        loop {
+            not_ready = Vec::new();
+            for name in names {
+                let cert = api
+                    .get(name)
+                    .await
+                    .map_err(|e| format!("get {name}: {e}"))?;
+                let ready = condition(&cert, "Ready").is_some_and(|r| r.status == "True")
+                    && cert.status.as_ref().and_then(|s| s.observed_generation)
+                        == cert.metadata.generation;
+                if !ready {
+                    let why = condition(&cert, "Ready")
+                        .map(|r| r.message)
+                        .unwrap_or_default();
+                    not_ready.push(format!("{name} ({why})"));
+                }
+            }
+            if not_ready.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // Events and Lease renewals trail the status write by a moment.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let log = std::fs::read_to_string(&self.log_path).map_err(|e| e.to_string())?;
+        let refused: Vec<&str> = log
+            .lines()
+            .filter(|l| l.to_lowercase().contains("forbidden"))
+            .collect();
+        if not_ready.is_empty() && refused.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "not Ready after {within:?}: {not_ready:?}; refused requests in the operator log:\n{}",
+            refused.join("\n")
+        ))
+    }
+
+    async fn delete(self) {
+        for kind in ["clusterrole", "clusterrolebinding"] {
+            for role in ["controller", "clusterissuers"] {
+                let _ = kubectl(
+                    &[
+                        "delete",
+                        kind,
+                        &format!("{}-{role}", self.home.name),
+                        "--ignore-not-found",
+                    ],
+                    None,
+                );
+            }
+        }
+        self.home.delete().await;
+        self.app.delete().await;
+    }
+}
+
+#[tokio::test]
+async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
+    let other = TestNamespace::new("rbac-other").await;
+    let install = Install::new("rbac", |_| {}).await;
+    let (admin, app, home) = (&install.admin, &install.app, &install.home.name);
+
+    // Namespaced issuers, a CA built on them, a ClusterIssuer, and AWS Private CA (its
+    // pending-request Secrets need create, patch and delete).
+    app.apply::<Issuer>(install.issuer("selfsigned", json!({"selfSigned": {}})))
+        .await;
+    certificate(
+        app,
+        "root",
+        json!({"secretName": "root-ca", "issuerRef": {"name": "selfsigned"},
+        "commonName": "rbac root", "isCA": true}),
+    )
+    .await;
+    app.apply::<Issuer>(install.issuer("ca", json!({"ca": {"secretName": "root-ca"}})))
+        .await;
+    certificate(
+        app,
+        "leaf",
+        json!({"secretName": "leaf-tls", "issuerRef": {"name": "ca"},
+        "dnsNames": ["leaf.example.test"]}),
+    )
+    .await;
+    let cluster_issuer_name = format!("{home}-selfsigned");
+    Api::<ClusterIssuer>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "ClusterIssuer",
+                "metadata": {"name": cluster_issuer_name, "labels": {"test": home}}, "spec": {"selfSigned": {}}}))
+            .expect("cluster issuer"),
+        )
+        .await
+        .expect("create ClusterIssuer");
+    certificate(app, "cluster", json!({"secretName": "cluster-tls",
+        "issuerRef": {"name": cluster_issuer_name, "kind": "ClusterIssuer"}, "dnsNames": ["cluster.example.test"]}))
+    .await;
+    let pca = crate::aws_pca::client().await;
+    let ca = crate::aws_pca::create_ca(&pca, true).await;
+    app.apply::<Issuer>(install.issuer(
+        "pca",
+        json!({"awsPCA": {"arn": ca.arn, "endpoint": env("AWS_ENDPOINT_URL_ACM_PCA")}}),
+    ))
+    .await;
+    certificate(
+        app,
+        "aws",
+        json!({"secretName": "aws-tls", "issuerRef": {"name": "pca"},
+        "dnsNames": ["aws.example.test"]}),
+    )
+    .await;
+
+    let verdict = install
+        .verdict(&["root", "leaf", "cluster", "aws"], Duration::from_secs(60))
+        .await;
+    assert!(verdict.is_ok(), "{}", verdict.unwrap_err());
+    let leaf = crate::support::secret(app, "leaf-tls").await;
+    openssl_verify(field(&leaf, "ca.crt"), field(&leaf, "tls.crt")).expect("leaf verifies");
+    assert!(
+        app.api::<Secret>()
+            .get_opt("aws-certsmith-pending")
+            .await
+            .expect("get")
+            .is_none(),
+        "the pending Secret was deleted"
+    );
+    let events = app
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("DoesNotExist")),
+        "the operator could publish Events"
+    );
+    let cluster_issuer = Api::<ClusterIssuer>::all(admin.clone())
+        .get(&cluster_issuer_name)
+        .await
+        .expect("cluster issuer");
+    assert!(
+        cluster_issuer.status.is_some_and(|s| s
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")),
+        "ClusterIssuer status written"
+    );
+
+    // And no more: the ServiceAccount cannot read Secrets outside its namespaces.
+    other
+        .apply::<Secret>(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "private"},
+                                "stringData": {"password": "hunter2"}}),
+        )
+        .await;
+    let sa = service_account_client(admin, home, home).await;
+    let denied = Api::<Secret>::namespaced(sa.clone(), &other.name)
+        .get("private")
+        .await;
+    assert!(
+        matches!(&denied, Err(kube::Error::Api(e)) if e.code == 403),
+        "{denied:?}"
+    );
+    for (namespace, verb) in [(&other.name, "get"), (&other.name, "list"), (home, "list")] {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.clone()),
+                    verb: Some(verb.into()),
+                    resource: Some("secrets".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = Api::<SelfSubjectAccessReview>::all(sa.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .expect("access review");
+        assert!(
+            !answer.status.is_some_and(|s| s.allowed),
+            "{verb} secrets in {namespace} must be denied"
+        );
+    }
+
+    let _ = Api::<ClusterIssuer>::all(admin.clone())
+        .delete(&cluster_issuer_name, &Default::default())
+        .await;
+    install.delete().await;
+    other.delete().await;
+}
+
+/// The same install with `verb` taken out of the rendered rules on `resource`: the verdict
+/// that passes above must fail, and name that very request.
+async fn fails_without(prefix: &str, resource: &str, verb: &str) {
+    let install = Install::new(prefix, |docs| {
+        assert!(
+            remove_verb(docs, resource, verb) > 0,
+            "the chart has no rule granting {verb} on {resource}"
+        );
+    })
+    .await;
+    install
+        .app
+        .apply::<Issuer>(install.issuer("selfsigned", json!({"selfSigned": {}})))
+        .await;
+    certificate(
+        &install.app,
+        "leaf",
+        json!({"secretName": "leaf-tls", "issuerRef": {"name": "selfsigned"},
+        "dnsNames": ["leaf.example.test"]}),
+    )
+    .await;
+    let verdict = install.verdict(&["leaf"], Duration::from_secs(20)).await;
+    install.delete().await;
+    let Err(why) = verdict else {
+        panic!("the operator needed no {verb} on {resource}: the rule is not least privilege")
+    };
+    assert!(
+        why.contains(&format!("cannot {verb} resource")) && why.contains(resource),
+        "failed, but not for want of {verb} on {resource}: {why}"
+    );
+}
+
+#[tokio::test]
+async fn without_patch_on_secrets_the_rbac_check_fails() {
+    fails_without("rbac-nopatch", "secrets", "patch").await;
+}
+
+#[tokio::test]
+async fn without_create_on_events_the_rbac_check_fails() {
+    fails_without("rbac-noevents", "events", "create").await;
+}
+
+#[tokio::test]
+async fn without_update_on_leases_the_rbac_check_fails() {
+    fails_without("rbac-nolease", "leases", "update").await;
+}
