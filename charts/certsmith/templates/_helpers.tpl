@@ -99,9 +99,9 @@ namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 # create, patch: TLS Secrets are written with server-side apply (secret::apply), which
 # creates them the first time; pending-request Secrets are created, then patched with
 # the certificate ARN (certificate::issue_async).
-# delete: a pending-request Secret is removed once its certificate is stored, or when it
-# no longer matches the Certificate (certificate::discard_pending). TLS Secrets are never
-# deleted.
+# delete: AWS PCA issuer: the pending-key Secret <certificate>-certsmith-pending is removed
+# once the signed certificate is stored, or when it no longer matches the Certificate
+# (certificate::discard_pending). TLS Secrets are never deleted.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
