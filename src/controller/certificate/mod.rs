@@ -78,6 +78,15 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     match decide::decide(&observed) {
         Decision::UpToDate(current) => {
             tracing::debug!(certificate = %identity, reason = %Reason::UpToDate, renewal = %decide::rfc3339(current.renewal_time), "nothing to do");
+            // An AWS Private CA request may be left over (its delete failed, or the reason to
+            // issue went away while it was in flight): it holds a private key, remove it.
+            let in_flight =
+                crate::api::conditions::find(&prev.conditions, crate::api::conditions::ISSUING)
+                    .is_some();
+            let from_aws = matches!(&observed.secret, SecretState::Ours(d) if d.issuer_type.as_deref() == Some("awsPCA"));
+            if in_flight || from_aws {
+                clean_up_pending(&secrets, &cert, &identity).await;
+            }
             write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await?;
             Ok(requeue_at(current.renewal_time, now))
         }
@@ -353,7 +362,12 @@ async fn issue_async(
 ) -> Result<Stored, IssueError> {
     let now = observed.now;
     let name = pending::secret_name(&cert.name_any());
-    let mut request = match secrets.get_opt(&name).await.map_err(IssueError::Kube)? {
+    // The request and the resourceVersion it was read or created at.
+    let mut stored: Option<(pending::Pending, Option<String>)> = match secrets
+        .get_opt(&name)
+        .await
+        .map_err(IssueError::Kube)?
+    {
         Some(s) if !pending::is_pending_secret(&s) => {
             return Err(Problem::new(
                 Reason::SecretConflict,
@@ -362,7 +376,9 @@ async fn issue_async(
             .into());
         }
         Some(s) => match pending::parse(&s) {
-            Ok(p) if pending::still_valid(&p, cert, revision, &pca.client.ca_arn) => Some(p),
+            Ok(p) if pending::still_valid(&p, cert, revision, &pca.client.ca_arn, now) => {
+                Some((p, s.metadata.resource_version.clone()))
+            }
             stale => {
                 if let Err(e) = stale {
                     warn!(certificate = %observed.identity, "discarding unreadable pending request: {e}");
@@ -373,15 +389,15 @@ async fn issue_async(
         },
         None => None,
     };
-    if request.is_none() {
+    if stored.is_none() {
         let created = new_request(cert, pca, revision, observed).await?;
-        secrets
+        let written = secrets
             .create(&Default::default(), &pending::build(cert, &created))
             .await
             .map_err(IssueError::Kube)?;
-        request = Some(created);
+        stored = Some((created, written.metadata.resource_version));
     }
-    let Some(mut request) = request else {
+    let Some((mut request, resource_version)) = stored else {
         return Err(Problem::new(Reason::ApiError, "pending request vanished").into());
     };
     let (arn, submitted_at) = match (&request.certificate_arn, request.submitted_at) {
@@ -397,12 +413,18 @@ async fn issue_async(
                     idempotency_token: &request.idempotency_token,
                 })
                 .await?;
-            let body = serde_json::json!({"metadata": {"annotations": pending::submitted_annotations(&arn, now)}});
+            // Logged first: should the write below fail, the ARN is still on record.
+            info!(certificate = %observed.identity, certificate_arn = %arn, "submitted to AWS Private CA");
+            // Only onto the request that was sent (resourceVersion precondition): a replica
+            // that lost the lease meanwhile cannot mark another request with this ARN.
+            let body = serde_json::json!({"metadata": {
+                "resourceVersion": resource_version,
+                "annotations": pending::submitted_annotations(&arn, now),
+            }});
             secrets
                 .patch(&name, &PatchParams::default(), &Patch::Merge(body))
                 .await
                 .map_err(IssueError::Kube)?;
-            info!(certificate = %observed.identity, certificate_arn = %arn, "submitted to AWS Private CA");
             request.certificate_arn = Some(arn.clone());
             request.submitted_at = Some(now);
             (arn, now)
@@ -436,16 +458,20 @@ async fn issue_async(
     let key_pem = key
         .to_pem(cert.spec.key_encoding())
         .map_err(|e| Problem::new(Reason::KeyGenerationFailed, e.to_string()))?;
-    let stored = store(
+    let result = store(
         cert, secrets, observed, &signed, &key, &key_pem, revision, "awsPCA",
     )
     .await;
-    if let Err(IssueError::Problem(_)) = &stored {
+    if let Err(IssueError::Problem(_)) = &result {
         // AWS returned something unusable for this key: do not ask for it again.
         discard_pending(secrets, &name).await?;
     }
-    let current = stored?;
-    discard_pending(secrets, &name).await?;
+    let current = result?;
+    // The certificate is stored; a failed delete is retried by `clean_up_pending` on the next
+    // look and must not undo the success.
+    if let Err(IssueError::Kube(e)) = discard_pending(secrets, &name).await {
+        warn!(certificate = %observed.identity, "deleting the pending request failed: {e}");
+    }
     Ok(Stored::Done {
         current: Box::new(current),
         took: Some(Duration::from_secs(
@@ -470,7 +496,7 @@ async fn new_request(
     Ok(pending::Pending {
         idempotency_token: pending::idempotency_token(&uid, revision, &request.csr_pem),
         certificate_uid: uid,
-        generation: cert.metadata.generation.unwrap_or(0),
+        fingerprint: pending::request_fingerprint(&cert.spec),
         revision,
         ca_arn: pca.client.ca_arn.clone(),
         key_pem: key
@@ -484,6 +510,23 @@ async fn new_request(
         certificate_arn: None,
         submitted_at: None,
     })
+}
+
+/// Remove a leftover pending-request Secret of an up-to-date Certificate (best effort: the
+/// next look tries again).
+async fn clean_up_pending(secrets: &Api<Secret>, cert: &Certificate, identity: &str) {
+    let name = pending::secret_name(&cert.name_any());
+    match secrets.get_opt(&name).await {
+        Ok(Some(s)) if pending::is_pending_secret(&s) => {
+            if let Err(IssueError::Kube(e)) = discard_pending(secrets, &name).await {
+                warn!(certificate = %identity, "deleting a leftover pending request failed: {e}");
+            } else {
+                info!(certificate = %identity, "deleted a leftover pending request");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => warn!(certificate = %identity, "reading the pending request failed: {e}"),
+    }
 }
 
 /// Delete a pending-request Secret (already gone is fine).

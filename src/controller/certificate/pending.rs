@@ -22,14 +22,14 @@ use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use crate::api::Certificate;
+use crate::api::{Certificate, CertificateSpec};
 use crate::secret::CERTIFICATE_ANNOTATION;
 
 /// Label marking pending-request Secrets (they are not `certsmith.dev/managed`, so writing one
 /// does not wake the Certificate's reconciler).
 pub const PENDING_LABEL: &str = "certsmith.dev/pending";
 const UID: &str = "certsmith.dev/certificate-uid";
-const GENERATION: &str = "certsmith.dev/generation";
+const FINGERPRINT: &str = "certsmith.dev/request-fingerprint";
 const REVISION: &str = "certsmith.dev/revision";
 const CA_ARN: &str = "certsmith.dev/ca-arn";
 const TEMPLATE: &str = "certsmith.dev/template-arn";
@@ -50,7 +50,8 @@ pub const MAX_POLL_SECS: i64 = 30;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Pending {
     pub certificate_uid: String,
-    pub generation: i64,
+    /// [`request_fingerprint`] of the spec the request was made for.
+    pub fingerprint: String,
     /// The revision this request will become.
     pub revision: i64,
     pub ca_arn: String,
@@ -100,13 +101,49 @@ pub fn idempotency_token(certificate_uid: &str, revision: i64, csr_pem: &str) ->
     hex(&hasher.finalize()[..16])
 }
 
-/// Whether a stored request still serves this Certificate: same object, same spec, same
-/// revision target, same CA. Anything else is abandoned.
-pub fn still_valid(pending: &Pending, cert: &Certificate, revision: i64, ca_arn: &str) -> bool {
+/// How long a request not yet accepted by AWS is kept: after this its absolute not-after is
+/// stale and AWS no longer honours its idempotency token, so a new one is made.
+pub const UNSUBMITTED_TTL_SECS: i64 = 600;
+/// How long a submitted request is polled before it is given up: AWS issues in seconds, and
+/// a certificate fetched after this long would be old.
+pub const SUBMITTED_TTL_SECS: i64 = 24 * 3600;
+
+/// What in a spec shapes the request (names, subject, key, lifetime, usages, CA flag, issuer).
+/// Edits to anything else (renewBefore, secretTemplate, ...) keep a request in flight.
+pub fn request_fingerprint(spec: &CertificateSpec) -> String {
+    let mut value = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        for field in [
+            "secretName",
+            "secretTemplate",
+            "renewBefore",
+            "renewBeforePercentage",
+        ] {
+            map.remove(field);
+        }
+    }
+    hex(&Sha256::digest(value.to_string().as_bytes())[..16])
+}
+
+/// Whether a stored request still serves this Certificate at `now`: same object, same
+/// request-shaping spec, same revision target, same CA, and not too old. Anything else is
+/// abandoned.
+pub fn still_valid(
+    pending: &Pending,
+    cert: &Certificate,
+    revision: i64,
+    ca_arn: &str,
+    now: i64,
+) -> bool {
+    let fresh = match pending.submitted_at {
+        Some(at) => now - at < SUBMITTED_TTL_SECS,
+        None => now - pending.created_at < UNSUBMITTED_TTL_SECS,
+    };
     Some(pending.certificate_uid.as_str()) == cert.metadata.uid.as_deref()
-        && Some(pending.generation) == cert.metadata.generation
+        && pending.fingerprint == request_fingerprint(&cert.spec)
         && pending.revision == revision
         && pending.ca_arn == ca_arn
+        && fresh
 }
 
 /// When to ask AWS next about a request submitted at `submitted_at`, seen at `now`: `None`
@@ -128,7 +165,7 @@ pub fn build(cert: &Certificate, pending: &Pending) -> Secret {
     let mut annotations: BTreeMap<String, String> = [
         (CERTIFICATE_ANNOTATION, cert.name_any()),
         (UID, pending.certificate_uid.clone()),
-        (GENERATION, pending.generation.to_string()),
+        (FINGERPRINT, pending.fingerprint.clone()),
         (REVISION, pending.revision.to_string()),
         (CA_ARN, pending.ca_arn.clone()),
         (TEMPLATE, pending.template_arn.clone()),
@@ -208,7 +245,7 @@ pub fn parse(secret: &Secret) -> Result<Pending, String> {
     };
     Ok(Pending {
         certificate_uid: text(UID)?,
-        generation: number(GENERATION)?,
+        fingerprint: text(FINGERPRINT)?,
         revision: number(REVISION)?,
         ca_arn: text(CA_ARN)?,
         key_pem: data("tls.key")?,
@@ -230,8 +267,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::CertificateSpec;
-
     fn cert() -> Certificate {
         let spec: CertificateSpec = serde_json::from_value(serde_json::json!({
             "secretName": "web-tls",
@@ -249,7 +284,7 @@ mod tests {
     fn pending() -> Pending {
         Pending {
             certificate_uid: "uid-1".into(),
-            generation: 2,
+            fingerprint: request_fingerprint(&cert().spec),
             revision: 4,
             ca_arn: "arn:ca".into(),
             key_pem: "KEY".into(),
@@ -306,17 +341,49 @@ mod tests {
     }
 
     #[test]
-    fn a_request_for_another_spec_revision_or_ca_is_abandoned() {
+    fn a_request_for_another_spec_revision_ca_or_age_is_abandoned() {
         let (c, p) = (cert(), pending());
-        assert!(still_valid(&p, &c, 4, "arn:ca"));
-        assert!(!still_valid(&p, &c, 5, "arn:ca"));
-        assert!(!still_valid(&p, &c, 4, "arn:other"));
-        let mut changed = c.clone();
-        changed.metadata.generation = Some(3);
-        assert!(!still_valid(&p, &changed, 4, "arn:ca"));
-        let mut recreated = c;
+        assert!(still_valid(&p, &c, 4, "arn:ca", 200));
+        assert!(!still_valid(&p, &c, 5, "arn:ca", 200));
+        assert!(!still_valid(&p, &c, 4, "arn:other", 200));
+        let mut renamed = c.clone();
+        renamed.spec.dns_names.push("other.apps.svc".into());
+        assert!(!still_valid(&p, &renamed, 4, "arn:ca", 200));
+        let mut recreated = c.clone();
         recreated.metadata.uid = Some("uid-2".into());
-        assert!(!still_valid(&p, &recreated, 4, "arn:ca"));
+        assert!(!still_valid(&p, &recreated, 4, "arn:ca", 200));
+        // Edits that do not shape the request keep it (no second certificate is billed).
+        let mut tuned = c.clone();
+        tuned.spec.renew_before = Some("1h".into());
+        tuned.metadata.generation = Some(3);
+        assert!(still_valid(&p, &tuned, 4, "arn:ca", 200));
+        // Too old: unsubmitted after ten minutes, submitted after a day.
+        assert!(!still_valid(
+            &p,
+            &c,
+            4,
+            "arn:ca",
+            100 + UNSUBMITTED_TTL_SECS
+        ));
+        let submitted = Pending {
+            certificate_arn: Some("arn:cert".into()),
+            submitted_at: Some(150),
+            ..p
+        };
+        assert!(still_valid(
+            &submitted,
+            &c,
+            4,
+            "arn:ca",
+            100 + UNSUBMITTED_TTL_SECS
+        ));
+        assert!(!still_valid(
+            &submitted,
+            &c,
+            4,
+            "arn:ca",
+            150 + SUBMITTED_TTL_SECS
+        ));
     }
 
     #[test]
