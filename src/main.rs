@@ -90,6 +90,11 @@ struct ControllerArgs {
     /// fleet's renewals queue here instead of being throttled.
     #[arg(long, default_value = "20")]
     aws_pca_issue_rate: std::num::NonZeroU32,
+    /// Let namespaced Issuers use the operator's own AWS identity (IRSA, Pod Identity,
+    /// environment) when they name no credentials. Off: any namespace's Issuer could
+    /// otherwise sign with whatever CA and role the operator can reach. ClusterIssuers always may.
+    #[arg(long)]
+    issuer_ambient_credentials: bool,
     /// Client-side limit on API requests per second. Off by default: the API server's
     /// priority and fairness already protects it, and a client throttle only adds latency.
     #[arg(long)]
@@ -206,6 +211,7 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         cluster_issuer_selector: args.cluster_issuer_selector,
         aws_pca_issue_rate: args.aws_pca_issue_rate,
+        issuer_ambient_credentials: args.issuer_ambient_credentials,
     };
     let config = kube::Config::infer()
         .await

@@ -65,9 +65,13 @@ pub struct AwsPcaIssuer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z0-9-]+$"), length(max = 64))]
     pub region: Option<String>,
-    /// Endpoint override: a VPC endpoint, a FIPS endpoint, or a local emulator.
+    /// Endpoint override: a VPC or FIPS endpoint (https), or a local emulator (http only on
+    /// loopback, so signed requests never cross a network in clear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://"))]
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(pattern = r"^(https://.+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/.*)?)$")
+    )]
     pub endpoint: Option<String>,
     /// Certificate template (default: chosen from the Certificate's usages and isCA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,8 +80,9 @@ pub struct AwsPcaIssuer {
     /// Signing algorithm (default: derived from the CA's key algorithm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_algorithm: Option<AwsSigningAlgorithm>,
-    /// Static credentials from a Secret; omitted: the default AWS chain (IRSA, EKS Pod
-    /// Identity, environment, instance role).
+    /// Static credentials from a Secret; omitted: the operator's own AWS identity (IRSA, EKS
+    /// Pod Identity, environment, instance role) — for a namespaced Issuer only when the
+    /// operator runs with --issuer-ambient-credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<AwsCredentials>,
     /// A role to assume (for a CA in another account), with the credentials above.

@@ -33,11 +33,13 @@ struct StaticCredentials {
     session_token: Option<Sensitive>,
 }
 
+/// `namespaced`: the spec belongs to an Issuer (not a ClusterIssuer).
 pub async fn build(
     ctx: &Context,
     spec: &AwsPcaIssuer,
     secret_namespace: &str,
     identity: &str,
+    namespaced: bool,
 ) -> Result<AwsPcaSigner, Problem> {
     let region = spec
         .region
@@ -51,6 +53,12 @@ pub async fn build(
         })?;
     let credentials = match &spec.credentials {
         Some(c) => Some(read_credentials(ctx, secret_namespace, &c.secret_ref).await?),
+        None if namespaced && !ctx.settings.issuer_ambient_credentials => {
+            return Err(Problem::new(
+                Reason::AwsCredentialsMissing,
+                "a namespaced Issuer may not use the operator's own AWS identity: set awsPCA.credentials.secretRef, use a ClusterIssuer, or run the operator with --issuer-ambient-credentials",
+            ));
+        }
         None => None,
     };
     let client = shared_client(ctx, spec, &region, credentials, identity).await?;

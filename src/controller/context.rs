@@ -27,6 +27,9 @@ pub struct Settings {
     pub cluster_issuer_selector: Option<String>,
     /// AWS Private CA IssueCertificate calls per second per CA (reads get three times that).
     pub aws_pca_issue_rate: std::num::NonZeroU32,
+    /// Whether namespaced Issuers may use the operator's own cloud identity (AWS default
+    /// chain). ClusterIssuers always may: only cluster admins create them.
+    pub issuer_ambient_credentials: bool,
 }
 
 /// Seconds since the Unix epoch; injected so tests can move time.

@@ -96,7 +96,8 @@ pub async fn signer_for(
     })
 }
 
-/// The key under which an issuer's long-lived state (a Vault client) is kept.
+/// The key under which an issuer's long-lived state (a Vault or AWS client) is kept:
+/// `Issuer/<namespace>/<name>` or `ClusterIssuer//<name>`.
 fn identity(kind: &str, namespace: Option<&str>, name: &str) -> String {
     format!("{kind}/{}/{name}", namespace.unwrap_or(""))
 }
@@ -176,9 +177,15 @@ pub async fn build_signer(
         IssuerType::Vault(vault) => super::vault::build(ctx, vault, secret_namespace, identity)
             .await
             .map(|v| Signer::Vault(Box::new(v))),
-        IssuerType::AwsPca(pca) => super::aws_pca::build(ctx, pca, secret_namespace, identity)
-            .await
-            .map(|p| Signer::AwsPca(Box::new(p))),
+        IssuerType::AwsPca(pca) => super::aws_pca::build(
+            ctx,
+            pca,
+            secret_namespace,
+            identity,
+            identity.starts_with("Issuer/"),
+        )
+        .await
+        .map(|p| Signer::AwsPca(Box::new(p))),
     }
 }
 

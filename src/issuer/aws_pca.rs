@@ -394,9 +394,10 @@ where
     };
     let detail = match (reason, error) {
         (_, SdkError::ServiceError(_)) => format!("{code}: {text}"),
-        (Reason::AwsCredentialsMissing, _) => {
-            "no AWS credentials: set awsPCA.credentials or give the operator an AWS identity (IRSA, Pod Identity, environment)".to_string()
-        }
+        (Reason::AwsCredentialsMissing, _) => format!(
+            "no usable AWS credentials ({}): set awsPCA.credentials or give the operator an AWS identity (IRSA, Pod Identity, environment)",
+            DisplayErrorContext(error)
+        ),
         _ => DisplayErrorContext(error).to_string(),
     };
     let hint = match reason {

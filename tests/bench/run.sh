@@ -66,6 +66,7 @@ kubectl create namespace bench >/dev/null
 metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start_operator() {
   "$root/target/release/certsmith" controller --concurrency "$concurrency" --log-format json \
+    --issuer-ambient-credentials \
     --metrics-addr "127.0.0.1:$metrics_port" >>"$work/operator.log" 2>&1 &
   op_pid=$!
 }

@@ -272,6 +272,13 @@ async fn issues_with_secret_credentials_verifies_to_the_ca_and_rotates_keys() {
         "derived from the CA's EC_prime256v1 key"
     );
     assert_eq!(body["Validity"]["Type"], "ABSOLUTE");
+    // spec.duration 1h, sent as an absolute end (the emulator then ignores it).
+    let requested_end = body["Validity"]["Value"].as_i64().expect("validity value");
+    let expected = jiff::Timestamp::now().as_second() + 3600;
+    assert!(
+        (expected - requested_end).abs() < 300,
+        "{requested_end} vs {expected}"
+    );
 
     assert_eq!(
         operator
@@ -280,9 +287,19 @@ async fn issues_with_secret_credentials_verifies_to_the_ca_and_rotates_keys() {
         1,
         "the operator's metrics count the same call"
     );
-    let issuer =
-        serde_json::to_string(&ns.api::<Issuer>().get("pca").await.expect("issuer")).expect("json");
-    assert!(!issuer.contains("not-a-real-secret-key-1"));
+    // The Secret's key reaches no status and no Event.
+    let events = ns
+        .api::<k8s_openapi::api::core::v1::Event>()
+        .list(&Default::default())
+        .await
+        .expect("events");
+    let published = format!(
+        "{}{}{}",
+        serde_json::to_string(&events.items).expect("json"),
+        serde_json::to_string(&ns.api::<Issuer>().get("pca").await.expect("issuer")).expect("json"),
+        serde_json::to_string(&cert).expect("json"),
+    );
+    assert!(published.contains("agent") && !published.contains("not-a-real-secret-key-1"));
 
     // Renewal: a new key and one more certificate.
     request_renewal(&ns, "agent", "rotate-1").await;
@@ -349,6 +366,7 @@ async fn the_default_credential_chain_reads_the_environment() {
 
 #[tokio::test]
 async fn inactive_unknown_or_uncredentialed_cas_are_not_ready_with_the_reason() {
+    start_recording().await;
     let ns = TestNamespace::new("pca-notready").await;
     install_crds(&ns.client).await;
     let pca = client().await;
@@ -446,6 +464,10 @@ impl Drop for Process {
 }
 
 fn operator_process(ns: &str) -> Process {
+    operator_process_with(ns, &["--issuer-ambient-credentials"])
+}
+
+fn operator_process_with(ns: &str, extra: &[&str]) -> Process {
     let http = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port");
@@ -459,6 +481,7 @@ fn operator_process(ns: &str) -> Process {
         ])
         .args(["--cluster-issuer-selector", &format!("test={ns}")])
         .args(["--metrics-addr", &http.to_string(), "--log-format", "text"])
+        .args(extra)
         .env("KUBECONFIG", env("KUBECONFIG"))
         .stdout(Stdio::null())
         .stderr(
@@ -589,5 +612,19 @@ async fn a_role_is_assumed_and_its_credentials_sign_the_requests() {
         "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1"
     );
     operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn namespaced_issuers_may_not_use_the_operators_identity_unless_allowed() {
+    let ns = TestNamespace::new("pca-ambient").await;
+    install_crds(&ns.client).await;
+    let pca = client().await;
+    let ca = create_ca(&pca, true).await;
+    pca_issuer(&ns, "pca", json!({"arn": ca.arn})).await;
+    let _operator = operator_process_with(&ns.name, &[]);
+    let c = issuer_ready_reason(&ns, "pca", "False").await;
+    assert_eq!(c.reason, "AWSCredentialsMissing", "{c:?}");
+    assert!(c.message.contains("--issuer-ambient-credentials"), "{c:?}");
     ns.delete().await;
 }

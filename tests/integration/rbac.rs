@@ -108,6 +108,9 @@ impl Install {
             format!("fullnameOverride={}", home.name),
             "crds.enabled=false".to_string(),
             "leaderElection.leaseDuration=6s".to_string(),
+            // The AWS Issuer uses the environment's (emulator) identity, which namespaced
+            // Issuers may do only with this flag.
+            "extraArgs={--issuer-ambient-credentials}".to_string(),
         ];
         let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
         let rendered = template(&home.name, &sets);

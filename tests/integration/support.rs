@@ -170,6 +170,8 @@ impl Operator {
             concurrency: 8,
             cluster_issuer_selector: Some(format!("test={namespace}")),
             aws_pca_issue_rate: std::num::NonZeroU32::new(20).expect("nonzero"),
+            // The AWS tests use namespaced Issuers with the environment's (emulator) identity.
+            issuer_ambient_credentials: true,
         };
         let metrics = Arc::new(certsmith::metrics::Metrics::default());
         let shutdown = CancellationToken::new();

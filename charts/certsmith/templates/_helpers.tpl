@@ -65,7 +65,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --leader-election-lease-duration={{ .Values.leaderElection.leaseDuration }}
 {{- end }}
 {{- range .Values.extraArgs }}
-- {{ . }}
+- {{ . | quote }}
 {{- end }}
 {{- end }}
 
@@ -76,7 +76,7 @@ namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 # Certificates naming one Secret (controller/run.rs, certificate::older_claimant).
 - apiGroups: [certsmith.dev]
   resources: [certificates]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 # Status is written with server-side apply after each issuance or failure
 # (certificate::write_status).
 - apiGroups: [certsmith.dev]
