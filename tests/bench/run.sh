@@ -2,7 +2,9 @@
 # `make bench`: N ECDSA Certificates (default 1,000) on a CA Issuer, on a private local
 # control plane. Reports wall time from the first apply to all Ready, certificates per
 # second, the operator's peak RSS, API writes per issued certificate (from the API server's
-# own request counters), and the writes an idle operator makes afterwards.
+# own request counters), and then, over an idle window with nothing due, the writes, the CPU
+# time (utime+stime from /proc/<pid>/stat) and the steady-state RSS (VmRSS sampled each
+# second) of the operator.
 #   make bench ARGS="--count 1000 --concurrency 16 --idle 30 [--backlog] [--issuer ca|vault|awspca]"
 # --issuer vault signs through OpenBao (intermediate PKI mount, AppRole login) and also
 # reports how many logins and sign requests the operator made.
@@ -169,15 +171,18 @@ ready_count() {
   kubectl get certificates -n bench -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true
 }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$op_pid/stat"; } # utime + stime, in clock ticks
 if [ $backlog = 1 ]; then
   kill "$op_pid"; wait "$op_pid" 2>/dev/null || true
   kubectl apply -n bench -f "$work/certs.yaml" >/dev/null
   writes_before=$(operator_writes)
   start=$(date +%s.%N)
   start_operator
+  ticks_start=0 # a new process
   applied=$start
 else
   writes_before=$(operator_writes)
+  ticks_start=$(cpu_ticks)
   start=$(date +%s.%N)
   kubectl apply -n bench -f "$work/certs.yaml" >/dev/null
   applied=$(date +%s.%N)
@@ -188,6 +193,7 @@ until [ "$(ready_count)" -ge "$target" ]; do
   if ! kill -0 "$op_pid" 2>/dev/null; then echo "operator died" >&2; tail -n 20 "$work/operator.log" >&2; exit 1; fi
 done
 end=$(date +%s.%N)
+ticks_ready=$(cpu_ticks)
 writes_after=$(operator_writes)
 rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
 backend_count() { # OPERATION
@@ -203,12 +209,22 @@ if [ "$issuer" = awspca ]; then
     grep -c '"X-Amz-Target": "ACMPrivateCA.IssueCertificate"' || true)
   emulator_issued=$((emulator_issued - 1)) # the root certificate issued above
 fi
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$op_pid/stat"; } # utime + stime, in clock ticks
+rss_now() { awk '/VmRSS/ {print $2}' "/proc/$op_pid/status"; }   # KiB
+# The idle window: nothing is due, so the operator should neither write nor compute. Its RSS
+# is sampled every second (steady state: min, mean, max) and its CPU time read at both ends.
 ticks_before_idle=$(cpu_ticks)
-sleep "$idle"
+idle_start=$(date +%s.%N)
+rss_samples=()
+for ((i = 0; i < idle; i++)); do
+  rss_samples+=("$(rss_now)")
+  sleep 1
+done
 ticks_after_idle=$(cpu_ticks)
+idle_secs=$(python3 -c "import time; print(time.time() - $idle_start)")
 writes_idle=$(operator_writes)
-rss_idle_kib=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
+rss_hwm_end_kib=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
+rss_idle=$(printf '%s\n' "${rss_samples[@]}" | sort -n | awk '{s += $1; a[NR] = $1} END {printf "%.1f %.1f %.1f %d", a[1] / 1024, s / NR / 1024, a[NR] / 1024, NR}')
+read -r rss_idle_min rss_idle_mean rss_idle_max rss_idle_n <<<"$rss_idle"
 
 python3 - <<PY
 count = $count
@@ -217,12 +233,15 @@ print(f"certificates            {count} (ECDSA P-256, $issuer issuer, concurrenc
 print(f"kubectl apply took      {$applied - $start:.1f} s")
 print(f"start -> all Ready       {wall:.1f} s")
 print(f"certificates per second {count / wall:.1f}")
-print(f"operator peak RSS       {$rss_kib / 1024:.1f} MiB (VmHWM)")
-print(f"operator RSS when idle  {$rss_idle_kib / 1024:.1f} MiB")
+print(f"operator peak RSS       {$rss_kib / 1024:.1f} MiB when all were Ready, {$rss_hwm_end_kib / 1024:.1f} MiB after the idle window (VmHWM)")
+print(f"operator RSS when idle  {$rss_idle_mean} MiB mean, {$rss_idle_min}-{$rss_idle_max} MiB ($rss_idle_n samples of VmRSS, 1 s apart)")
 print(f"API writes per cert     {($writes_after - $writes_before) / count:.2f} ({$writes_after - $writes_before} writes: Secrets, status, Events)")
 print(f"writes while idle       {$writes_idle - $writes_after} in $idle s")
+issue_cpu = ($ticks_ready - $ticks_start) / $(getconf CLK_TCK)
+print(f"CPU to issue them       {issue_cpu:.2f} s ({1000 * issue_cpu / count:.1f} ms per certificate; utime+stime)")
 idle_cpu = ($ticks_after_idle - $ticks_before_idle) / $(getconf CLK_TCK)
-print(f"CPU while idle          {idle_cpu:.2f} s in $idle s ({100 * idle_cpu / $idle:.2f}% of one core)")
+idle_secs = $idle_secs
+print(f"CPU while idle          {idle_cpu:.2f} s in {idle_secs:.0f} s ({100 * idle_cpu / idle_secs:.2f}% of one core; utime+stime, resolution 1/$(getconf CLK_TCK) s)")
 if "$issuer" == "vault":
     print(f"Vault logins            $logins")
     print(f"Vault sign requests     $signs")
