@@ -6,6 +6,16 @@
 # Idempotent: nothing is built when both binaries are cached. Builds go into a temporary
 # directory moved into place with one rename, so an interrupted build never leaves a
 # half-filled cache. Progress goes to stderr; stdout gets only the bin directory.
+#
+# Measured on the 2-core machine: 233 s with empty Go module and build caches, 180 s with the
+# modules already downloaded, instant once cached.
+#
+# Why kube-score and not kube-linter: golang.stackrox.io/kube-linter is not served by the Go
+# module proxy reachable here. Its host is not on the proxy's allowlist ("Go module host not
+# permitted"; HTTP 403 for the version list and for v0.8.3, v0.7.6, v0.7.2 and v0.6.8), and
+# its source cannot be required under a github.com path because its go.mod declares the
+# golang.stackrox.io path. kube-score (github.com/zegl/kube-score) covers the same ground
+# for the rendered chart: security contexts, probes, resources, PDBs, selectors.
 set -euo pipefail
 exec 3>&1 1>&2
 
