@@ -190,6 +190,28 @@ fn config_default_is_the_chart_rendered_with_defaults() {
         body == rendered,
         "config/default/certsmith.yaml is stale: run `make manifests` and commit the result"
     );
+    // And it is a working kustomize base: the Namespace plus everything the chart renders.
+    let (ok, built) = kubectl(
+        &[
+            "kustomize",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/default"),
+        ],
+        None,
+    );
+    assert!(ok, "kubectl kustomize config/default failed:\n{built}");
+    let kinds = |yaml: &str| {
+        let mut kinds: Vec<String> = yaml
+            .lines()
+            .filter_map(|l| l.strip_prefix("kind: "))
+            .map(str::to_string)
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    let mut want = kinds(&rendered);
+    want.push("Namespace".into());
+    want.sort();
+    assert_eq!(kinds(&built), want, "{built}");
 }
 
 #[tokio::test]
