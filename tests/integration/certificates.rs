@@ -327,8 +327,15 @@ async fn a_five_minute_certificate_is_renewed_by_the_running_operator() {
         leaf(&second).not_before - l.not_before <= 20,
         "renewed within seconds of its renewal time"
     );
-    let notes = event_notes(&ns).await;
-    assert!(notes.iter().any(|n| n.contains("Renewing")), "{notes:?}");
+    // The Event follows the Secret and status writes: wait for it rather than race it.
+    wait_for("a Renewing Event", WAIT, || async {
+        event_notes(&ns)
+            .await
+            .iter()
+            .any(|n| n.contains("Renewing"))
+            .then_some(())
+    })
+    .await;
     operator.stop().await;
     ns.delete().await;
 }
