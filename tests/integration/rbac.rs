@@ -57,14 +57,24 @@ fn documents(yaml: &str) -> Vec<serde_yaml::Value> {
         .collect()
 }
 
-/// Take `verb` out of every rendered rule on `resource`; returns how many rules lost it.
-fn remove_verb(docs: &mut [serde_yaml::Value], resource: &str, verb: &str) -> usize {
+/// Take `verb` out of every rendered rule on `resource` (in the Roles and ClusterRoles whose
+/// name ends with `role`, if given); returns how many rules lost it.
+fn remove_verb(
+    docs: &mut [serde_yaml::Value],
+    role: Option<&str>,
+    resource: &str,
+    verb: &str,
+) -> usize {
     let mut removed = 0;
     for doc in docs {
+        let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+        if role.is_some_and(|suffix| !name.ends_with(suffix)) {
+            continue;
+        }
         let Some(rules) = doc.get_mut("rules").and_then(|r| r.as_sequence_mut()) else {
             continue;
         };
-        for rule in rules {
+        for rule in rules.iter_mut() {
             let on_resource = rule["resources"]
                 .as_sequence()
                 .is_some_and(|r| r.iter().any(|r| r.as_str() == Some(resource)));
@@ -77,6 +87,8 @@ fn remove_verb(docs: &mut [serde_yaml::Value], resource: &str, verb: &str) -> us
             }
             removed += before - verbs.len();
         }
+        // A rule needs at least one verb: one left with none goes.
+        rules.retain(|r| r["verbs"].as_sequence().is_none_or(|v| !v.is_empty()));
     }
     removed
 }
@@ -236,7 +248,51 @@ impl Install {
         ))
     }
 
+    /// A CA ClusterIssuer (labelled for this install) on a CA key pair that the test puts in
+    /// the cluster-resource namespace, where only the chart's cluster-resources Role lets the
+    /// operator read it. Returns its name and the CA certificate (PEM).
+    async fn ca_cluster_issuer(&self) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "rbac cluster CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = params.self_signed(&key).expect("self-sign CA").pem();
+        self.home
+            .apply::<Secret>(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "cluster-ca"}, "type": "kubernetes.io/tls",
+                "stringData": {"tls.crt": ca, "tls.key": key.serialize_pem(), "ca.crt": ca}}))
+            .await;
+        let name = format!("{}-ca", self.home.name);
+        Api::<ClusterIssuer>::all(self.admin.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"apiVersion": "certsmith.dev/v1alpha1",
+                    "kind": "ClusterIssuer", "metadata": {"name": name, "labels": {"test": self.home.name}},
+                    "spec": {"ca": {"secretName": "cluster-ca"}}}))
+                .expect("cluster issuer"),
+            )
+            .await
+            .expect("create ClusterIssuer");
+        (name, ca)
+    }
+
     async fn delete(self) {
+        let _ = kubectl(
+            &[
+                "delete",
+                "clusterissuers.certsmith.dev",
+                "-l",
+                &format!("test={}", self.home.name),
+            ],
+            None,
+        );
         for kind in ["clusterrole", "clusterrolebinding"] {
             for role in ["controller", "clusterissuers"] {
                 let _ = kubectl(
@@ -294,6 +350,10 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
     certificate(app, "cluster", json!({"secretName": "cluster-tls",
         "issuerRef": {"name": cluster_issuer_name, "kind": "ClusterIssuer"}, "dnsNames": ["cluster.example.test"]}))
     .await;
+    let (ca_cluster_issuer, cluster_ca) = install.ca_cluster_issuer().await;
+    certificate(app, "cluster-ca", json!({"secretName": "cluster-ca-tls",
+        "issuerRef": {"name": ca_cluster_issuer, "kind": "ClusterIssuer"}, "dnsNames": ["cluster-ca.example.test"]}))
+    .await;
     let pca = crate::aws_pca::client().await;
     let ca = crate::aws_pca::create_ca(&pca, true).await;
     app.apply::<Issuer>(install.issuer(
@@ -310,11 +370,17 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
     .await;
 
     let verdict = install
-        .verdict(&["root", "leaf", "cluster", "aws"], Duration::from_secs(60))
+        .verdict(
+            &["root", "leaf", "cluster", "cluster-ca", "aws"],
+            Duration::from_secs(60),
+        )
         .await;
     assert!(verdict.is_ok(), "{}", verdict.unwrap_err());
     let leaf = crate::support::secret(app, "leaf-tls").await;
     openssl_verify(field(&leaf, "ca.crt"), field(&leaf, "tls.crt")).expect("leaf verifies");
+    let on_cluster_ca = crate::support::secret(app, "cluster-ca-tls").await;
+    openssl_verify(cluster_ca.as_bytes(), field(&on_cluster_ca, "tls.crt"))
+        .expect("the CA ClusterIssuer signed with the key pair in the cluster-resource namespace");
     assert!(
         app.api::<Secret>()
             .get_opt("aws-certsmith-pending")
@@ -385,19 +451,17 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         );
     }
 
-    let _ = Api::<ClusterIssuer>::all(admin.clone())
-        .delete(&cluster_issuer_name, &Default::default())
-        .await;
     install.delete().await;
     other.delete().await;
 }
 
-/// The same install with `verb` taken out of the rendered rules on `resource`: the verdict
-/// that passes above must fail, and name that very request.
-async fn fails_without(prefix: &str, resource: &str, verb: &str) {
+/// The same install with `verb` taken out of the rendered rules on `resource` (in the role
+/// named `*{role}` only, if given): the verdict that passes above must fail, and name that
+/// very request. Certificates on a self-signed Issuer and on a CA ClusterIssuer.
+async fn fails_without(prefix: &str, role: Option<&str>, resource: &str, verb: &str) {
     let install = Install::new(prefix, |docs| {
         assert!(
-            remove_verb(docs, resource, verb) > 0,
+            remove_verb(docs, role, resource, verb) > 0,
             "the chart has no rule granting {verb} on {resource}"
         );
     })
@@ -413,7 +477,18 @@ async fn fails_without(prefix: &str, resource: &str, verb: &str) {
         "dnsNames": ["leaf.example.test"]}),
     )
     .await;
-    let verdict = install.verdict(&["leaf"], Duration::from_secs(20)).await;
+    let (ca_cluster_issuer, _) = install.ca_cluster_issuer().await;
+    certificate(
+        &install.app,
+        "cluster-ca",
+        json!({"secretName": "cluster-ca-tls",
+        "issuerRef": {"name": ca_cluster_issuer, "kind": "ClusterIssuer"},
+        "dnsNames": ["cluster-ca.example.test"]}),
+    )
+    .await;
+    let verdict = install
+        .verdict(&["leaf", "cluster-ca"], Duration::from_secs(20))
+        .await;
     install.delete().await;
     let Err(why) = verdict else {
         panic!("the operator needed no {verb} on {resource}: the rule is not least privilege")
@@ -426,15 +501,20 @@ async fn fails_without(prefix: &str, resource: &str, verb: &str) {
 
 #[tokio::test]
 async fn without_patch_on_secrets_the_rbac_check_fails() {
-    fails_without("rbac-nopatch", "secrets", "patch").await;
+    fails_without("rbac-nopatch", None, "secrets", "patch").await;
 }
 
 #[tokio::test]
 async fn without_create_on_events_the_rbac_check_fails() {
-    fails_without("rbac-noevents", "events", "create").await;
+    fails_without("rbac-noevents", None, "events", "create").await;
 }
 
 #[tokio::test]
 async fn without_update_on_leases_the_rbac_check_fails() {
-    fails_without("rbac-nolease", "leases", "update").await;
+    fails_without("rbac-nolease", None, "leases", "update").await;
+}
+
+#[tokio::test]
+async fn without_get_on_secrets_in_the_cluster_resource_namespace_the_rbac_check_fails() {
+    fails_without("rbac-nocrn", Some("-cluster-resources"), "secrets", "get").await;
 }
