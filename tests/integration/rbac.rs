@@ -100,6 +100,8 @@ struct Install {
     home: TestNamespace,
     app: TestNamespace,
     log_path: PathBuf,
+    /// Where the operator serves /metrics.
+    metrics: std::net::SocketAddr,
     _kubeconfig: tempfile::NamedTempFile,
     _operator: Process,
 }
@@ -194,6 +196,7 @@ impl Install {
             home,
             app,
             log_path,
+            metrics: port,
             _kubeconfig: kubeconfig,
             _operator: operator,
         }
@@ -413,6 +416,31 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         "ClusterIssuer status written"
     );
 
+    // The chart's alerts query series this operator exports, with the labels they use.
+    let alerts = template(home, &["prometheus.rules.enabled=true"]);
+    let scraped = reqwest::get(format!("http://{}/metrics", install.metrics))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text");
+    let names = metric_names(&alerts);
+    assert_eq!(names.len(), 4, "{names:?}");
+    for name in names {
+        let series = format!("{name}{{");
+        let labels = if name.starts_with("certsmith_certificate_") {
+            format!("namespace=\"{}\",name=\"leaf\"", app.name)
+        } else {
+            format!("kind=\"ClusterIssuer\",namespace=\"\",name=\"{ca_cluster_issuer}\"")
+        };
+        assert!(
+            scraped
+                .lines()
+                .any(|l| l.starts_with(&series) && l.contains(&labels)),
+            "an alert queries {name} but /metrics has no such series with {labels}:\n{scraped}"
+        );
+    }
+
     // And no more: the ServiceAccount cannot read Secrets outside its namespaces.
     other
         .apply::<Secret>(
@@ -453,6 +481,18 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
 
     install.delete().await;
     other.delete().await;
+}
+
+/// The metric names (`certsmith_...`) in a text.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.match_indices("certsmith_")
+        .map(|(at, _)| {
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect()
+        })
+        .collect()
 }
 
 /// The same install with `verb` taken out of the rendered rules on `resource` (in the role
