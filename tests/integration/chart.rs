@@ -136,8 +136,8 @@ fn the_chart_lints_and_scores_clean() {
     }
 }
 
-/// Leaf keys of values.yaml (`a.b.c`): scalars, lists and empty maps.
-fn value_keys(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<String>) {
+/// Leaf keys of values.yaml (`a.b.c`) with their values: scalars, lists and empty maps.
+fn value_keys(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String, serde_yaml::Value)>) {
     match value {
         serde_yaml::Value::Mapping(map) if !map.is_empty() => {
             for (k, v) in map {
@@ -150,7 +150,7 @@ fn value_keys(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<String>) {
                 value_keys(&path, v, out);
             }
         }
-        _ => out.push(prefix.to_string()),
+        _ => out.push((prefix.to_string(), value.clone())),
     }
 }
 
@@ -170,10 +170,43 @@ fn every_value_is_documented_in_the_chart_readme() {
         let parts: Vec<&str> = key.split('.').collect();
         (1..=parts.len()).any(|n| readme.contains(&format!("| `{}` |", parts[..n].join("."))))
     };
-    let missing: Vec<_> = keys.iter().filter(|k| !documented(k)).collect();
+    let missing: Vec<_> = keys
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| !documented(k))
+        .collect();
     assert!(
         missing.is_empty(),
         "values not in charts/certsmith/README.md: {missing:?}"
+    );
+    // A key with a row of its own shows its default, as values.yaml has it.
+    let mut wrong = Vec::new();
+    for (key, value) in &keys {
+        let Some(row) = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{key}` |")))
+        else {
+            continue;
+        };
+        let shown = row.split('|').nth(2).unwrap_or_default().trim();
+        let default = match value {
+            serde_yaml::Value::String(s) if s.is_empty() => "\"\"".to_string(),
+            serde_yaml::Value::String(s) => s.clone(),
+            serde_yaml::Value::Number(n) => n.to_string(),
+            serde_yaml::Value::Bool(b) => b.to_string(),
+            serde_yaml::Value::Sequence(v) if v.is_empty() => "[]".to_string(),
+            serde_yaml::Value::Mapping(m) if m.is_empty() => "{}".to_string(),
+            other => panic!("{key}: a non-empty collection needs a prose default: {other:?}"),
+        };
+        if shown != format!("`{default}`") {
+            wrong.push(format!(
+                "{key}: README says {shown}, values.yaml has `{default}`"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "stale defaults in the chart README: {wrong:#?}"
     );
 }
 
