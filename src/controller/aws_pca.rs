@@ -9,14 +9,14 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_acmpca::config::{Credentials, Region, SharedCredentialsProvider};
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 use sha2::{Digest, Sha256};
 
 use crate::api::AwsPcaIssuer;
 use crate::issuer::aws_pca::{self, AwsPcaClient, AwsPcaSigner};
 use crate::issuer::vault::Sensitive;
 use crate::reason::{Problem, Reason};
+
+use super::issuer_secret;
 
 use super::Context;
 
@@ -173,43 +173,11 @@ async fn read_credentials(
     namespace: &str,
     reference: &crate::api::AwsCredentialsSecretRef,
 ) -> Result<StaticCredentials, Problem> {
-    let missing = |what: String| Problem::new(Reason::AwsCredentialsMissing, what);
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
-        .get_opt(&reference.name)
-        .await
-        .map_err(|e| {
-            Problem::new(
-                Reason::ApiError,
-                format!("reading Secret {namespace}/{}: {e}", reference.name),
-            )
-        })?
-        .ok_or_else(|| {
-            missing(format!(
-                "AWS credentials Secret {namespace}/{} not found",
-                reference.name
-            ))
-        })?;
-    let value = |key: &str| -> Result<Option<String>, Problem> {
-        match secret.data.as_ref().and_then(|d| d.get(key)) {
-            None => Ok(None),
-            Some(bytes) => String::from_utf8(bytes.0.clone())
-                .map(|s| Some(s.trim().to_string()))
-                .map_err(|_| {
-                    missing(format!(
-                        "Secret {namespace}/{} key {key:?} is not text",
-                        reference.name
-                    ))
-                }),
-        }
-    };
-    let required = |key: &str| -> Result<String, Problem> {
-        value(key)?.filter(|v| !v.is_empty()).ok_or_else(|| {
-            missing(format!(
-                "Secret {namespace}/{} has no key {key:?}",
-                reference.name
-            ))
-        })
-    };
+    let missing = Reason::AwsCredentialsMissing;
+    let secret =
+        issuer_secret::read(ctx, namespace, &reference.name, missing, "AWS credentials ").await?;
+    let required =
+        |key: &str| issuer_secret::text(&secret, key, missing).map(|v| v.trim().to_string());
     let access_key_id = required(
         reference
             .access_key_id_key

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -145,25 +144,14 @@ pub async fn build_signer(
     {
         IssuerType::SelfSigned => Ok(Signer::SelfSigned),
         IssuerType::Ca(ca) => {
-            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), secret_namespace);
-            let secret = secrets
-                .get_opt(&ca.secret_name)
-                .await
-                .map_err(|e| {
-                    Problem::new(
-                        Reason::ApiError,
-                        format!(
-                            "reading CA Secret {secret_namespace}/{}: {e}",
-                            ca.secret_name
-                        ),
-                    )
-                })?
-                .ok_or_else(|| {
-                    Problem::new(
-                        Reason::CaSecretMissing,
-                        format!("CA Secret {secret_namespace}/{} not found", ca.secret_name),
-                    )
-                })?;
+            let secret = super::issuer_secret::read(
+                ctx,
+                secret_namespace,
+                &ca.secret_name,
+                Reason::CaSecretMissing,
+                "CA ",
+            )
+            .await?;
             let get = |k: &str| {
                 secret
                     .data

@@ -4,6 +4,7 @@ pub mod aws_pca;
 pub mod certificate;
 pub mod context;
 pub mod issuer;
+pub mod issuer_secret;
 pub mod run;
 pub mod vault;
 

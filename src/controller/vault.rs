@@ -4,8 +4,6 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 use sha2::{Digest, Sha256};
 
 use crate::api::{SecretKeySelector, VaultIssuer};
@@ -168,41 +166,6 @@ async fn secret_key(
     reference: &SecretKeySelector,
     missing: Reason,
 ) -> Result<String, Problem> {
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
-        .get_opt(&reference.name)
-        .await
-        .map_err(|e| {
-            Problem::new(
-                Reason::ApiError,
-                format!("reading Secret {namespace}/{}: {e}", reference.name),
-            )
-        })?
-        .ok_or_else(|| {
-            Problem::new(
-                missing,
-                format!("Secret {namespace}/{} not found", reference.name),
-            )
-        })?;
-    let value = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(&reference.key))
-        .ok_or_else(|| {
-            Problem::new(
-                missing,
-                format!(
-                    "Secret {namespace}/{} has no key {:?}",
-                    reference.name, reference.key
-                ),
-            )
-        })?;
-    String::from_utf8(value.0.clone()).map_err(|_| {
-        Problem::new(
-            missing,
-            format!(
-                "Secret {namespace}/{} key {:?} is not text",
-                reference.name, reference.key
-            ),
-        )
-    })
+    let secret = super::issuer_secret::read(ctx, namespace, &reference.name, missing, "").await?;
+    super::issuer_secret::text(&secret, &reference.key, missing)
 }
