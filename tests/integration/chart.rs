@@ -31,16 +31,17 @@ fn tools_bin() -> &'static str {
     })
 }
 
-/// Run a chart tool (helm, kube-score) built by tests/testenv/tools/build.sh.
-pub fn tool(name: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let path = format!("{}/{name}", tools_bin());
-    let mut child = Command::new(&path)
+/// Run `command` with `args`, feeding it `stdin`; whether it succeeded, and its stdout then
+/// stderr.
+fn run(mut command: Command, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let program = format!("{:?}", command.get_program());
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     if let Some(input) = stdin {
         child
             .stdin
@@ -59,6 +60,18 @@ pub fn tool(name: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Run a chart tool (helm, kube-score) built by tests/testenv/tools/build.sh.
+pub fn tool(name: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    run(Command::new(format!("{}/{name}", tools_bin())), args, stdin)
+}
+
+/// kubectl against the test environment's API server.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut command = Command::new("kubectl");
+    command.env("KUBECONFIG", env("KUBECONFIG"));
+    run(command, args, stdin)
+}
+
 pub fn template(namespace: &str, sets: &[&str]) -> String {
     let mut args = vec!["template", "certsmith", CHART, "--namespace", namespace];
     for s in sets {
@@ -67,33 +80,6 @@ pub fn template(namespace: &str, sets: &[&str]) -> String {
     let (ok, out) = tool("helm", &args, None);
     assert!(ok, "helm template failed: {out}");
     out
-}
-
-pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", env("KUBECONFIG"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("wait kubectl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 const FULL: &[&str] = &[
