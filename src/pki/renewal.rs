@@ -45,7 +45,28 @@ pub fn renewal_time(
     let base = base_renewal_time(not_before, not_after, renew_before);
     let room = (base - not_before).max(0) as f64;
     let max_jitter = (room * JITTER_SHARE).min(MAX_JITTER_SECS as f64);
-    base - (max_jitter * unit_fraction(identity)) as i64
+    let jittered = base - (max_jitter * unit_fraction(identity)) as i64;
+    jittered.max(renewal_floor(not_before, not_after))
+}
+
+/// A certificate is never renewed sooner than this long after its notBefore...
+pub const MIN_AGE_SECS: i64 = 120;
+/// ...or than this share of its lifetime, whichever is longer (but never past half of it).
+pub const MIN_AGE_SHARE: i64 = 10;
+
+/// The earliest renewal time of a certificate valid from `not_before` to `not_after`:
+/// `notBefore + max(lifetime / 10, 2 min)`, at most halfway through the lifetime.
+///
+/// Without it a renew window that leaves almost nothing of the lifetime (`duration: 5m` with
+/// `renewBeforePercentage: 99` renews 3 s in), or an issuer that backdates notBefore (Vault by
+/// 30 s), puts a fresh certificate's renewal time before the moment it was issued, and the
+/// operator would re-issue it about once a second.
+pub fn renewal_floor(not_before: i64, not_after: i64) -> i64 {
+    let lifetime = not_after.saturating_sub(not_before).max(0);
+    let min_age = (lifetime / MIN_AGE_SHARE)
+        .max(MIN_AGE_SECS)
+        .min(lifetime / 2);
+    not_before.saturating_add(min_age)
 }
 
 /// A stable number in [0, 1) derived from a string (SHA-256, so it is the same on every
@@ -169,10 +190,18 @@ mod tests {
     }
 
     #[test]
-    fn jitter_never_goes_before_not_before() {
+    fn jitter_never_goes_before_not_before_nor_the_floor() {
         for i in 0..200 {
+            // 98% of 300 s would renew 6 s in; the floor (2 minutes) holds instead.
             let t = renewal_time(&format!("c{i}"), 100, 400, RenewBefore::Percentage(98));
-            assert!(t > 100 && t <= 106, "{t}");
+            assert_eq!(t, 220, "{t}");
+            let t = renewal_time(
+                &format!("c{i}"),
+                100,
+                100 + 90 * HOUR,
+                RenewBefore::Percentage(98),
+            );
+            assert!(t >= 100 + 9 * HOUR, "a tenth of the lifetime: {t}");
         }
     }
 
@@ -192,5 +221,25 @@ mod tests {
         assert_eq!(backoff_secs(3, 1000, Some(900)), 20);
         // Seconds left: still retry, at least every second.
         assert_eq!(backoff_secs(3, 1000, Some(1002)), 1);
+    }
+
+    #[test]
+    fn a_fresh_certificate_is_never_due_at_once() {
+        // Vault backdates notBefore 30 s; 5 minutes with renewBeforePercentage 99 would renew
+        // 3 s after notBefore, i.e. 27 s before the certificate was even issued.
+        let issued_at = 1_800_000_000;
+        let (not_before, not_after) = (issued_at - 30, issued_at + 300);
+        for identity in ["ns/a", "ns/b", "ns/c", "ns/d"] {
+            let at = renewal_time(identity, not_before, not_after, RenewBefore::Percentage(99));
+            assert!(
+                at > issued_at + 60,
+                "{identity}: renews at {at}, issued at {issued_at}"
+            );
+            assert!(at < not_after, "{identity}: renews before expiry");
+        }
+        // The floor never delays an ordinary renewal.
+        let day = 24 * HOUR;
+        let at = renewal_time("ns/a", 0, day, RenewBefore::Default);
+        assert!(at >= 2 * day / 3 - HOUR && at <= 2 * day / 3, "{at}");
     }
 }
