@@ -44,6 +44,7 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(2160 * 3600);
     validation = Rule::new("has(self.commonName) || (has(self.dnsNames) && size(self.dnsNames) > 0) || (has(self.ipAddresses) && size(self.ipAddresses) > 0) || (has(self.uris) && size(self.uris) > 0) || (has(self.emailAddresses) && size(self.emailAddresses) > 0)").message("at least one identity is required: commonName, dnsNames, ipAddresses, uris or emailAddresses"),
     validation = Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))").message("renewBefore and renewBeforePercentage are mutually exclusive"),
     validation = Rule::new("!has(self.renewBefore) || duration(self.renewBefore) < duration(has(self.duration) ? self.duration : '2160h')").message("renewBefore must be shorter than duration"),
+    validation = Rule::new("!self.secretName.endsWith('-certsmith-pending')").message("secretName may not end in -certsmith-pending: those names are certsmith's pending-request Secrets"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateSpec {
@@ -261,14 +262,18 @@ pub enum KeyUsage {
     OcspSigning,
 }
 
-/// Extra metadata for the Secret.
+/// Extra metadata for the Secret. Validated at admission as the API server validates a
+/// Secret's metadata (so a template cannot make every Secret write fail), and keys under
+/// `certsmith.dev/` are the operator's own.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct SecretTemplate {
-    /// Labels added to the Secret.
+    /// Labels added to the Secret: qualified-name keys, values of at most 63 characters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "schema::template_labels")]
     pub labels: BTreeMap<String, String>,
-    /// Annotations added to the Secret.
+    /// Annotations added to the Secret: qualified-name keys, at most 256 KiB in all.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "schema::template_annotations")]
     pub annotations: BTreeMap<String, String>,
 }
 

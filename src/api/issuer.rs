@@ -282,6 +282,31 @@ pub enum IssuerType<'a> {
 }
 
 impl IssuerSpec {
+    /// The names of the Secrets this issuer reads (in its Secret namespace): its readiness
+    /// follows them.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        if let Some(ca) = &self.ca {
+            names.push(ca.secret_name.as_str());
+        }
+        if let Some(vault) = &self.vault {
+            let auth = &vault.auth;
+            names.extend(vault.ca_bundle_secret_ref.iter().map(|r| r.name.as_str()));
+            names.extend(auth.token_secret_ref.iter().map(|r| r.name.as_str()));
+            names.extend(auth.app_role.iter().map(|a| a.secret_ref.name.as_str()));
+            names.extend(
+                auth.kubernetes
+                    .iter()
+                    .filter_map(|k| k.secret_ref.as_ref())
+                    .map(|r| r.name.as_str()),
+            );
+        }
+        if let Some(pca) = &self.aws_pca {
+            names.extend(pca.credentials.iter().map(|c| c.secret_ref.name.as_str()));
+        }
+        names
+    }
+
     /// The configured backend; errors when not exactly one is set (admission normally prevents it).
     pub fn issuer_type(&self) -> Result<IssuerType<'_>, String> {
         match (&self.self_signed, &self.ca, &self.vault, &self.aws_pca) {

@@ -84,3 +84,57 @@ pub fn renew_before(_: &mut SchemaGenerator) -> Schema {
         "x-kubernetes-validations": [{"rule": "duration(self) > duration('0s')", "message": "must be positive"}],
     })
 }
+
+/// A label or annotation key: a qualified name (`[prefix/]name`, the prefix a DNS subdomain of
+/// at most 253 characters, the name at most 63), as the API server requires.
+const QUALIFIED_KEY: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+
+/// A label value: empty, or at most 63 characters of alphanumerics, `-`, `_` and `.`,
+/// beginning and ending with an alphanumeric.
+const LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+
+/// Most entries a secretTemplate map may have.
+const MAX_TEMPLATE_ENTRIES: u32 = 64;
+
+/// What the operator's own annotations may take of the API server's 256 KiB (262144 bytes)
+/// limit on a Secret's annotations.
+const RESERVED_ANNOTATION_BYTES: u32 = 4096;
+
+/// The CEL rules every template map's keys obey: qualified names, not under `certsmith.dev/`.
+fn template_key_rules() -> serde_json::Value {
+    serde_json::json!([
+        {
+            "rule": format!("self.all(k, k.size() <= 317 && k.matches('{}') && (!k.contains('/') || k.indexOf('/') <= 253))", QUALIFIED_KEY),
+            "message": "keys must be qualified names: [prefix/]name, the prefix a DNS subdomain of at most 253 characters, the name at most 63 alphanumerics, '-', '_' or '.'",
+        },
+        {
+            "rule": "self.all(k, !k.startsWith('certsmith.dev/'))",
+            "message": "keys under certsmith.dev/ are reserved for the operator",
+        },
+    ])
+}
+
+pub fn template_labels(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "maxProperties": MAX_TEMPLATE_ENTRIES,
+        "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+        "x-kubernetes-validations": template_key_rules(),
+    })
+}
+
+pub fn template_annotations(_: &mut SchemaGenerator) -> Schema {
+    let mut rules = template_key_rules();
+    if let Some(list) = rules.as_array_mut() {
+        list.push(serde_json::json!({
+            "rule": format!("self.map(k, k.size() + self[k].size()).sum() <= {}", 262_144 - RESERVED_ANNOTATION_BYTES),
+            "message": format!("annotations may take at most {} bytes in all (the API server's limit is 256 KiB, and the operator adds its own)", 262_144 - RESERVED_ANNOTATION_BYTES),
+        }));
+    }
+    json_schema!({
+        "type": "object",
+        "maxProperties": MAX_TEMPLATE_ENTRIES,
+        "additionalProperties": {"type": "string", "maxLength": 262_144},
+        "x-kubernetes-validations": rules,
+    })
+}
