@@ -249,7 +249,8 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     });
     let work = async {
         let Some(election) = election else {
-            run::run(client, settings, metrics, ready, shutdown).await;
+            let always = certsmith::controller::context::always_leading();
+            run::run(client, settings, metrics, ready, shutdown, always).await;
             return Ok(());
         };
         // A standby is healthy and ready; a leader is ready once its caches are synced.
@@ -260,7 +261,16 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
             return Ok(());
         };
         ready.store(false, std::sync::atomic::Ordering::SeqCst);
-        run::run(client, settings, metrics, ready, leadership.token.clone()).await;
+        let always = certsmith::controller::context::always_leading();
+        run::run(
+            client,
+            settings,
+            metrics,
+            ready,
+            leadership.token.clone(),
+            always,
+        )
+        .await;
         leadership.release().await;
         if shutdown.is_cancelled() {
             Ok(())

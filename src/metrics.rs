@@ -93,6 +93,8 @@ pub struct Metrics {
     issuance_seconds: Family<KindLabels, Histogram>,
     reconcile_errors: Family<ReasonLabels, Counter>,
     issuer_ready: Family<IssuerLabels, Gauge>,
+    /// The issuers that have a readiness series, so it can be removed with them.
+    known_issuers: Mutex<std::collections::HashSet<IssuerLabels>>,
     backend_requests: Family<BackendLabels, Counter>,
     backend_seconds: Family<BackendLabels, Histogram>,
 }
@@ -176,6 +178,7 @@ impl Default for Metrics {
             issuance_seconds,
             reconcile_errors,
             issuer_ready,
+            known_issuers: Mutex::default(),
         }
     }
 }
@@ -212,6 +215,22 @@ impl Metrics {
         self.issuer_ready
             .get_or_create(&labels)
             .set(i64::from(ready));
+        if let Ok(mut known) = self.known_issuers.lock() {
+            known.insert(labels);
+        }
+    }
+
+    /// Drop the readiness series of issuers that no longer exist (`kind`, `namespace`, `name`).
+    pub fn retain_issuers(&self, exists: impl Fn(&str, &str, &str) -> bool) {
+        if let Ok(mut known) = self.known_issuers.lock() {
+            known.retain(|labels| {
+                let keep = exists(&labels.kind, &labels.namespace, &labels.name);
+                if !keep {
+                    self.issuer_ready.remove(labels);
+                }
+                keep
+            });
+        }
     }
 
     /// One request to a signing backend (`operation` and `result` from fixed sets).

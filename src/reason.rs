@@ -27,7 +27,16 @@ pub enum Reason {
     IssuerNotReady,
     KeyGenerationFailed,
     SigningFailed,
+    /// The certificate was signed but the API server refused the Secret (quota, admission).
+    SecretWriteFailed,
     ApiError,
+    /// The operator itself failed (a bug): the reconcile was stopped and retried with backoff.
+    InternalError,
+    /// A Secret left by a Certificate that no longer exists (or lost a same-name race) was
+    /// taken over by the Certificate that names it.
+    Adopted,
+    /// The remote backend of an issuer is known to be unreachable: fail fast, retry later.
+    BackendUnavailable,
     // Issuer readiness.
     IssuerReady,
     CaSecretMissing,
@@ -71,7 +80,11 @@ impl Reason {
             Reason::IssuerNotReady => "IssuerNotReady",
             Reason::KeyGenerationFailed => "KeyGenerationFailed",
             Reason::SigningFailed => "SigningFailed",
+            Reason::SecretWriteFailed => "SecretWriteFailed",
             Reason::ApiError => "ApiError",
+            Reason::InternalError => "InternalError",
+            Reason::Adopted => "Adopted",
+            Reason::BackendUnavailable => "BackendUnavailable",
             Reason::IssuerReady => "IssuerReady",
             Reason::CaSecretMissing => "CASecretMissing",
             Reason::CaSecretInvalid => "CASecretInvalid",

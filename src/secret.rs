@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 
 use crate::api::Certificate;
@@ -27,6 +27,9 @@ pub const RENEW_REQUEST_ANNOTATION: &str = "certsmith.dev/renew-request";
 
 /// Field manager for everything the controller writes.
 pub const FIELD_MANAGER: &str = "certsmith-controller";
+/// Label and annotation keys under this prefix are the operator's; a secretTemplate may not
+/// set them (admission refuses them too).
+pub const RESERVED_PREFIX: &str = "certsmith.dev/";
 
 /// What goes into a Secret, in PEM.
 pub struct Contents<'a> {
@@ -42,9 +45,12 @@ pub struct Contents<'a> {
 /// Build the desired Secret for `cert` (pure).
 pub fn build(cert: &Certificate, contents: &Contents<'_>) -> Secret {
     let template = cert.spec.secret_template.clone().unwrap_or_default();
+    let ours = |k: &String| k.starts_with(RESERVED_PREFIX);
     let mut labels = template.labels;
+    labels.retain(|k, _| !ours(k));
     labels.insert(MANAGED_LABEL.into(), "true".into());
     let mut annotations = template.annotations;
+    annotations.retain(|k, _| !ours(k));
     for (k, v) in [
         (CERTIFICATE_ANNOTATION, cert.name_any()),
         (ISSUER_NAME_ANNOTATION, cert.spec.issuer_ref.name.clone()),
@@ -93,13 +99,19 @@ pub fn build(cert: &Certificate, contents: &Contents<'_>) -> Secret {
     }
 }
 
-/// Apply a built Secret (server-side apply, forced: the operator owns the fields it sets).
-pub async fn apply(api: &Api<Secret>, secret: &Secret) -> Result<Secret, kube::Error> {
+/// Apply a built Secret onto the version `resource_version` only (server-side apply, forced:
+/// the operator owns the fields it sets; a newer Secret makes it fail with 409 Conflict).
+pub async fn apply_at(
+    api: &Api<Secret>,
+    secret: &Secret,
+    resource_version: &str,
+) -> Result<Secret, kube::Error> {
     let name = secret.name_any();
     let mut body = serde_json::to_value(secret).map_err(kube::Error::SerdeError)?;
     // SSA needs apiVersion and kind in the body.
     body["apiVersion"] = "v1".into();
     body["kind"] = "Secret".into();
+    body["metadata"]["resourceVersion"] = resource_version.into();
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -108,17 +120,40 @@ pub async fn apply(api: &Api<Secret>, secret: &Secret) -> Result<Secret, kube::E
     .await
 }
 
-/// Whether a Secret was written by certsmith for the Certificate named `certificate`.
+/// Delete exactly the Secret that was read (UID precondition): never another object that took
+/// its name since. Already gone is fine.
+pub async fn delete_exactly(api: &Api<Secret>, read: &Secret) -> Result<(), kube::Error> {
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: read.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&read.name_any(), &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The Certificate a Secret was written for by certsmith, if it was.
 pub fn owner(secret: &Secret) -> Option<&str> {
-    let managed = secret
-        .labels()
-        .get(MANAGED_LABEL)
+    owner_of(&secret.metadata)
+}
+
+/// [`owner`] from a Secret's metadata alone (the operator watches Secrets' metadata only).
+pub fn owner_of(meta: &ObjectMeta) -> Option<&str> {
+    let managed = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_LABEL))
         .is_some_and(|v| v == "true");
     managed
         .then(|| {
-            secret
-                .annotations()
-                .get(CERTIFICATE_ANNOTATION)
+            meta.annotations
+                .as_ref()
+                .and_then(|a| a.get(CERTIFICATE_ANNOTATION))
                 .map(String::as_str)
         })
         .flatten()

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use crate::issuer::aws_pca::{AwsPcaClient, RateLimits};
 use crate::issuer::vault::VaultClient;
 
+use super::limits::Gates;
+
 use kube::Client;
 use kube::api::DynamicObject;
 use kube::runtime::events::{Recorder, Reporter};
@@ -39,6 +41,15 @@ pub fn system_clock() -> Clock {
     Arc::new(|| jiff::Timestamp::now().as_second())
 }
 
+/// Whether this replica may write now (leader election; always true without it). Checked
+/// before every write, so a replica that lost its lease (or was paused past its renew
+/// deadline) writes nothing more.
+pub type LeaderCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+pub fn always_leading() -> LeaderCheck {
+    Arc::new(|| true)
+}
+
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
@@ -49,6 +60,21 @@ pub struct Context {
     pub certificates: Store<DynamicObject>,
     /// Long-lived backend clients, shared by every controller in the process.
     pub backends: Backends,
+    /// Process-wide memory of the controllers (see [`Shared`]).
+    pub shared: Arc<Shared>,
+    pub leading: LeaderCheck,
+}
+
+/// What the reconcilers remember between runs, for the whole process.
+#[derive(Default)]
+pub struct Shared {
+    /// Certificates signed but not yet written (the API server refused the Secret), by
+    /// Certificate UID: a retry writes them instead of signing again.
+    pub unwritten: Mutex<HashMap<String, super::certificate::Unwritten>>,
+    /// Panics per object (`kind/namespace/name`), for the backoff after an internal error.
+    pub panics: Mutex<HashMap<String, u32>>,
+    /// Ask the issuer controllers to look at an issuer again (its backend became unreachable).
+    pub rechecks: super::issuer::Rechecks,
 }
 
 /// Clients keyed by issuer identity, with a fingerprint of the configuration they were built
@@ -63,6 +89,8 @@ pub struct Backends {
     pub vault: VaultClients,
     pub aws: ClientCache<AwsPcaClient>,
     pub aws_limits: Arc<RateLimits>,
+    /// Per-issuer concurrency limit and circuit breaker for remote backends.
+    pub gates: Arc<Gates>,
 }
 
 impl Backends {
@@ -71,7 +99,20 @@ impl Backends {
             vault: VaultClients::default(),
             aws: ClientCache::default(),
             aws_limits: Arc::new(RateLimits::new(settings.aws_pca_issue_rate)),
+            // An issuer's backend may hold at most half of the workers.
+            gates: Arc::new(Gates::new(usize::from(settings.concurrency / 2))),
         }
+    }
+
+    /// Forget clients and limits of issuers that no longer exist (by identity).
+    pub fn retain(&self, exists: impl Fn(&str) -> bool) {
+        if let Ok(mut clients) = self.vault.lock() {
+            clients.retain(|k, _| exists(k));
+        }
+        if let Ok(mut clients) = self.aws.lock() {
+            clients.retain(|k, _| exists(k));
+        }
+        self.gates.retain(&exists);
     }
 }
 
@@ -82,6 +123,8 @@ impl Context {
         metrics: Arc<Metrics>,
         certificates: Store<DynamicObject>,
         backends: Backends,
+        shared: Arc<Shared>,
+        leading: LeaderCheck,
     ) -> Self {
         let reporter = Reporter {
             controller: "certsmith".into(),
@@ -95,10 +138,17 @@ impl Context {
             metrics,
             certificates,
             backends,
+            shared,
+            leading,
         }
     }
 
     pub fn now(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// Whether this replica may write now.
+    pub fn is_leading(&self) -> bool {
+        (self.leading)()
     }
 }

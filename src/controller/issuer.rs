@@ -1,11 +1,13 @@
 //! Issuers and ClusterIssuers: resolve a reference into a ready [`Signer`], and keep each
 //! issuer's `Ready` condition truthful.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::api::{DynamicObject, Patch, PatchParams};
+use futures::channel::mpsc;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use crate::api::conditions::{self, DesiredCondition, READY};
@@ -15,8 +17,8 @@ use crate::api::{
 use crate::issuer::{Signer, ca::CaSigner};
 use crate::reason::{Problem, Reason};
 
-use super::Context;
-use super::certificate::decide::rfc3339;
+use super::certificate::decide::{parse_rfc3339, rfc3339};
+use super::{Context, Error};
 
 /// How often a not-ready issuer is looked at again (its Secret is not watched).
 const NOT_READY_REQUEUE: Duration = Duration::from_secs(10);
@@ -67,11 +69,7 @@ pub async fn signer_for(
         ctx,
         &spec,
         secret_namespace,
-        &identity(
-            issuer_ref.kind.as_str(),
-            Some(namespace).filter(|_| issuer_ref.kind == IssuerKind::Issuer),
-            &issuer_ref.name,
-        ),
+        &identity_of(namespace, issuer_ref),
         now,
     )
     .await;
@@ -101,15 +99,108 @@ fn identity(kind: &str, namespace: Option<&str>, name: &str) -> String {
     format!("{kind}/{}/{name}", namespace.unwrap_or(""))
 }
 
-/// Whether the referenced issuer's status says Ready=True (false when it cannot be read).
-pub async fn is_ready(ctx: &Context, namespace: &str, issuer_ref: &IssuerRef) -> bool {
-    let status = fetch(ctx, namespace, issuer_ref)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|(_, status)| status);
-    status
-        .is_some_and(|s| conditions::find(&s.conditions, READY).is_some_and(|c| c.status == "True"))
+/// The identity of the issuer a Certificate in `namespace` names.
+pub fn identity_of(namespace: &str, issuer_ref: &IssuerRef) -> String {
+    let namespace = Some(namespace).filter(|_| issuer_ref.kind == IssuerKind::Issuer);
+    identity(issuer_ref.kind.as_str(), namespace, &issuer_ref.name)
+}
+
+/// When the referenced issuer last became Ready (its Ready=True condition's
+/// lastTransitionTime); None when it is not Ready or cannot be read.
+pub async fn ready_since(ctx: &Context, namespace: &str, issuer_ref: &IssuerRef) -> Option<i64> {
+    let status = fetch(ctx, namespace, issuer_ref).await.ok()??.1?;
+    conditions::find(&status.conditions, READY)
+        .filter(|c| c.status == "True")
+        .and_then(|c| parse_rfc3339(&c.last_transition_time))
+}
+
+/// Requests to look at an issuer again, delivered to the issuer controllers that serve it.
+#[derive(Default)]
+pub struct Rechecks {
+    /// (namespace served, None = every namespace; cluster-scoped; where to send).
+    subscribers: Mutex<Vec<Subscriber>>,
+}
+
+struct Subscriber {
+    namespace: Option<String>,
+    cluster: bool,
+    to: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+}
+
+impl Rechecks {
+    /// The requests for issuers of `ar`'s kind in `namespace` (None: all; ClusterIssuers:
+    /// `ar` is the ClusterIssuer resource).
+    pub fn subscribe(
+        &self,
+        namespace: Option<String>,
+        cluster: bool,
+    ) -> mpsc::UnboundedReceiver<ObjectRef<DynamicObject>> {
+        let (to, from) = mpsc::unbounded();
+        if let Ok(mut subscribers) = self.subscribers.lock() {
+            subscribers.push(Subscriber {
+                namespace,
+                cluster,
+                to,
+            });
+        }
+        from
+    }
+
+    /// Look again at the issuer a Certificate in `namespace` names.
+    pub fn request(&self, namespace: &str, issuer_ref: &IssuerRef) {
+        let cluster = issuer_ref.kind == IssuerKind::ClusterIssuer;
+        let reference = if cluster {
+            ObjectRef::new_with(&issuer_ref.name, ApiResource::erase::<ClusterIssuer>(&()))
+        } else {
+            ObjectRef::new_with(&issuer_ref.name, ApiResource::erase::<Issuer>(&()))
+                .within(namespace)
+        };
+        let Ok(mut subscribers) = self.subscribers.lock() else {
+            return;
+        };
+        subscribers.retain(|s| !s.to.is_closed());
+        for s in subscribers.iter().filter(|s| {
+            s.cluster == cluster
+                && (cluster || s.namespace.as_deref().is_none_or(|ns| ns == namespace))
+        }) {
+            let _ = s.to.unbounded_send(reference.clone());
+        }
+    }
+}
+
+/// The issuers in `store` that read the Secret `namespace/name` (their Secret namespace is
+/// their own, or the cluster-resource namespace for ClusterIssuers).
+pub fn issuers_reading(
+    store: &Store<DynamicObject>,
+    ar: &ApiResource,
+    secret_namespace: &str,
+    secret_name: &str,
+    cluster_resource_namespace: Option<&str>,
+) -> Vec<ObjectRef<DynamicObject>> {
+    if cluster_resource_namespace.is_some_and(|ns| ns != secret_namespace) {
+        return Vec::new();
+    }
+    store
+        .state()
+        .iter()
+        .filter(|i| {
+            cluster_resource_namespace.is_some()
+                || i.namespace().as_deref() == Some(secret_namespace)
+        })
+        .filter(|i| {
+            i.data
+                .get("spec")
+                .and_then(|s| serde_json::from_value::<IssuerSpec>(s.clone()).ok())
+                .is_some_and(|spec| spec.secret_names().contains(&secret_name))
+        })
+        .map(|i| {
+            let r = ObjectRef::new_with(&i.name_any(), ar.clone());
+            match i.namespace() {
+                Some(ns) => r.within(&ns),
+                None => r,
+            }
+        })
+        .collect()
 }
 
 /// Read the Issuer (in `namespace`) or ClusterIssuer a reference names: its spec and status.
@@ -178,7 +269,7 @@ pub async fn build_signer(
 }
 
 /// Reconcile an Issuer or ClusterIssuer (both watched untyped): compute and write `Ready`.
-pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
+pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = ctx.now();
     let namespace = obj.namespace();
     let parsed: Result<IssuerSpec, Problem> = obj
@@ -200,9 +291,17 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     let readiness = match parsed {
         Ok(spec) => match build_signer(&ctx, &spec, &secret_namespace, &id, now).await {
             // A Vault issuer is ready only when the server is healthy and the login works.
-            Ok(Signer::Vault(v)) => v.check().await.map(|()| (Signer::Vault(v), spec)),
+            Ok(Signer::Vault(v)) => {
+                let checked = v.check().await;
+                record_reachability(&ctx, &id, checked.as_ref().err());
+                checked.map(|()| (Signer::Vault(v), spec))
+            }
             // An AWS Private CA issuer is ready only when the CA is ACTIVE now.
-            Ok(Signer::AwsPca(p)) => p.client.check().await.map(|_| (Signer::AwsPca(p), spec)),
+            Ok(Signer::AwsPca(p)) => {
+                let checked = p.client.check().await;
+                record_reachability(&ctx, &id, checked.as_ref().err());
+                checked.map(|_| (Signer::AwsPca(p), spec))
+            }
             other => other.map(|s| (s, spec)),
         },
         Err(p) => Err(p),
@@ -264,21 +363,77 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         observed_generation: generation,
     };
     if next != prev {
-        let params = PatchParams::apply(crate::secret::FIELD_MANAGER).force();
-        match namespace {
-            Some(ns) => {
-                let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "status": next});
-                Api::<Issuer>::namespaced(ctx.client.clone(), &ns)
-                    .patch_status(&obj.name_any(), &params, &Patch::Apply(body))
-                    .await?;
-            }
-            None => {
-                let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "ClusterIssuer", "status": next});
-                Api::<ClusterIssuer>::all(ctx.client.clone())
-                    .patch_status(&obj.name_any(), &params, &Patch::Apply(body))
-                    .await?;
-            }
-        }
+        write_status(&ctx, &obj, &next).await?;
     }
     Ok(Action::requeue(requeue))
+}
+
+/// The readiness check's finding feeds the backend's circuit breaker: a check that reached the
+/// backend closes it (Certificates waiting on the issuer go ahead), one that did not opens it.
+fn record_reachability(ctx: &Context, id: &str, problem: Option<&Problem>) {
+    let unreachable = problem
+        .is_some_and(|p| matches!(p.reason, Reason::VaultUnreachable | Reason::AwsUnreachable));
+    ctx.backends
+        .gates
+        .record(id, !unreachable, std::time::Instant::now());
+}
+
+/// Report an internal error (a panic in this issuer's reconcile) as Ready=False.
+pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
+    let prev: IssuerStatus = obj
+        .data
+        .get("status")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .unwrap_or_default();
+    let generation = obj.metadata.generation;
+    let condition = DesiredCondition {
+        type_: READY,
+        status: false,
+        reason: Reason::InternalError.as_str().into(),
+        message:
+            "the operator failed while checking this issuer (see its log); retrying with backoff"
+                .into(),
+    };
+    let next = IssuerStatus {
+        conditions: conditions::merge(
+            &prev.conditions,
+            &[condition],
+            generation,
+            &rfc3339(ctx.now()),
+        ),
+        observed_generation: generation,
+    };
+    if next != prev
+        && let Err(e) = write_status(ctx, obj, &next).await
+    {
+        tracing::warn!("reporting an internal error in status failed: {e}");
+    }
+}
+
+/// Write an Issuer's or ClusterIssuer's status (server-side apply of the status subresource).
+async fn write_status(
+    ctx: &Context,
+    obj: &DynamicObject,
+    next: &IssuerStatus,
+) -> Result<(), Error> {
+    if !ctx.is_leading() {
+        return Err(Error::NotLeading);
+    }
+    let params = PatchParams::apply(crate::secret::FIELD_MANAGER).force();
+    match obj.namespace() {
+        Some(ns) => {
+            let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "status": next});
+            Api::<Issuer>::namespaced(ctx.client.clone(), &ns)
+                .patch_status(&obj.name_any(), &params, &Patch::Apply(body))
+                .await?;
+        }
+        None => {
+            let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "ClusterIssuer", "status": next});
+            Api::<ClusterIssuer>::all(ctx.client.clone())
+                .patch_status(&obj.name_any(), &params, &Patch::Apply(body))
+                .await?;
+        }
+    }
+    Ok(())
 }

@@ -5,10 +5,21 @@ pub mod certificate;
 pub mod context;
 pub mod issuer;
 pub mod issuer_secret;
+pub mod limits;
 pub mod run;
 pub mod vault;
 
 pub use context::{Context, Settings};
+
+/// Errors that make a controller retry with its own backoff: API failures, and a replica
+/// that may no longer write. Everything else is reported in status and scheduled explicitly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("this replica is not the leader (any more): nothing is written")]
+    NotLeading,
+}
 
 use kube::api::DynamicObject;
 use serde::de::DeserializeOwned;

@@ -1,27 +1,35 @@
 //! Wire the reconcilers to watches and run them until shutdown.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::api::{Certificate, ClusterIssuer, Issuer};
 use crate::metrics::Metrics;
+use crate::reason::Reason;
 use crate::secret;
 
-use super::{Context, Settings, certificate, issuer};
+use super::context::{Backends, LeaderCheck, Shared};
+use super::{Context, Error, Settings, certificate, issuer};
 
 /// Set once the Certificate cache is primed; `/readyz` reports it.
 pub type Readiness = Arc<AtomicBool>;
+
+/// How often series, clients and memories of deleted objects are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 fn api_for(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
     match namespace {
@@ -30,8 +38,25 @@ fn api_for(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<Dy
     }
 }
 
+/// Secrets' metadata only: the watches that need Secrets never transfer their data.
+fn secret_metadata(client: &Client, namespace: Option<&str>) -> Api<PartialObjectMeta<Secret>> {
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// What one scope (a namespace, or the whole cluster) runs, and the caches the process-wide
+/// sweep looks at.
+struct Scope {
+    certificates: Store<DynamicObject>,
+    issuers: Store<DynamicObject>,
+    running: Vec<BoxFuture<'static, ()>>,
+}
+
 /// Run the Certificate and issuer controllers until `shutdown` is cancelled. In-flight
-/// reconciles finish first, so no Secret is left half-written.
+/// reconciles finish first, so no Secret is left half-written. `leading` is asked before every
+/// write (leader election).
 ///
 /// Each watched namespace (or the whole cluster) gets its own Certificate and Issuer
 /// controllers; ClusterIssuers are reconciled once.
@@ -41,47 +66,64 @@ pub async fn run(
     metrics: Arc<Metrics>,
     ready: Readiness,
     shutdown: CancellationToken,
+    leading: LeaderCheck,
 ) {
     let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
         vec![None]
     } else {
         settings.namespaces.iter().cloned().map(Some).collect()
     };
-    let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
-    let mut stores = Vec::new();
     // One client per issuer for the whole process, so all controllers share tokens and limits.
-    let backends = super::context::Backends::new(&settings);
-    for scope in scopes {
-        let (store, running) = scope_controllers(
-            &client,
-            &settings,
-            metrics.clone(),
-            scope,
-            &shutdown,
-            backends.clone(),
-        );
-        stores.push(store);
-        controllers.extend(running);
+    let backends = Backends::new(&settings);
+    let shared = Arc::new(Shared::default());
+    let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
+    let (mut certificate_stores, mut issuer_stores) = (Vec::new(), Vec::new());
+    for namespace in scopes {
+        let ctx = |certificates: Store<DynamicObject>| {
+            Arc::new(Context::new(
+                client.clone(),
+                settings.clone(),
+                metrics.clone(),
+                certificates,
+                backends.clone(),
+                shared.clone(),
+                leading.clone(),
+            ))
+        };
+        let scope = scope_controllers(&client, &settings, namespace, &shutdown, ctx);
+        certificate_stores.push(scope.certificates);
+        issuer_stores.push(scope.issuers);
+        controllers.extend(scope.running);
     }
-    if let Some(store) = stores.first().cloned() {
-        let ctx = Arc::new(Context::new(
-            client.clone(),
-            settings.clone(),
-            metrics,
-            store,
-            backends,
-        ));
-        controllers.push(cluster_issuer_controller(
-            &client, &settings, ctx, &shutdown,
-        ));
-    }
+    let Some(first) = certificate_stores.first().cloned() else {
+        return;
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings.clone(),
+        metrics,
+        first,
+        backends,
+        shared,
+        leading,
+    ));
+    let (cluster_issuers, running) =
+        cluster_issuer_controller(&client, &settings, ctx.clone(), &shutdown);
+    controllers.push(running);
+    controllers.push(sweep(
+        ctx,
+        certificate_stores.clone(),
+        issuer_stores,
+        cluster_issuers,
+        shutdown.clone(),
+    ));
     controllers.push(Box::pin(async move {
-        for store in &stores {
+        for store in &certificate_stores {
             if store.wait_until_ready().await.is_err() {
                 return;
             }
         }
-        let count: usize = stores.iter().map(|s| s.state().len()).sum();
+        let count: usize = certificate_stores.iter().map(|s| s.state().len()).sum();
         info!(certificates = count, "caches primed");
         ready.store(true, Ordering::SeqCst);
     }));
@@ -93,15 +135,14 @@ pub async fn run(
 fn scope_controllers(
     client: &Client,
     settings: &Settings,
-    metrics: Arc<Metrics>,
-    scope: Option<String>,
+    namespace: Option<String>,
     shutdown: &CancellationToken,
-    backends: super::context::Backends,
-) -> (Store<DynamicObject>, Vec<BoxFuture<'static, ()>>) {
+    context: impl Fn(Store<DynamicObject>) -> Arc<Context>,
+) -> Scope {
     let cert_ar = ApiResource::erase::<Certificate>(&());
     let issuer_ar = ApiResource::erase::<Issuer>(&());
     let cluster_issuer_ar = ApiResource::erase::<ClusterIssuer>(&());
-    let ns = scope.as_deref();
+    let ns = namespace.as_deref();
     let config = controller::Config::default().concurrency(settings.concurrency);
 
     let certificates = Controller::new_with(
@@ -110,19 +151,10 @@ fn scope_controllers(
         cert_ar.clone(),
     );
     let store = certificates.store();
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        settings.clone(),
-        metrics,
-        store.clone(),
-        backends,
-    ));
+    let ctx = context(store.clone());
 
-    let secret_api: Api<Secret> = match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    // Only Secrets certsmith wrote: memory does not grow with unrelated Secrets.
+    // Only Secrets certsmith wrote, and only their metadata: memory grows neither with
+    // unrelated Secrets nor with the data of Secrets a tenant labels as certsmith's.
     let managed = watcher::Config::default().labels(&format!("{}=true", secret::MANAGED_LABEL));
     let secret_ar = cert_ar.clone();
     let by_issuer = |kind: &'static str| {
@@ -131,13 +163,17 @@ fn scope_controllers(
     };
     let cert_controller = certificates
         .with_config(config.clone())
-        .watches_with(secret_api, (), managed, move |s: Secret| {
-            let owner = secret::owner(&s).map(str::to_string);
-            owner.map(|name| {
-                ObjectRef::new_with(&name, secret_ar.clone())
-                    .within(&s.namespace().unwrap_or_default())
-            })
-        })
+        .watches_with(
+            secret_metadata(client, ns),
+            (),
+            managed,
+            move |s: PartialObjectMeta<Secret>| {
+                secret::owner_of(&s.metadata).map(|name| {
+                    ObjectRef::new_with(name, secret_ar.clone())
+                        .within(&s.namespace().unwrap_or_default())
+                })
+            },
+        )
         .watches_with(
             api_for(client, &issuer_ar, ns),
             issuer_ar.clone(),
@@ -152,7 +188,7 @@ fn scope_controllers(
         )
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
-            certificate::reconcile,
+            |obj, ctx| guarded("Certificate", obj, ctx, certificate::reconcile),
             certificate_error_policy,
             ctx.clone(),
         )
@@ -165,57 +201,148 @@ fn scope_controllers(
     let issuers = Controller::new_with(
         api_for(client, &issuer_ar, ns),
         watcher::Config::default(),
-        issuer_ar,
-    )
-    .with_config(config)
-    .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-    .run(issuer::reconcile, issuer_error_policy, ctx.clone())
-    .for_each(|_| async {});
-    let (ctx_for_sweep, sweep_ar) = (ctx, cert_ar.clone());
-    // Deleted Certificates are never reconciled again: sweep their metric series.
-    let (sweep_store, sweep_ctx, stop) = (store.clone(), ctx_for_sweep, shutdown.clone());
-    let sweep = async move {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
-            }
-            sweep_ctx.metrics.retain_certificates(|ns, name| {
-                sweep_store
-                    .get(&ObjectRef::new_with(name, sweep_ar.clone()).within(ns))
-                    .is_some()
-            });
-        }
-    };
-    (
-        store,
-        vec![
-            Box::pin(cert_controller),
-            Box::pin(issuers),
-            Box::pin(sweep),
-        ],
-    )
+        issuer_ar.clone(),
+    );
+    let issuer_store = issuers.store();
+    // An issuer follows the Secrets it reads (a CA key pair replaced, a token rotated).
+    let (reading, reading_ar) = (issuer_store.clone(), issuer_ar.clone());
+    let rechecks = ctx.shared.rechecks.subscribe(namespace.clone(), false);
+    let issuers = issuers
+        .with_config(config)
+        .watches_with(
+            secret_metadata(client, ns),
+            (),
+            watcher::Config::default(),
+            move |s: PartialObjectMeta<Secret>| {
+                issuer::issuers_reading(
+                    &reading,
+                    &reading_ar,
+                    &s.namespace().unwrap_or_default(),
+                    &s.name_any(),
+                    None,
+                )
+            },
+        )
+        .reconcile_on(rechecks)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(
+            |obj, ctx| guarded("Issuer", obj, ctx, issuer::reconcile),
+            issuer_error_policy,
+            ctx,
+        )
+        .for_each(|_| async {});
+    Scope {
+        certificates: store,
+        issuers: issuer_store,
+        running: vec![Box::pin(cert_controller), Box::pin(issuers)],
+    }
 }
 
-/// The ClusterIssuer controller (optionally limited by a label selector).
+/// The ClusterIssuer controller (optionally limited by a label selector), and its cache.
 fn cluster_issuer_controller(
     client: &Client,
     settings: &Settings,
     ctx: Arc<Context>,
     shutdown: &CancellationToken,
-) -> BoxFuture<'static, ()> {
+) -> (Store<DynamicObject>, BoxFuture<'static, ()>) {
     let ar = ApiResource::erase::<ClusterIssuer>(&());
     let watch = match &settings.cluster_issuer_selector {
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
-    Box::pin(
-        Controller::new_with(Api::all_with(client.clone(), &ar), watch, ar)
-            .with_config(controller::Config::default().concurrency(settings.concurrency))
-            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-            .run(issuer::reconcile, issuer_error_policy, ctx)
-            .for_each(|_| async {}),
-    )
+    let controller = Controller::new_with(Api::all_with(client.clone(), &ar), watch, ar.clone());
+    let store = controller.store();
+    let (reading, reading_ar) = (store.clone(), ar);
+    let resource_namespace = settings.cluster_resource_namespace.clone();
+    let rechecks = ctx.shared.rechecks.subscribe(None, true);
+    let running = controller
+        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .watches_with(
+            secret_metadata(client, Some(&resource_namespace)),
+            (),
+            watcher::Config::default(),
+            move |s: PartialObjectMeta<Secret>| {
+                issuer::issuers_reading(
+                    &reading,
+                    &reading_ar,
+                    &s.namespace().unwrap_or_default(),
+                    &s.name_any(),
+                    Some(&resource_namespace),
+                )
+            },
+        )
+        .reconcile_on(rechecks)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(
+            |obj, ctx| guarded("ClusterIssuer", obj, ctx, issuer::reconcile),
+            issuer_error_policy,
+            ctx,
+        )
+        .for_each(|_| async {});
+    (store, Box::pin(running))
+}
+
+/// Deleted objects are never reconciled again: every `SWEEP_EVERY`, drop their metric series,
+/// backend clients, limits and memories. One sweep over every scope's caches, so a namespace's
+/// sweep never removes another namespace's series.
+fn sweep(
+    ctx: Arc<Context>,
+    certificates: Vec<Store<DynamicObject>>,
+    issuers: Vec<Store<DynamicObject>>,
+    cluster_issuers: Store<DynamicObject>,
+    stop: CancellationToken,
+) -> BoxFuture<'static, ()> {
+    let cert_ar = ApiResource::erase::<Certificate>(&());
+    let issuer_ar = ApiResource::erase::<Issuer>(&());
+    let cluster_ar = ApiResource::erase::<ClusterIssuer>(&());
+    Box::pin(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(SWEEP_EVERY) => {}
+            }
+            let certificate_exists = |ns: &str, name: &str| {
+                let r = ObjectRef::new_with(name, cert_ar.clone()).within(ns);
+                certificates.iter().any(|s| s.get(&r).is_some())
+            };
+            ctx.metrics.retain_certificates(certificate_exists);
+            let live_uids: std::collections::HashSet<String> = certificates
+                .iter()
+                .flat_map(|s| s.state())
+                .filter_map(|c| c.metadata.uid.clone())
+                .collect();
+            if let Ok(mut unwritten) = ctx.shared.unwritten.lock() {
+                unwritten.retain(|uid, _| live_uids.contains(uid));
+            }
+            let issuer_exists = |kind: &str, ns: &str, name: &str| match kind {
+                "ClusterIssuer" => cluster_issuers
+                    .get(&ObjectRef::new_with(name, cluster_ar.clone()))
+                    .is_some(),
+                _ => {
+                    let r = ObjectRef::new_with(name, issuer_ar.clone()).within(ns);
+                    issuers.iter().any(|s| s.get(&r).is_some())
+                }
+            };
+            ctx.metrics.retain_issuers(issuer_exists);
+            ctx.backends.retain(|identity| {
+                let mut parts = identity.splitn(3, '/');
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(kind), Some(ns), Some(name)) => issuer_exists(kind, ns, name),
+                    _ => false,
+                }
+            });
+            if let Ok(mut panics) = ctx.shared.panics.lock() {
+                panics.retain(|key, _| {
+                    let mut parts = key.splitn(3, '/');
+                    match (parts.next(), parts.next(), parts.next()) {
+                        (Some("Certificate"), Some(ns), Some(name)) => certificate_exists(ns, name),
+                        (Some(kind), Some(ns), Some(name)) => issuer_exists(kind, ns, name),
+                        _ => false,
+                    }
+                });
+            }
+        }
+    })
 }
 
 /// Certificates whose issuerRef names this issuer.
@@ -247,19 +374,65 @@ fn certificates_using(
         .collect()
 }
 
-fn certificate_error_policy(
-    _: Arc<DynamicObject>,
-    error: &certificate::Error,
+/// Run one reconcile; should it panic, the panic stops here: the object gets `InternalError`
+/// (status and a Warning Event) and is looked at again after a growing backoff, and the
+/// process and every other object carry on.
+async fn guarded<F, Fut>(
+    kind: &'static str,
+    obj: Arc<DynamicObject>,
     ctx: Arc<Context>,
-) -> Action {
-    ctx.metrics.reconcile_error(crate::reason::Reason::ApiError);
-    warn!("certificate reconcile failed, retrying: {error}");
-    Action::requeue(std::time::Duration::from_secs(5))
+    reconcile: F,
+) -> Result<Action, Error>
+where
+    F: FnOnce(Arc<DynamicObject>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
+{
+    let run = reconcile(obj.clone(), ctx.clone());
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            let key = format!(
+                "{kind}/{}/{}",
+                obj.namespace().unwrap_or_default(),
+                obj.name_any()
+            );
+            let count = ctx.shared.panics.lock().map_or(1, |mut panics| {
+                let count = panics.entry(key.clone()).or_insert(0);
+                *count = count.saturating_add(1);
+                *count
+            });
+            error!(object = %key, panics = count, "reconcile panicked: {}", panic_text(payload.as_ref()));
+            ctx.metrics.reconcile_error(Reason::InternalError);
+            match kind {
+                "Certificate" => certificate::report_internal_error(&ctx, &obj).await,
+                _ => issuer::report_internal_error(&ctx, &obj).await,
+            }
+            let delay = crate::pki::renewal::backoff_secs(count, 0, None);
+            Ok(Action::requeue(Duration::from_secs(
+                u64::try_from(delay).unwrap_or(1),
+            )))
+        }
+    }
 }
 
-fn issuer_error_policy(_: Arc<DynamicObject>, error: &kube::Error, _: Arc<Context>) -> Action {
+/// A panic's message, when it is text.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not text)")
+}
+
+fn certificate_error_policy(_: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_error(Reason::ApiError);
+    warn!("certificate reconcile failed, retrying: {error}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn issuer_error_policy(_: Arc<DynamicObject>, error: &Error, _: Arc<Context>) -> Action {
     warn!("issuer reconcile failed, retrying: {error}");
-    Action::requeue(std::time::Duration::from_secs(5))
+    Action::requeue(Duration::from_secs(5))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -279,4 +452,19 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = futures::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_read_from_either_payload() {
+        let text: Box<dyn std::any::Any + Send> = Box::new("boom");
+        assert_eq!(panic_text(text.as_ref()), "boom");
+        let owned: Box<dyn std::any::Any + Send> = Box::new(String::from("bang"));
+        assert_eq!(panic_text(owned.as_ref()), "bang");
+        let other: Box<dyn std::any::Any + Send> = Box::new(7u8);
+        assert_eq!(panic_text(other.as_ref()), "(not text)");
+    }
 }

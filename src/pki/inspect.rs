@@ -68,6 +68,21 @@ pub fn parse_chain(pem_text: &[u8]) -> Result<Vec<CertInfo>, String> {
     Ok(certs)
 }
 
+/// Whether `parent` issued `child`: the names chain and `parent`'s key verifies `child`'s
+/// signature.
+pub fn issued_by(child: &CertInfo, parent: &CertInfo) -> bool {
+    if child.issuer != parent.subject {
+        return false;
+    }
+    let (Ok((_, child)), Ok((_, parent))) = (
+        X509Certificate::from_der(&child.der),
+        X509Certificate::from_der(&parent.der),
+    ) else {
+        return false;
+    };
+    child.verify_signature(Some(parent.public_key())).is_ok()
+}
+
 /// Parse one DER certificate.
 pub fn parse_der(der: &[u8]) -> Result<CertInfo, String> {
     let (_, cert) =

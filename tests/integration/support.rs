@@ -182,6 +182,7 @@ impl Operator {
             metrics.clone(),
             ready.clone(),
             shutdown.clone(),
+            certsmith::controller::context::always_leading(),
         ));
         let http = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -435,4 +436,76 @@ pub async fn request_renewal(ns: &TestNamespace, name: &str, value: &str) {
         .patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .expect("request renewal");
+}
+
+/// The operator binary as users run it, watching one namespace (also its cluster-resource
+/// namespace), on a free port for /healthz, /readyz and /metrics. Killed when dropped.
+pub struct OperatorProcess {
+    child: std::process::Child,
+    pub http: std::net::SocketAddr,
+}
+
+impl OperatorProcess {
+    /// Start with the env's admin kubeconfig; `extra` flags are appended.
+    pub fn start(namespace: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(namespace, extra, &[("KUBECONFIG", env("KUBECONFIG"))])
+    }
+
+    /// Start with `vars` set in the process's environment (KUBECONFIG among them).
+    pub fn start_with_env(namespace: &str, extra: &[&str], vars: &[(&str, String)]) -> Self {
+        let http = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_certsmith"));
+        command
+            .args(["controller", "--namespace", namespace])
+            .args(["--cluster-resource-namespace", namespace])
+            .args(["--cluster-issuer-selector", &format!("test={namespace}")])
+            .args(["--metrics-addr", &http.to_string(), "--log-format", "text"])
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start the operator binary");
+        OperatorProcess { child, http }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait until /readyz answers 200.
+    pub async fn wait_ready(&self) {
+        let url = format!("http://{}/readyz", self.http);
+        let http = reqwest::Client::new();
+        wait_for("the operator's /readyz", WAIT, || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let status = http.get(&url).send().await.ok()?.status();
+                status.is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// Peak resident set size so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -19,7 +19,7 @@ use crate::support::{
 
 /// A root mount, an intermediate mount signed by it (imported with its root, so Vault returns
 /// the root in ca_chain), a role for *.example.test and a policy allowing only signing.
-struct Pki {
+pub(crate) struct Pki {
     bao: Bao,
     id: String,
     root_pem: String,
@@ -27,11 +27,11 @@ struct Pki {
 }
 
 impl Pki {
-    fn sign_path(&self) -> String {
+    pub(crate) fn sign_path(&self) -> String {
         format!("int-{}/sign/agents", self.id)
     }
 
-    async fn setup(bao: Bao, role: Value) -> Self {
+    pub(crate) async fn setup(bao: Bao, role: Value) -> Self {
         let id = format!("{:08x}", rand_u32());
         let (root, int) = (format!("root-{id}"), format!("int-{id}"));
         bao.post(
@@ -99,7 +99,7 @@ impl Pki {
     }
 
     /// A token with only the signing policy, stored in a Secret in `ns`.
-    async fn token_secret(&self, ns: &TestNamespace, name: &str) {
+    pub(crate) async fn token_secret(&self, ns: &TestNamespace, name: &str) {
         let token = self
             .bao
             .post(
@@ -234,7 +234,13 @@ async fn secret(ns: &TestNamespace, name: &str, key: &str, value: &str) {
         .expect("secret");
 }
 
-async fn vault_issuer(ns: &TestNamespace, name: &str, server: &str, path: &str, auth: Value) {
+pub(crate) async fn vault_issuer(
+    ns: &TestNamespace,
+    name: &str,
+    server: &str,
+    path: &str,
+    auth: Value,
+) {
     ns.apply::<Issuer>(
         json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": name},
                               "spec": {"vault": {"server": server, "path": path, "auth": auth}}}),
@@ -488,14 +494,14 @@ async fn fifty_certificates_through_one_issuer_share_one_login() {
 }
 
 /// A private OpenBao for the outage test, so pausing it cannot disturb other tests.
-struct PrivateBao {
+pub(crate) struct PrivateBao {
     child: std::process::Child,
-    addr: String,
-    token: String,
+    pub(crate) addr: String,
+    pub(crate) token: String,
 }
 
 impl PrivateBao {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
@@ -535,7 +541,7 @@ impl PrivateBao {
         PrivateBao { child, addr, token }
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())

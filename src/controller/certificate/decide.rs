@@ -24,6 +24,7 @@ pub enum SecretState<'a> {
 pub struct SecretData {
     pub tls_crt: Option<Vec<u8>>,
     pub tls_key: Option<Vec<u8>>,
+    pub ca_crt: Option<Vec<u8>>,
     pub issuer_name: Option<String>,
     pub issuer_kind: Option<String>,
     /// The backend that signed the certificate (`selfSigned`, `ca`, `vault` ...).
@@ -80,6 +81,15 @@ pub enum Decision {
 
 /// Run the ordered chain of checks.
 pub fn decide(o: &Observed<'_>) -> Decision {
+    if o.spec.secret_name.ends_with(super::pending::SECRET_SUFFIX) {
+        return Decision::Refuse(Problem::new(
+            Reason::InvalidSpec,
+            format!(
+                "secretName {:?} is reserved for certsmith's pending-request Secrets; choose another",
+                o.spec.secret_name
+            ),
+        ));
+    }
     if let Some(other) = o.claimed_by {
         return Decision::Refuse(Problem::new(
             Reason::DuplicateSecretName,
@@ -151,6 +161,9 @@ pub fn decide(o: &Observed<'_>) -> Decision {
             None,
         );
     }
+    if let Err(problem) = ca_anchors_chain(data.ca_crt.as_deref(), crt) {
+        return issue(Reason::InvalidData, problem, None);
+    }
     if data.issuer_name.as_deref() != Some(o.spec.issuer_ref.name.as_str())
         || data.issuer_kind.as_deref() != Some(o.spec.issuer_ref.kind.as_str())
     {
@@ -220,6 +233,47 @@ fn issue(reason: Reason, message: impl Into<String>, current: Option<Current>) -
 
 fn nonempty(v: &Option<Vec<u8>>) -> Option<&[u8]> {
     v.as_deref().filter(|b| !b.is_empty())
+}
+
+/// `ca.crt` must hold certificates, one of which is the top of `tls.crt`'s chain or its
+/// issuer (by name and signature): what a relying party is told to trust must verify it.
+fn ca_anchors_chain(ca_crt: Option<&[u8]>, tls_crt: &[u8]) -> Result<(), String> {
+    let ca = match ca_crt.filter(|b| !b.is_empty()) {
+        None => return Err("Secret is missing ca.crt".into()),
+        Some(bytes) => {
+            inspect::parse_chain(bytes).map_err(|e| format!("ca.crt cannot be parsed: {e}"))?
+        }
+    };
+    let chain =
+        inspect::parse_chain(tls_crt).map_err(|e| format!("tls.crt cannot be parsed: {e}"))?;
+    let Some(top) = chain.last() else {
+        return Err("tls.crt holds no certificate".into());
+    };
+    let anchored = ca
+        .iter()
+        .any(|c| c.der == top.der || inspect::issued_by(top, c));
+    if anchored {
+        Ok(())
+    } else {
+        Err(format!(
+            "ca.crt does not hold the issuer of {:?} (issued by {:?})",
+            top.subject, top.issuer
+        ))
+    }
+}
+
+/// The revision a new issuance becomes: one more than the newest of the status and the
+/// Secret. The Secret's annotation is anyone's to edit, so the sum is checked.
+pub fn next_revision(in_status: Option<i64>, in_secret: Option<i64>) -> Result<i64, Problem> {
+    let last = in_status.max(in_secret).unwrap_or(0).max(0);
+    last.checked_add(1).ok_or_else(|| {
+        Problem::new(
+            Reason::InvalidData,
+            format!(
+                "revision {last} (annotation certsmith.dev/revision on the Secret) cannot be incremented; remove the annotation"
+            ),
+        )
+    })
 }
 
 /// The renew-window setting of a spec.
@@ -335,6 +389,11 @@ pub fn rfc3339(secs: i64) -> String {
     jiff::Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.to_string())
 }
 
+/// RFC 3339 back to seconds since the epoch (None when unreadable).
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +422,7 @@ mod tests {
         SecretData {
             tls_crt: Some(signed.chain_pem.into_bytes()),
             tls_key: Some(key.to_pem(KeyEncoding::Pkcs8).unwrap().into_bytes()),
+            ca_crt: Some(signed.ca_pem.into_bytes()),
             issuer_name: Some(spec.issuer_ref.name.clone()),
             issuer_kind: Some(spec.issuer_ref.kind.as_str().into()),
             issuer_type: Some("selfSigned".into()),
@@ -642,6 +702,7 @@ mod tests {
         let data = SecretData {
             tls_crt: Some(signed.chain_pem.into_bytes()),
             tls_key: Some(key.to_pem(KeyEncoding::Pkcs1).unwrap().into_bytes()),
+            ca_crt: Some(signed.ca_pem.into_bytes()),
             issuer_name: Some("root".into()),
             issuer_kind: Some("ClusterIssuer".into()),
             issuer_type: None,
@@ -656,6 +717,51 @@ mod tests {
         assert_eq!(
             reason(&decide(&observe(&smaller, SecretState::Ours(&data), T0))),
             Reason::SpecMismatch
+        );
+    }
+
+    #[test]
+    fn a_ca_crt_that_does_not_anchor_the_chain_is_repaired() {
+        let s = spec(serde_json::json!({}));
+        let good = issued(&s, T0);
+        assert_eq!(
+            reason(&decide(&observe(&s, SecretState::Ours(&good), T0))),
+            Reason::UpToDate
+        );
+        let other = issued(&s, T0);
+        for bad in [
+            None,
+            Some(b"not a certificate".to_vec()),
+            Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec()),
+            // A real certificate, but not the one that issued tls.crt.
+            other.ca_crt.clone(),
+        ] {
+            let mut data = good.clone();
+            data.ca_crt = bad;
+            assert_eq!(
+                reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),
+                Reason::InvalidData
+            );
+        }
+    }
+
+    #[test]
+    fn a_pending_request_secret_name_is_refused() {
+        let s = spec(serde_json::json!({"secretName": "api-certsmith-pending"}));
+        assert_eq!(
+            reason(&decide(&observe(&s, SecretState::Missing, T0))),
+            Reason::InvalidSpec
+        );
+    }
+
+    #[test]
+    fn the_next_revision_never_overflows() {
+        assert_eq!(next_revision(None, None), Ok(1));
+        assert_eq!(next_revision(Some(3), Some(5)), Ok(6));
+        assert_eq!(next_revision(Some(3), Some(-7)), Ok(4));
+        assert_eq!(
+            next_revision(Some(1), Some(i64::MAX)).map_err(|p| p.reason),
+            Err(Reason::InvalidData)
         );
     }
 }

@@ -78,9 +78,12 @@ impl std::fmt::Debug for Pending {
     }
 }
 
+/// Every pending-request Secret's name ends so; no Certificate may use such a secretName.
+pub const SECRET_SUFFIX: &str = "-certsmith-pending";
+
 /// Name of the pending Secret for a Certificate (kept within the 253-character limit).
 pub fn secret_name(certificate: &str) -> String {
-    const SUFFIX: &str = "-certsmith-pending";
+    const SUFFIX: &str = SECRET_SUFFIX;
     if certificate.len() + SUFFIX.len() <= 253 {
         return format!("{certificate}{SUFFIX}");
     }
