@@ -8,6 +8,7 @@ mod certificates;
 mod chart;
 mod cli;
 mod crds;
+mod keys;
 mod leader;
 mod rbac;
 mod smoke_kube;
