@@ -106,7 +106,7 @@ impl CaSigner {
             .map_err(|e| failed(format!("invalid CSR: {e}")))?;
         csr.params = request.params.clone();
         (csr.params.not_before, csr.params.not_after) =
-            super::validity(now, request, Some(self.ca.not_after)).map_err(failed)?;
+            super::validity(now, request.duration, Some(&self.ca)).map_err(failed)?;
         csr.params.serial_number = Some(super::random_serial());
         // Chain building needs the authority key identifier of the signing CA.
         csr.params.use_authority_key_identifier_extension = true;
@@ -173,6 +173,35 @@ mod tests {
             "capped at the CA's notAfter"
         );
         assert_eq!(signed.ca_pem.trim(), crt.trim());
+    }
+
+    fn sign_leaf(ca: &CaSigner, spec: &CertificateSpec, now: i64) -> CertInfo {
+        let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        let signed = ca.sign(&sign_request(spec, &key).unwrap(), now).unwrap();
+        inspect::parse_chain(signed.chain_pem.as_bytes())
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn backdates_not_before_by_the_clock_skew_but_never_before_the_ca() {
+        let (crt, key) = self_signed(
+            &spec(serde_json::json!({"commonName": "root", "isCA": true, "duration": "48h"})),
+            T0 - 3600,
+        );
+        let ca = load(&crt, &key, T0).unwrap();
+        let leaf_spec = spec(serde_json::json!({"dnsNames": ["a.example"], "duration": "24h"}));
+        let leaf = sign_leaf(&ca, &leaf_spec, T0);
+        assert_eq!(leaf.not_before, T0 - 30, "backdated by the documented skew");
+        assert_eq!(leaf.not_after, T0 + 86400, "the duration counts from now");
+        // Right after the CA was made, the leaf starts with the CA, not before it.
+        let ca_not_before = inspect::parse_chain(crt.as_bytes()).unwrap()[0].not_before;
+        let early = sign_leaf(&ca, &leaf_spec, ca_not_before + 10);
+        assert_eq!(early.not_before, ca_not_before);
+        assert_eq!(early.not_after, ca_not_before + 10 + 86400);
+        // A short lifetime is backdated less (see `NOT_BEFORE_SKEW_DIVISOR`).
+        let short = spec(serde_json::json!({"dnsNames": ["a.example"], "duration": "5m"}));
+        assert_eq!(sign_leaf(&ca, &short, T0).not_before, T0 - 1);
     }
 
     #[test]
