@@ -13,7 +13,8 @@ use super::SignedChain;
 /// A validated CA, ready to sign.
 pub struct CaSigner {
     ca: CertInfo,
-    key: PrivateKey,
+    /// The CA's name, key usages and key identifier method, with its key: built once at load.
+    issuer: Issuer<'static, PrivateKey>,
     /// The CA certificate followed by its own intermediates (never a self-signed root).
     intermediates_pem: String,
     root_pem: String,
@@ -87,8 +88,8 @@ impl CaSigner {
         let root = explicit_root.unwrap_or_else(|| chain[chain.len() - 1].clone());
         Ok(CaSigner {
             root_pem: pem_of(&root),
+            issuer: issuer(&ca, key)?,
             ca,
-            key,
             intermediates_pem,
         })
     }
@@ -110,14 +111,42 @@ impl CaSigner {
         csr.params.serial_number = Some(super::random_serial());
         // Chain building needs the authority key identifier of the signing CA.
         csr.params.use_authority_key_identifier_extension = true;
-        let issuer = Issuer::from_ca_cert_der(&self.ca.der.clone().into(), self.key.pair())
+        let leaf = csr
+            .signed_by(&self.issuer)
             .map_err(|e| failed(e.to_string()))?;
-        let leaf = csr.signed_by(&issuer).map_err(|e| failed(e.to_string()))?;
         Ok(SignedChain {
             chain_pem: format!("{}{}", leaf.pem(), self.intermediates_pem),
             ca_pem: self.root_pem.clone(),
         })
     }
+}
+
+/// The rcgen issuer that signs with this CA. Built at load, so a CA certificate rcgen cannot
+/// sign with makes the issuer NotReady with the reason, instead of Ready while every issuance
+/// fails.
+fn issuer(ca: &CertInfo, key: PrivateKey) -> Result<Issuer<'static, PrivateKey>, Problem> {
+    let cannot_sign = |why: String| {
+        Problem::new(
+            Reason::CaSecretInvalid,
+            format!("CA certificate {:?} cannot sign: {why}", ca.subject),
+        )
+    };
+    // rcgen names this case only "Could not parse certificate"; say what it is.
+    if has_multi_valued_rdn(&ca.der) {
+        return Err(cannot_sign(
+            "its subject has a multi-valued RDN (attributes joined by '+'), which cannot be \
+             used as an issuer name"
+                .into(),
+        ));
+    }
+    Issuer::from_ca_cert_der(&ca.der.as_slice().into(), key).map_err(|e| cannot_sign(e.to_string()))
+}
+
+/// Whether a certificate's subject has a relative distinguished name with more than one
+/// attribute, such as `CN=a+O=b`.
+fn has_multi_valued_rdn(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der)
+        .is_ok_and(|(_, cert)| cert.subject().iter().any(|rdn| rdn.iter().count() > 1))
 }
 
 #[cfg(test)]
@@ -202,6 +231,61 @@ mod tests {
         // A short lifetime is backdated less (see `NOT_BEFORE_SKEW_DIVISOR`).
         let short = spec(serde_json::json!({"dnsNames": ["a.example"], "duration": "5m"}));
         assert_eq!(sign_leaf(&ca, &short, T0).not_before, T0 - 1);
+    }
+
+    /// `crt` (a self-signed certificate of `key`) with its subject and issuer `CN=a+O=b`: one
+    /// RDN holding two attributes, which rcgen cannot use as an issuer name. Re-signed with
+    /// `key`, so it is a valid CA certificate that only the issuer name sets apart.
+    fn with_multi_valued_rdn(crt: &str, key: &PrivateKey) -> String {
+        use pkcs8::der::asn1::{AnyRef, BitString};
+        use pkcs8::der::{Decode, Encode, Reader, SliceReader, Tag};
+        let der = pem::parse(crt).unwrap().into_contents();
+        let elements = |bytes: &[u8]| {
+            let mut reader = SliceReader::new(bytes).unwrap();
+            let mut out = Vec::new();
+            while !reader.is_finished() {
+                out.push(reader.decode::<AnyRef<'_>>().unwrap().to_der().unwrap());
+            }
+            out
+        };
+        let sequence = |parts: &[Vec<u8>]| {
+            pkcs8::der::Any::new(Tag::Sequence, parts.concat())
+                .unwrap()
+                .to_der()
+                .unwrap()
+        };
+        let certificate = elements(AnyRef::from_der(&der).unwrap().value());
+        let mut tbs = elements(AnyRef::from_der(&certificate[0]).unwrap().value());
+        // SEQUENCE { SET { CN=a, O=b } }: the attributes in DER (sorted) order.
+        let name: &[u8] = &[
+            0x30, 0x16, 0x31, 0x14, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, b'a',
+            0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x0a, 0x0c, 0x01, b'b',
+        ];
+        // TBSCertificate: version, serial, signature, issuer (3), validity, subject (5), ...
+        tbs[3] = name.to_vec();
+        tbs[5] = name.to_vec();
+        let tbs = sequence(&tbs);
+        let signature = rcgen::SigningKey::sign(key.pair(), &tbs).unwrap();
+        let bits = BitString::from_bytes(&signature).unwrap().to_der().unwrap();
+        let der = sequence(&[tbs, certificate[1].clone(), bits]);
+        crate::pki::pem_lf("CERTIFICATE", der)
+    }
+
+    /// Readiness builds the signer: a CA that loads but cannot sign is refused at load.
+    #[test]
+    fn a_ca_whose_name_cannot_be_an_issuer_is_refused_at_load() {
+        let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        let root_spec = spec(serde_json::json!({"commonName": "a", "isCA": true}));
+        let signed = selfsigned::sign(&sign_request(&root_spec, &key).unwrap(), &key, T0).unwrap();
+        let crt = with_multi_valued_rdn(&signed.chain_pem, &key);
+        let key_pem = key.to_pem(KeyEncoding::Pkcs8).unwrap();
+        assert!(
+            inspect::parse_chain(crt.as_bytes()).unwrap()[0].is_ca,
+            "a well-formed CA certificate"
+        );
+        let err = load(&crt, &key_pem, T0 + 10).map(|_| ()).unwrap_err();
+        assert_eq!(err.reason, Reason::CaSecretInvalid);
+        assert!(err.message.contains("multi-valued"), "{}", err.message);
     }
 
     #[test]

@@ -108,6 +108,24 @@ impl PrivateKey {
     }
 }
 
+/// A CA's key signs through rcgen's `Issuer`, which then owns it: the key stays behind this
+/// type's redacted `Debug`.
+impl rcgen::PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.pair.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.pair.algorithm()
+    }
+}
+
+impl rcgen::SigningKey for PrivateKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair.sign(message)
+    }
+}
+
 const RSA_ENCRYPTION: pkcs8::ObjectIdentifier =
     pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: pkcs8::ObjectIdentifier =
