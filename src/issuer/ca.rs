@@ -1,7 +1,9 @@
 //! The in-cluster CA backend: a CA certificate and key from a `kubernetes.io/tls` Secret sign
 //! CSRs. Loading validates the CA and names precisely what is wrong.
 
-use rcgen::{CertificateSigningRequestParams, Issuer};
+use rcgen::{Issuer, SubjectPublicKeyInfo};
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::FromDer;
 
 use crate::pki::inspect::{self, CertInfo};
 use crate::pki::keys::PrivateKey;
@@ -103,21 +105,56 @@ impl CaSigner {
     pub fn sign(&self, request: &SignRequest, now: i64) -> Result<SignedChain, Problem> {
         let failed =
             |e: String| Problem::new(Reason::SigningFailed, format!("CA signing failed: {e}"));
-        let mut csr = CertificateSigningRequestParams::from_pem(&request.csr_pem)
-            .map_err(|e| failed(format!("invalid CSR: {e}")))?;
-        csr.params = request.params.clone();
-        (csr.params.not_before, csr.params.not_after) =
+        let public_key = verified_public_key(&request.csr_pem).map_err(failed)?;
+        let mut params = request.params.clone();
+        (params.not_before, params.not_after) =
             super::validity(now, request.duration, Some(&self.ca)).map_err(failed)?;
-        csr.params.serial_number = Some(super::random_serial());
+        params.serial_number = Some(super::random_serial());
         // Chain building needs the authority key identifier of the signing CA.
-        csr.params.use_authority_key_identifier_extension = true;
-        let leaf = csr
-            .signed_by(&self.issuer)
+        params.use_authority_key_identifier_extension = true;
+        let leaf = params
+            .signed_by(&public_key, &self.issuer)
             .map_err(|e| failed(e.to_string()))?;
         Ok(SignedChain {
             chain_pem: format!("{}{}", leaf.pem(), self.intermediates_pem),
             ca_pem: self.root_pem.clone(),
         })
+    }
+}
+
+/// The CSR's public key, once the CSR's signature verifies with it.
+fn verified_public_key(csr_pem: &str) -> Result<SubjectPublicKeyInfo, String> {
+    let der = pem::parse(csr_pem)
+        .map_err(|e| format!("invalid CSR: {e}"))?
+        .into_contents();
+    let (_, csr) =
+        X509CertificationRequest::from_der(&der).map_err(|e| format!("invalid CSR: {e}"))?;
+    verify_csr_signature(&csr)?;
+    SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw)
+        .map_err(|e| format!("CSR public key: {e}"))
+}
+
+/// x509-parser (which rcgen's CSR parser verifies with) knows every signature certsmith's keys
+/// make but ECDSA with SHA-512, the one of P-521 keys, so rcgen refused every P-521 request:
+/// that one is verified with aws-lc-rs.
+fn verify_csr_signature(csr: &X509CertificationRequest<'_>) -> Result<(), String> {
+    use aws_lc_rs::signature::{ECDSA_P521_SHA512_ASN1, UnparsedPublicKey};
+    use x509_parser::error::X509Error;
+    use x509_parser::oid_registry::OID_SIG_ECDSA_WITH_SHA512;
+    let info = &csr.certification_request_info;
+    match csr.verify_signature() {
+        Ok(()) => Ok(()),
+        Err(X509Error::SignatureUnsupportedAlgorithm)
+            if csr.signature_algorithm.algorithm == OID_SIG_ECDSA_WITH_SHA512 =>
+        {
+            UnparsedPublicKey::new(
+                &ECDSA_P521_SHA512_ASN1,
+                &info.subject_pki.subject_public_key.data,
+            )
+            .verify(info.raw, &csr.signature_value.data)
+            .map_err(|_| "invalid CSR: its signature does not verify".to_string())
+        }
+        Err(e) => Err(format!("invalid CSR: {e}")),
     }
 }
 
@@ -210,6 +247,54 @@ mod tests {
         inspect::parse_chain(signed.chain_pem.as_bytes())
             .unwrap()
             .remove(0)
+    }
+
+    /// Every key a Certificate can ask for (RSA is the same code at every size).
+    const KEY_TYPES: [(KeyAlgorithm, u32); 5] = [
+        (KeyAlgorithm::Ecdsa, 256),
+        (KeyAlgorithm::Ecdsa, 384),
+        (KeyAlgorithm::Ecdsa, 521),
+        (KeyAlgorithm::Rsa, 2048),
+        (KeyAlgorithm::Ed25519, 0),
+    ];
+
+    #[test]
+    fn signs_a_csr_of_every_key_type() {
+        let (crt, key) = self_signed(
+            &spec(serde_json::json!({"commonName": "root", "isCA": true})),
+            T0,
+        );
+        let ca = load(&crt, &key, T0).unwrap();
+        let leaf_spec = spec(serde_json::json!({"dnsNames": ["a.example"]}));
+        for (algorithm, size) in KEY_TYPES {
+            let leaf_key = PrivateKey::generate(algorithm, size).unwrap();
+            let signed = ca.sign(&sign_request(&leaf_spec, &leaf_key).unwrap(), T0);
+            let leaf = inspect::parse_chain(signed.unwrap().chain_pem.as_bytes()).unwrap();
+            assert_eq!(leaf[0].public_key_info, leaf_key.public_key_info());
+        }
+    }
+
+    /// Proof of possession: a CSR whose signature does not verify is refused, whatever the key.
+    #[test]
+    fn refuses_a_csr_whose_signature_does_not_verify() {
+        let (crt, key) = self_signed(
+            &spec(serde_json::json!({"commonName": "root", "isCA": true})),
+            T0,
+        );
+        let ca = load(&crt, &key, T0).unwrap();
+        let leaf_spec = spec(serde_json::json!({"dnsNames": ["a.example"]}));
+        for (algorithm, size) in KEY_TYPES {
+            let leaf_key = PrivateKey::generate(algorithm, size).unwrap();
+            let mut request = sign_request(&leaf_spec, &leaf_key).unwrap();
+            let mut der = pem::parse(&request.csr_pem).unwrap().into_contents();
+            // The last byte of the DER is the last byte of the signature.
+            if let Some(last) = der.last_mut() {
+                *last ^= 0x01;
+            }
+            request.csr_pem = crate::pki::pem_lf("CERTIFICATE REQUEST", der);
+            let err = ca.sign(&request, T0).map(|_| ()).unwrap_err();
+            assert_eq!(err.reason, Reason::SigningFailed, "{algorithm:?} {size}");
+        }
     }
 
     #[test]
