@@ -1,7 +1,9 @@
 //! The in-cluster CA backend: a CA certificate and key from a `kubernetes.io/tls` Secret sign
 //! CSRs. Loading validates the CA and names precisely what is wrong.
 
-use rcgen::{CertificateSigningRequestParams, Issuer};
+use rcgen::{Issuer, SubjectPublicKeyInfo};
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::FromDer;
 
 use crate::pki::inspect::{self, CertInfo};
 use crate::pki::keys::PrivateKey;
@@ -13,7 +15,8 @@ use super::SignedChain;
 /// A validated CA, ready to sign.
 pub struct CaSigner {
     ca: CertInfo,
-    key: PrivateKey,
+    /// The CA's name, key usages and key identifier method, with its key: built once at load.
+    issuer: Issuer<'static, PrivateKey>,
     /// The CA certificate followed by its own intermediates (never a self-signed root).
     intermediates_pem: String,
     root_pem: String,
@@ -87,8 +90,8 @@ impl CaSigner {
         let root = explicit_root.unwrap_or_else(|| chain[chain.len() - 1].clone());
         Ok(CaSigner {
             root_pem: pem_of(&root),
+            issuer: issuer(&ca, key)?,
             ca,
-            key,
             intermediates_pem,
         })
     }
@@ -102,22 +105,85 @@ impl CaSigner {
     pub fn sign(&self, request: &SignRequest, now: i64) -> Result<SignedChain, Problem> {
         let failed =
             |e: String| Problem::new(Reason::SigningFailed, format!("CA signing failed: {e}"));
-        let mut csr = CertificateSigningRequestParams::from_pem(&request.csr_pem)
-            .map_err(|e| failed(format!("invalid CSR: {e}")))?;
-        csr.params = request.params.clone();
-        (csr.params.not_before, csr.params.not_after) =
-            super::validity(now, request, Some(self.ca.not_after)).map_err(failed)?;
-        csr.params.serial_number = Some(super::random_serial());
+        let public_key = verified_public_key(&request.csr_pem).map_err(failed)?;
+        let mut params = request.params.clone();
+        (params.not_before, params.not_after) =
+            super::validity(now, request.duration, Some(&self.ca)).map_err(failed)?;
+        params.serial_number = Some(super::random_serial());
         // Chain building needs the authority key identifier of the signing CA.
-        csr.params.use_authority_key_identifier_extension = true;
-        let issuer = Issuer::from_ca_cert_der(&self.ca.der.clone().into(), self.key.pair())
+        params.use_authority_key_identifier_extension = true;
+        let leaf = params
+            .signed_by(&public_key, &self.issuer)
             .map_err(|e| failed(e.to_string()))?;
-        let leaf = csr.signed_by(&issuer).map_err(|e| failed(e.to_string()))?;
         Ok(SignedChain {
             chain_pem: format!("{}{}", leaf.pem(), self.intermediates_pem),
             ca_pem: self.root_pem.clone(),
         })
     }
+}
+
+/// The CSR's public key, once the CSR's signature verifies with it.
+fn verified_public_key(csr_pem: &str) -> Result<SubjectPublicKeyInfo, String> {
+    let der = pem::parse(csr_pem)
+        .map_err(|e| format!("invalid CSR: {e}"))?
+        .into_contents();
+    let (_, csr) =
+        X509CertificationRequest::from_der(&der).map_err(|e| format!("invalid CSR: {e}"))?;
+    verify_csr_signature(&csr)?;
+    SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw)
+        .map_err(|e| format!("CSR public key: {e}"))
+}
+
+/// x509-parser (which rcgen's CSR parser verifies with) knows every signature certsmith's keys
+/// make but ECDSA with SHA-512, the one of P-521 keys, so rcgen refused every P-521 request:
+/// that one is verified with aws-lc-rs.
+fn verify_csr_signature(csr: &X509CertificationRequest<'_>) -> Result<(), String> {
+    use aws_lc_rs::signature::{ECDSA_P521_SHA512_ASN1, UnparsedPublicKey};
+    use x509_parser::error::X509Error;
+    use x509_parser::oid_registry::OID_SIG_ECDSA_WITH_SHA512;
+    let info = &csr.certification_request_info;
+    match csr.verify_signature() {
+        Ok(()) => Ok(()),
+        Err(X509Error::SignatureUnsupportedAlgorithm)
+            if csr.signature_algorithm.algorithm == OID_SIG_ECDSA_WITH_SHA512 =>
+        {
+            UnparsedPublicKey::new(
+                &ECDSA_P521_SHA512_ASN1,
+                &info.subject_pki.subject_public_key.data,
+            )
+            .verify(info.raw, &csr.signature_value.data)
+            .map_err(|_| "invalid CSR: its signature does not verify".to_string())
+        }
+        Err(e) => Err(format!("invalid CSR: {e}")),
+    }
+}
+
+/// The rcgen issuer that signs with this CA. Built at load, so a CA certificate rcgen cannot
+/// sign with makes the issuer NotReady with the reason, instead of Ready while every issuance
+/// fails.
+fn issuer(ca: &CertInfo, key: PrivateKey) -> Result<Issuer<'static, PrivateKey>, Problem> {
+    let cannot_sign = |why: String| {
+        Problem::new(
+            Reason::CaSecretInvalid,
+            format!("CA certificate {:?} cannot sign: {why}", ca.subject),
+        )
+    };
+    // rcgen names this case only "Could not parse certificate"; say what it is.
+    if has_multi_valued_rdn(&ca.der) {
+        return Err(cannot_sign(
+            "its subject has a multi-valued RDN (attributes joined by '+'), which cannot be \
+             used as an issuer name"
+                .into(),
+        ));
+    }
+    Issuer::from_ca_cert_der(&ca.der.as_slice().into(), key).map_err(|e| cannot_sign(e.to_string()))
+}
+
+/// Whether a certificate's subject has a relative distinguished name with more than one
+/// attribute, such as `CN=a+O=b`.
+fn has_multi_valued_rdn(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der)
+        .is_ok_and(|(_, cert)| cert.subject().iter().any(|rdn| rdn.iter().count() > 1))
 }
 
 #[cfg(test)]
@@ -173,6 +239,138 @@ mod tests {
             "capped at the CA's notAfter"
         );
         assert_eq!(signed.ca_pem.trim(), crt.trim());
+    }
+
+    fn sign_leaf(ca: &CaSigner, spec: &CertificateSpec, now: i64) -> CertInfo {
+        let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        let signed = ca.sign(&sign_request(spec, &key).unwrap(), now).unwrap();
+        inspect::parse_chain(signed.chain_pem.as_bytes())
+            .unwrap()
+            .remove(0)
+    }
+
+    /// Every key a Certificate can ask for (RSA is the same code at every size).
+    const KEY_TYPES: [(KeyAlgorithm, u32); 5] = [
+        (KeyAlgorithm::Ecdsa, 256),
+        (KeyAlgorithm::Ecdsa, 384),
+        (KeyAlgorithm::Ecdsa, 521),
+        (KeyAlgorithm::Rsa, 2048),
+        (KeyAlgorithm::Ed25519, 0),
+    ];
+
+    #[test]
+    fn signs_a_csr_of_every_key_type() {
+        let (crt, key) = self_signed(
+            &spec(serde_json::json!({"commonName": "root", "isCA": true})),
+            T0,
+        );
+        let ca = load(&crt, &key, T0).unwrap();
+        let leaf_spec = spec(serde_json::json!({"dnsNames": ["a.example"]}));
+        for (algorithm, size) in KEY_TYPES {
+            let leaf_key = PrivateKey::generate(algorithm, size).unwrap();
+            let signed = ca.sign(&sign_request(&leaf_spec, &leaf_key).unwrap(), T0);
+            let leaf = inspect::parse_chain(signed.unwrap().chain_pem.as_bytes()).unwrap();
+            assert_eq!(leaf[0].public_key_info, leaf_key.public_key_info());
+        }
+    }
+
+    /// Proof of possession: a CSR whose signature does not verify is refused, whatever the key.
+    #[test]
+    fn refuses_a_csr_whose_signature_does_not_verify() {
+        let (crt, key) = self_signed(
+            &spec(serde_json::json!({"commonName": "root", "isCA": true})),
+            T0,
+        );
+        let ca = load(&crt, &key, T0).unwrap();
+        let leaf_spec = spec(serde_json::json!({"dnsNames": ["a.example"]}));
+        for (algorithm, size) in KEY_TYPES {
+            let leaf_key = PrivateKey::generate(algorithm, size).unwrap();
+            let mut request = sign_request(&leaf_spec, &leaf_key).unwrap();
+            let mut der = pem::parse(&request.csr_pem).unwrap().into_contents();
+            // The last byte of the DER is the last byte of the signature.
+            if let Some(last) = der.last_mut() {
+                *last ^= 0x01;
+            }
+            request.csr_pem = crate::pki::pem_lf("CERTIFICATE REQUEST", der);
+            let err = ca.sign(&request, T0).map(|_| ()).unwrap_err();
+            assert_eq!(err.reason, Reason::SigningFailed, "{algorithm:?} {size}");
+        }
+    }
+
+    #[test]
+    fn backdates_not_before_by_the_clock_skew_but_never_before_the_ca() {
+        let (crt, key) = self_signed(
+            &spec(serde_json::json!({"commonName": "root", "isCA": true, "duration": "48h"})),
+            T0 - 3600,
+        );
+        let ca = load(&crt, &key, T0).unwrap();
+        let leaf_spec = spec(serde_json::json!({"dnsNames": ["a.example"], "duration": "24h"}));
+        let leaf = sign_leaf(&ca, &leaf_spec, T0);
+        assert_eq!(leaf.not_before, T0 - 30, "backdated by the documented skew");
+        assert_eq!(leaf.not_after, T0 + 86400, "the duration counts from now");
+        // Right after the CA was made, the leaf starts with the CA, not before it.
+        let ca_not_before = inspect::parse_chain(crt.as_bytes()).unwrap()[0].not_before;
+        let early = sign_leaf(&ca, &leaf_spec, ca_not_before + 10);
+        assert_eq!(early.not_before, ca_not_before);
+        assert_eq!(early.not_after, ca_not_before + 10 + 86400);
+        // A short lifetime is backdated less (see `NOT_BEFORE_SKEW_DIVISOR`).
+        let short = spec(serde_json::json!({"dnsNames": ["a.example"], "duration": "5m"}));
+        assert_eq!(sign_leaf(&ca, &short, T0).not_before, T0 - 1);
+    }
+
+    /// `crt` (a self-signed certificate of `key`) with its subject and issuer `CN=a+O=b`: one
+    /// RDN holding two attributes, which rcgen cannot use as an issuer name. Re-signed with
+    /// `key`, so it is a valid CA certificate that only the issuer name sets apart.
+    fn with_multi_valued_rdn(crt: &str, key: &PrivateKey) -> String {
+        use pkcs8::der::asn1::{AnyRef, BitString};
+        use pkcs8::der::{Decode, Encode, Reader, SliceReader, Tag};
+        let der = pem::parse(crt).unwrap().into_contents();
+        let elements = |bytes: &[u8]| {
+            let mut reader = SliceReader::new(bytes).unwrap();
+            let mut out = Vec::new();
+            while !reader.is_finished() {
+                out.push(reader.decode::<AnyRef<'_>>().unwrap().to_der().unwrap());
+            }
+            out
+        };
+        let sequence = |parts: &[Vec<u8>]| {
+            pkcs8::der::Any::new(Tag::Sequence, parts.concat())
+                .unwrap()
+                .to_der()
+                .unwrap()
+        };
+        let certificate = elements(AnyRef::from_der(&der).unwrap().value());
+        let mut tbs = elements(AnyRef::from_der(&certificate[0]).unwrap().value());
+        // SEQUENCE { SET { CN=a, O=b } }: the attributes in DER (sorted) order.
+        let name: &[u8] = &[
+            0x30, 0x16, 0x31, 0x14, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, b'a',
+            0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x0a, 0x0c, 0x01, b'b',
+        ];
+        // TBSCertificate: version, serial, signature, issuer (3), validity, subject (5), ...
+        tbs[3] = name.to_vec();
+        tbs[5] = name.to_vec();
+        let tbs = sequence(&tbs);
+        let signature = rcgen::SigningKey::sign(key.pair(), &tbs).unwrap();
+        let bits = BitString::from_bytes(&signature).unwrap().to_der().unwrap();
+        let der = sequence(&[tbs, certificate[1].clone(), bits]);
+        crate::pki::pem_lf("CERTIFICATE", der)
+    }
+
+    /// Readiness builds the signer: a CA that loads but cannot sign is refused at load.
+    #[test]
+    fn a_ca_whose_name_cannot_be_an_issuer_is_refused_at_load() {
+        let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        let root_spec = spec(serde_json::json!({"commonName": "a", "isCA": true}));
+        let signed = selfsigned::sign(&sign_request(&root_spec, &key).unwrap(), &key, T0).unwrap();
+        let crt = with_multi_valued_rdn(&signed.chain_pem, &key);
+        let key_pem = key.to_pem(KeyEncoding::Pkcs8).unwrap();
+        assert!(
+            inspect::parse_chain(crt.as_bytes()).unwrap()[0].is_ca,
+            "a well-formed CA certificate"
+        );
+        let err = load(&crt, &key_pem, T0 + 10).map(|_| ()).unwrap_err();
+        assert_eq!(err.reason, Reason::CaSecretInvalid);
+        assert!(err.message.contains("multi-valued"), "{}", err.message);
     }
 
     #[test]

@@ -78,12 +78,11 @@ impl PrivateKey {
 
     /// PEM encoding for `tls.key`.
     pub fn to_pem(&self, encoding: KeyEncoding) -> Result<String, KeyError> {
-        let pkcs8 = self.pair.serialized_der();
-        if encoding == KeyEncoding::Pkcs8 {
-            return Ok(super::pem_lf("PRIVATE KEY", pkcs8.to_vec()));
-        }
-        let info = pkcs8::PrivateKeyInfo::from_der(pkcs8)
+        let info = pkcs8::PrivateKeyInfo::from_der(self.pair.serialized_der())
             .map_err(|e| KeyError::Unsupported(e.to_string()))?;
+        if encoding == KeyEncoding::Pkcs8 {
+            return Ok(super::pem_lf("PRIVATE KEY", pkcs8_v1(info)?));
+        }
         let oid = info.algorithm.oid;
         if oid == RSA_ENCRYPTION {
             // PKCS#8 wraps the PKCS#1 RSAPrivateKey verbatim.
@@ -109,10 +108,41 @@ impl PrivateKey {
     }
 }
 
+/// A CA's key signs through rcgen's `Issuer`, which then owns it: the key stays behind this
+/// type's redacted `Debug`.
+impl rcgen::PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.pair.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.pair.algorithm()
+    }
+}
+
+impl rcgen::SigningKey for PrivateKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair.sign(message)
+    }
+}
+
 const RSA_ENCRYPTION: pkcs8::ObjectIdentifier =
     pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: pkcs8::ObjectIdentifier =
     pkcs8::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+
+/// PKCS#8 version 1 (RFC 5208: the private key alone), as OpenSSL, Go's crypto/x509 and
+/// Python write it and every reader accepts. aws-lc-rs serializes Ed25519 keys as version 2
+/// (RFC 5958, with the public key), which OpenSSL 3.0 ("unsupported") and Python's
+/// `cryptography` refuse. The public key follows from the private one, so nothing is lost.
+fn pkcs8_v1(info: pkcs8::PrivateKeyInfo<'_>) -> Result<Vec<u8>, KeyError> {
+    let v1 = pkcs8::PrivateKeyInfo {
+        public_key: None,
+        ..info
+    };
+    v1.to_der()
+        .map_err(|e| KeyError::Unsupported(e.to_string()))
+}
 
 fn generate_rsa(bits: u32) -> Result<PrivateKey, KeyError> {
     use aws_lc_rs::encoding::AsDer;
@@ -210,6 +240,41 @@ mod tests {
         roundtrip(KeyAlgorithm::Ed25519, 0, KeyEncoding::Pkcs8, "PRIVATE KEY");
         let key = PrivateKey::generate(KeyAlgorithm::Ed25519, 0).unwrap();
         assert!(key.to_pem(KeyEncoding::Pkcs1).is_err());
+    }
+
+    /// PKCS#8 as OpenSSL, Go and Python write it: version 0, no public key. OpenSSL 3.0 and
+    /// Python's `cryptography` refuse the version 1 form (with the public key).
+    #[test]
+    fn pkcs8_keys_are_version_1_without_a_public_key() {
+        for (algorithm, size) in [
+            (KeyAlgorithm::Ecdsa, 256),
+            (KeyAlgorithm::Ecdsa, 384),
+            (KeyAlgorithm::Ecdsa, 521),
+            (KeyAlgorithm::Rsa, 2048),
+            (KeyAlgorithm::Ed25519, 0),
+        ] {
+            let key = PrivateKey::generate(algorithm, size).unwrap();
+            let pem_text = key.to_pem(KeyEncoding::Pkcs8).unwrap();
+            let der = pem::parse(&pem_text).unwrap().into_contents();
+            let info = pkcs8::PrivateKeyInfo::from_der(&der).unwrap();
+            assert_eq!(info.version(), pkcs8::Version::V1, "{algorithm:?} {size}");
+            assert!(info.public_key.is_none(), "{algorithm:?} {size}");
+        }
+    }
+
+    /// Keys written before (PKCS#8 version 2 with the public key) must still load.
+    #[test]
+    fn pkcs8_version_2_keys_are_still_read() {
+        let key = PrivateKey::generate(KeyAlgorithm::Ed25519, 0).unwrap();
+        let der = key.pair().serialized_der().to_vec();
+        let info = pkcs8::PrivateKeyInfo::from_der(&der).unwrap();
+        assert_eq!(
+            info.version(),
+            pkcs8::Version::V2,
+            "aws-lc-rs writes version 2"
+        );
+        let back = PrivateKey::from_pem(&crate::pki::pem_lf("PRIVATE KEY", der)).unwrap();
+        assert_eq!(back.public_key_info(), key.public_key_info());
     }
 
     #[test]

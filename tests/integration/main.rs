@@ -9,6 +9,7 @@ mod chart;
 mod cli;
 mod crds;
 mod hardening;
+mod keys;
 mod leader;
 mod rbac;
 mod smoke_kube;

@@ -6,8 +6,9 @@
 //!    a crash here costs nothing (no request was made);
 //! 2. IssueCertificate is called with an idempotency token derived from the Certificate's UID,
 //!    the revision being issued and the CSR; a crash before the ARN is stored repeats exactly
-//!    the same request, which AWS answers with the same certificate within its idempotency
-//!    window;
+//!    the same request, which AWS answers with the same certificate within its five-minute
+//!    idempotency window; after the window the request is replaced by a new one (new key,
+//!    new token);
 //! 3. the certificate ARN is stored; from here on only GetCertificate is called;
 //! 4. the TLS Secret is written with the new key and chain, then the pending Secret deleted.
 //!
@@ -104,9 +105,13 @@ pub fn idempotency_token(certificate_uid: &str, revision: i64, csr_pem: &str) ->
     hex(&hasher.finalize()[..16])
 }
 
-/// How long a request not yet accepted by AWS is kept: after this its absolute not-after is
-/// stale and AWS no longer honours its idempotency token, so a new one is made.
-pub const UNSUBMITTED_TTL_SECS: i64 = 600;
+/// How long an unacknowledged request (sent, but its ARN never recorded) is resent as it is:
+/// AWS Private CA honours an IssueCertificate IdempotencyToken for five minutes. Counted from
+/// `created_at`, written just before the first send: AWS opens its window when it first
+/// receives the request, which cannot be earlier, so this window never outlasts AWS's. After
+/// it a resend would be issued as a second certificate for the same key, so the request is
+/// replaced by a new one (new key, new token).
+pub const IDEMPOTENCY_WINDOW_SECS: i64 = 5 * 60;
 /// How long a submitted request is polled before it is given up: AWS issues in seconds, and
 /// a certificate fetched after this long would be old.
 pub const SUBMITTED_TTL_SECS: i64 = 24 * 3600;
@@ -140,7 +145,7 @@ pub fn still_valid(
 ) -> bool {
     let fresh = match pending.submitted_at {
         Some(at) => now - at < SUBMITTED_TTL_SECS,
-        None => now - pending.created_at < UNSUBMITTED_TTL_SECS,
+        None => now - pending.created_at < IDEMPOTENCY_WINDOW_SECS,
     };
     Some(pending.certificate_uid.as_str()) == cert.metadata.uid.as_deref()
         && pending.fingerprint == request_fingerprint(&cert.spec)
@@ -360,13 +365,13 @@ mod tests {
         tuned.spec.renew_before = Some("1h".into());
         tuned.metadata.generation = Some(3);
         assert!(still_valid(&p, &tuned, 4, "arn:ca", 200));
-        // Too old: unsubmitted after ten minutes, submitted after a day.
+        // Too old: unsubmitted after the idempotency window, submitted after a day.
         assert!(!still_valid(
             &p,
             &c,
             4,
             "arn:ca",
-            100 + UNSUBMITTED_TTL_SECS
+            100 + IDEMPOTENCY_WINDOW_SECS
         ));
         let submitted = Pending {
             certificate_arn: Some("arn:cert".into()),
@@ -378,7 +383,7 @@ mod tests {
             &c,
             4,
             "arn:ca",
-            100 + UNSUBMITTED_TTL_SECS
+            100 + IDEMPOTENCY_WINDOW_SECS
         ));
         assert!(!still_valid(
             &submitted,
@@ -387,6 +392,16 @@ mod tests {
             "arn:ca",
             150 + SUBMITTED_TTL_SECS
         ));
+    }
+
+    /// AWS honours an IdempotencyToken for five minutes: within them the unacknowledged
+    /// request is resent as it is, after them it is replaced (new key, new token).
+    #[test]
+    fn an_unacknowledged_request_is_resent_only_within_the_idempotency_window() {
+        let (c, p) = (cert(), pending());
+        let sent = p.created_at;
+        assert!(still_valid(&p, &c, 4, "arn:ca", sent + 4 * 60 + 59));
+        assert!(!still_valid(&p, &c, 4, "arn:ca", sent + 5 * 60));
     }
 
     #[test]
