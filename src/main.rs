@@ -117,6 +117,11 @@ struct ControllerArgs {
     /// A leader that has not renewed for this long is replaced (renewals every third of it).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     leader_election_lease_duration: std::time::Duration,
+    /// A leader that has not renewed for this long (a stalled connection, a frozen process,
+    /// another holder) stops writing and exits, before any standby may take over. Longer than
+    /// a third of the lease duration, shorter than the lease duration. Default: two thirds of it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    leader_election_renew_deadline: Option<std::time::Duration>,
 }
 
 #[tokio::main]
@@ -216,6 +221,10 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     let config = kube::Config::infer()
         .await
         .context("loading Kubernetes client configuration (kubeconfig or in-cluster)")?;
+    // Leader election has a client of its own: the renewals never queue behind the
+    // controllers' requests (nor behind --api-qps).
+    let lease_client =
+        kube::Client::try_from(config.clone()).context("building the Kubernetes client")?;
     let client = match args.api_qps {
         None => kube::Client::try_from(config).context("building the Kubernetes client")?,
         Some(qps) => kube::client::ClientBuilder::try_from(config)
@@ -245,38 +254,41 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         name: args.leader_election_lease_name.clone(),
         identity: identity(),
         lease_duration: args.leader_election_lease_duration,
+        renew_deadline: args.leader_election_renew_deadline.unwrap_or_else(|| {
+            certsmith::leader::default_renew_deadline(args.leader_election_lease_duration)
+        }),
         renew_every: args.leader_election_lease_duration / 3,
     });
+    if let Some(election) = &election {
+        election.validate().context(
+            "invalid --leader-election-lease-duration or --leader-election-renew-deadline",
+        )?;
+    }
     let work = async {
         let Some(election) = election else {
-            let always = certsmith::controller::context::always_leading();
+            let always = certsmith::leader::Guard::unelected();
             run::run(client, settings, metrics, ready, shutdown, always).await;
             return Ok(());
         };
         // A standby is healthy and ready; a leader is ready once its caches are synced.
         ready.store(true, std::sync::atomic::Ordering::SeqCst);
         let Some(leadership) =
-            certsmith::leader::acquire(client.clone(), election, shutdown.clone()).await
+            certsmith::leader::acquire(lease_client, election, shutdown.clone()).await
         else {
             return Ok(());
         };
         ready.store(false, std::sync::atomic::Ordering::SeqCst);
-        let always = certsmith::controller::context::always_leading();
-        run::run(
-            client,
-            settings,
-            metrics,
-            ready,
-            leadership.token.clone(),
-            always,
-        )
-        .await;
+        // A lost lease ends the process at once, not with a graceful drain that would keep
+        // writing after a standby may have taken over.
+        leadership.exit_when_lost();
+        let guard = leadership.guard();
+        run::run(client, settings, metrics, ready, leadership.token.clone(), guard).await;
         leadership.release().await;
         if shutdown.is_cancelled() {
             Ok(())
         } else {
             Err(anyhow::anyhow!(
-                "lost the leader lease; exiting so a fresh start can compete again"
+                "the controllers stopped without a termination signal"
             ))
         }
     };

@@ -7,6 +7,7 @@ use crate::issuer::aws_pca::{AwsPcaClient, RateLimits};
 use crate::issuer::vault::VaultClient;
 
 use super::limits::Gates;
+use crate::leader::Guard;
 
 use kube::Client;
 use kube::api::DynamicObject;
@@ -41,15 +42,6 @@ pub fn system_clock() -> Clock {
     Arc::new(|| jiff::Timestamp::now().as_second())
 }
 
-/// Whether this replica may write now (leader election; always true without it). Checked
-/// before every write, so a replica that lost its lease (or was paused past its renew
-/// deadline) writes nothing more.
-pub type LeaderCheck = Arc<dyn Fn() -> bool + Send + Sync>;
-
-pub fn always_leading() -> LeaderCheck {
-    Arc::new(|| true)
-}
-
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
@@ -62,7 +54,10 @@ pub struct Context {
     pub backends: Backends,
     /// Process-wide memory of the controllers (see [`Shared`]).
     pub shared: Arc<Shared>,
-    pub leading: LeaderCheck,
+    /// Whether this replica may write now (leader election; always true without it). Asked
+    /// before every write, so a replica that lost its lease (or was paused past its renew
+    /// deadline) writes nothing more.
+    pub leading: Guard,
 }
 
 /// What the reconcilers remember between runs, for the whole process.
@@ -124,7 +119,7 @@ impl Context {
         certificates: Store<DynamicObject>,
         backends: Backends,
         shared: Arc<Shared>,
-        leading: LeaderCheck,
+        leading: Guard,
     ) -> Self {
         let reporter = Reporter {
             controller: "certsmith".into(),
@@ -149,6 +144,6 @@ impl Context {
 
     /// Whether this replica may write now.
     pub fn is_leading(&self) -> bool {
-        (self.leading)()
+        self.leading.is_leading()
     }
 }

@@ -22,7 +22,8 @@ use crate::metrics::Metrics;
 use crate::reason::Reason;
 use crate::secret;
 
-use super::context::{Backends, LeaderCheck, Shared};
+use super::context::{Backends, Shared};
+use crate::leader::Guard;
 use super::{Context, Error, Settings, certificate, issuer};
 
 /// Set once the Certificate cache is primed; `/readyz` reports it.
@@ -66,7 +67,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     ready: Readiness,
     shutdown: CancellationToken,
-    leading: LeaderCheck,
+    leading: Guard,
 ) {
     let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
         vec![None]

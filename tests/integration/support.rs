@@ -182,7 +182,7 @@ impl Operator {
             metrics.clone(),
             ready.clone(),
             shutdown.clone(),
-            certsmith::controller::context::always_leading(),
+            certsmith::leader::Guard::unelected(),
         ));
         let http = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
