@@ -24,6 +24,8 @@ pub const NOT_AFTER_ANNOTATION: &str = "certsmith.dev/not-after";
 pub const REVISION_ANNOTATION: &str = "certsmith.dev/revision";
 /// The `certsmith.dev/renew-requested-at` value this certificate satisfied.
 pub const RENEW_REQUEST_ANNOTATION: &str = "certsmith.dev/renew-request";
+/// When the operator wrote the certificate (RFC 3339): the renewal floor counts from it.
+pub const ISSUED_AT_ANNOTATION: &str = "certsmith.dev/issued-at";
 
 /// Field manager for everything the controller writes.
 pub const FIELD_MANAGER: &str = "certsmith-controller";
@@ -40,6 +42,8 @@ pub struct Contents<'a> {
     pub revision: i64,
     pub issuer_type: &'a str,
     pub renew_request: Option<&'a str>,
+    /// Unix seconds.
+    pub issued_at: i64,
 }
 
 /// Build the desired Secret for `cert` (pure).
@@ -64,6 +68,10 @@ pub fn build(cert: &Certificate, contents: &Contents<'_>) -> Secret {
             crate::controller::certificate::decide::rfc3339(contents.leaf.not_after),
         ),
         (REVISION_ANNOTATION, contents.revision.to_string()),
+        (
+            ISSUED_AT_ANNOTATION,
+            crate::controller::certificate::decide::rfc3339(contents.issued_at),
+        ),
         (ISSUER_TYPE_ANNOTATION, contents.issuer_type.to_string()),
     ] {
         annotations.insert(k.into(), v);
@@ -195,6 +203,7 @@ mod tests {
             revision: 4,
             issuer_type: "ca",
             renew_request: None,
+            issued_at: 1_800_000_000,
         };
         let s = build(&cert, &contents);
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));

@@ -36,37 +36,41 @@ pub fn base_renewal_time(not_before: i64, not_after: i64, renew_before: RenewBef
 /// Renewal time with a deterministic per-certificate jitter, always earlier than the base
 /// time and never earlier than `not_before`: a fleet issued together spreads its renewals
 /// instead of hitting the issuer at once, and one certificate always gets the same offset.
+/// Never earlier than [`renewal_floor`] either. `issued_at`: when the operator wrote the
+/// certificate, if known.
 pub fn renewal_time(
     identity: &str,
     not_before: i64,
     not_after: i64,
     renew_before: RenewBefore,
+    issued_at: Option<i64>,
 ) -> i64 {
     let base = base_renewal_time(not_before, not_after, renew_before);
     let room = (base - not_before).max(0) as f64;
     let max_jitter = (room * JITTER_SHARE).min(MAX_JITTER_SECS as f64);
     let jittered = base - (max_jitter * unit_fraction(identity)) as i64;
-    jittered.max(renewal_floor(not_before, not_after))
+    jittered.max(renewal_floor(not_before, not_after, issued_at))
 }
 
-/// A certificate is never renewed sooner than this long after its notBefore...
-pub const MIN_AGE_SECS: i64 = 120;
-/// ...or than this share of its lifetime, whichever is longer (but never past half of it).
-pub const MIN_AGE_SHARE: i64 = 10;
+/// A certificate is never renewed before this share (1/10) of its lifetime has passed since
+/// it was issued.
+pub const MIN_AGE_DIVISOR: i64 = 10;
 
-/// The earliest renewal time of a certificate valid from `not_before` to `not_after`:
-/// `notBefore + max(lifetime / 10, 2 min)`, at most halfway through the lifetime.
+/// The earliest renewal time of a certificate valid from `not_before` to `not_after` and
+/// issued at `issued_at`: a tenth of its lifetime after it was issued.
 ///
 /// Without it a renew window that leaves almost nothing of the lifetime (`duration: 5m` with
 /// `renewBeforePercentage: 99` renews 3 s in), or an issuer that backdates notBefore (Vault by
 /// 30 s), puts a fresh certificate's renewal time before the moment it was issued, and the
-/// operator would re-issue it about once a second.
-pub fn renewal_floor(not_before: i64, not_after: i64) -> i64 {
+/// operator would re-issue it about once a second. The issuance time comes from the Secret
+/// (the operator records it); it is trusted only between notBefore and the middle of the
+/// lifetime, and notBefore stands in when it is unknown.
+pub fn renewal_floor(not_before: i64, not_after: i64, issued_at: Option<i64>) -> i64 {
     let lifetime = not_after.saturating_sub(not_before).max(0);
-    let min_age = (lifetime / MIN_AGE_SHARE)
-        .max(MIN_AGE_SECS)
-        .min(lifetime / 2);
-    not_before.saturating_add(min_age)
+    let issued = issued_at
+        .unwrap_or(not_before)
+        .clamp(not_before, not_before.saturating_add(lifetime / 2));
+    issued.saturating_add(lifetime / MIN_AGE_DIVISOR)
 }
 
 /// A stable number in [0, 1) derived from a string (SHA-256, so it is the same on every
@@ -171,14 +175,14 @@ mod tests {
         let (nb, na) = (0, 90 * 24 * HOUR);
         let base = base_renewal_time(nb, na, RenewBefore::Default);
         let times: Vec<i64> = (0..1000)
-            .map(|i| renewal_time(&format!("ns/cert-{i}"), nb, na, RenewBefore::Default))
+            .map(|i| renewal_time(&format!("ns/cert-{i}"), nb, na, RenewBefore::Default, None))
             .collect();
         for t in &times {
             assert!(*t <= base && *t >= base - MAX_JITTER_SECS);
         }
         assert_eq!(
             times[7],
-            renewal_time("ns/cert-7", nb, na, RenewBefore::Default)
+            renewal_time("ns/cert-7", nb, na, RenewBefore::Default, None)
         );
         // 1,000 certificates over 3,600 one-second slots: about 870 distinct slots expected.
         let distinct: std::collections::BTreeSet<_> = times.iter().collect();
@@ -192,14 +196,15 @@ mod tests {
     #[test]
     fn jitter_never_goes_before_not_before_nor_the_floor() {
         for i in 0..200 {
-            // 98% of 300 s would renew 6 s in; the floor (2 minutes) holds instead.
-            let t = renewal_time(&format!("c{i}"), 100, 400, RenewBefore::Percentage(98));
-            assert_eq!(t, 220, "{t}");
+            // 98% of 300 s would renew 6 s in; the floor (a tenth: 30 s) holds instead.
+            let t = renewal_time(&format!("c{i}"), 100, 400, RenewBefore::Percentage(98), None);
+            assert_eq!(t, 130, "{t}");
             let t = renewal_time(
                 &format!("c{i}"),
                 100,
                 100 + 90 * HOUR,
                 RenewBefore::Percentage(98),
+                None,
             );
             assert!(t >= 100 + 9 * HOUR, "a tenth of the lifetime: {t}");
         }
@@ -230,16 +235,22 @@ mod tests {
         let issued_at = 1_800_000_000;
         let (not_before, not_after) = (issued_at - 30, issued_at + 300);
         for identity in ["ns/a", "ns/b", "ns/c", "ns/d"] {
-            let at = renewal_time(identity, not_before, not_after, RenewBefore::Percentage(99));
-            assert!(
-                at > issued_at + 60,
-                "{identity}: renews at {at}, issued at {issued_at}"
+            let at = renewal_time(
+                identity,
+                not_before,
+                not_after,
+                RenewBefore::Percentage(99),
+                Some(issued_at),
             );
+            assert!(at >= issued_at + 33, "{identity}: renews at {at}, issued at {issued_at}");
             assert!(at < not_after, "{identity}: renews before expiry");
         }
         // The floor never delays an ordinary renewal.
         let day = 24 * HOUR;
-        let at = renewal_time("ns/a", 0, day, RenewBefore::Default);
+        let at = renewal_time("ns/a", 0, day, RenewBefore::Default, Some(0));
         assert!(at >= 2 * day / 3 - HOUR && at <= 2 * day / 3, "{at}");
+        // A recorded issuance time is believed only up to the middle of the lifetime.
+        assert_eq!(renewal_floor(0, 1000, Some(5000)), 600);
+        assert_eq!(renewal_floor(0, 1000, Some(-50)), 100);
     }
 }

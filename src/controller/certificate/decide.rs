@@ -33,6 +33,8 @@ pub struct SecretData {
     /// from the Secret (fetched live), so a stale cached status cannot cause a second issuance.
     pub revision: Option<i64>,
     pub renew_request: Option<String>,
+    /// When the operator wrote the certificate (Unix seconds), for the renewal floor.
+    pub issued_at: Option<i64>,
 }
 
 /// Backends whose own configuration decides the certificate profile.
@@ -161,9 +163,6 @@ pub fn decide(o: &Observed<'_>) -> Decision {
             None,
         );
     }
-    if let Err(problem) = ca_anchors_chain(data.ca_crt.as_deref(), crt) {
-        return issue(Reason::InvalidData, problem, None);
-    }
     if data.issuer_name.as_deref() != Some(o.spec.issuer_ref.name.as_str())
         || data.issuer_kind.as_deref() != Some(o.spec.issuer_ref.kind.as_str())
     {
@@ -197,11 +196,15 @@ pub fn decide(o: &Observed<'_>) -> Decision {
             None,
         );
     }
+    if let Err(problem) = ca_anchors_chain(data.ca_crt.as_deref(), crt) {
+        return issue(Reason::InvalidData, problem, None);
+    }
     let renewal_time = renewal::renewal_time(
         o.identity,
         leaf.not_before,
         leaf.not_after,
         renew_before(o.spec),
+        data.issued_at,
     );
     let current = Current {
         leaf,
@@ -256,8 +259,8 @@ fn ca_anchors_chain(ca_crt: Option<&[u8]>, tls_crt: &[u8]) -> Result<(), String>
         Ok(())
     } else {
         Err(format!(
-            "ca.crt does not hold the issuer of {:?} (issued by {:?})",
-            top.subject, top.issuer
+            "ca.crt does not hold the issuer of the top certificate of tls.crt (serial {}, issuer {:?})",
+            top.serial, top.issuer
         ))
     }
 }
@@ -428,6 +431,7 @@ mod tests {
             issuer_type: Some("selfSigned".into()),
             revision: Some(1),
             renew_request: None,
+            issued_at: Some(at),
         }
     }
 
@@ -708,6 +712,7 @@ mod tests {
             issuer_type: None,
             revision: None,
             renew_request: None,
+            issued_at: None,
         };
         assert_eq!(
             reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),

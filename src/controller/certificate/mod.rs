@@ -480,6 +480,7 @@ async fn store_signed(
                 leaf.not_before,
                 leaf.not_after,
                 decide::renew_before(&cert.spec),
+                Some(issuance.observed.now),
             );
             keep_unwritten(
                 ctx,
@@ -587,6 +588,7 @@ async fn store(
         revision,
         issuer_type,
         renew_request: observed.renew_requested,
+        issued_at: observed.now,
     };
     if !ctx.is_leading() {
         return Err(StoreError::Issue(IssueError::NotLeading));
@@ -631,6 +633,7 @@ async fn store(
         leaf.not_before,
         leaf.not_after,
         decide::renew_before(&cert.spec),
+        Some(observed.now),
     );
     Ok(Current {
         leaf,
@@ -917,6 +920,9 @@ fn secret_data(s: &Secret) -> SecretData {
         issuer_type: ann(secret::ISSUER_TYPE_ANNOTATION),
         revision: ann(secret::REVISION_ANNOTATION).and_then(|r| r.trim().parse().ok()),
         renew_request: ann(secret::RENEW_REQUEST_ANNOTATION),
+        issued_at: ann(secret::ISSUED_AT_ANNOTATION)
+            .as_deref()
+            .and_then(decide::parse_rfc3339),
     }
 }
 
