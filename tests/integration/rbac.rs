@@ -251,6 +251,30 @@ impl Install {
         ))
     }
 
+    /// A Secret left in `app` by a Certificate that no longer exists, and a Certificate
+    /// `adopter` naming it: taking it over and re-issuing into it patches it (merge patch of
+    /// the owner annotation, then an apply at the version read), which creating never needs.
+    async fn adoption(&self) {
+        let orphan: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "orphan-tls", "labels": {"certsmith.dev/managed": "true"},
+                         "annotations": {"certsmith.dev/certificate-name": "gone"}},
+            "type": "kubernetes.io/tls", "stringData": {"tls.crt": "", "tls.key": ""},
+        }))
+        .expect("orphan secret");
+        self.app
+            .api::<Secret>()
+            .create(&PostParams::default(), &orphan)
+            .await
+            .expect("create the orphan Secret");
+        certificate(
+            &self.app,
+            "adopter",
+            json!({"secretName": "orphan-tls", "issuerRef": {"name": "selfsigned"},
+            "dnsNames": ["adopter.example.test"]}),
+        )
+        .await;
+    }
+
     /// A CA ClusterIssuer (labelled for this install) on a CA key pair that the test puts in
     /// the cluster-resource namespace, where only the chart's cluster-resources Role lets the
     /// operator read it. Returns its name and the CA certificate (PEM).
@@ -372,9 +396,11 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
     )
     .await;
 
+    install.adoption().await;
+
     let verdict = install
         .verdict(
-            &["root", "leaf", "cluster", "cluster-ca", "aws"],
+            &["root", "leaf", "cluster", "cluster-ca", "aws", "adopter"],
             Duration::from_secs(60),
         )
         .await;
@@ -456,7 +482,9 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         matches!(&denied, Err(kube::Error::Api(e)) if e.code == 403),
         "{denied:?}"
     );
-    for (namespace, verb) in [(&other.name, "get"), (&other.name, "list"), (home, "list")] {
+    // In its home (the cluster-resource namespace) it may get, list and watch Secrets: the
+    // ClusterIssuers' key pairs and credentials, followed by a metadata-only watch.
+    for (namespace, verb) in [(&other.name, "get"), (&other.name, "list")] {
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
@@ -526,8 +554,9 @@ async fn fails_without(prefix: &str, role: Option<&str>, resource: &str, verb: &
         "dnsNames": ["cluster-ca.example.test"]}),
     )
     .await;
+    install.adoption().await;
     let verdict = install
-        .verdict(&["leaf", "cluster-ca"], Duration::from_secs(20))
+        .verdict(&["leaf", "cluster-ca", "adopter"], Duration::from_secs(20))
         .await;
     install.delete().await;
     let Err(why) = verdict else {

@@ -73,10 +73,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 {{- define "certsmith.workloadRules" }}
 # The Certificate controller lists and watches Certificates; its cache also finds two
-# Certificates naming one Secret (controller/run.rs, certificate::older_claimant).
+# Certificates naming one Secret (controller/run.rs, certificate::older_claimant). Before a
+# Secret is adopted, the Certificate it names is looked up live in case the cache lags
+# (certificate::claims_secret: get).
 - apiGroups: [certsmith.dev]
   resources: [certificates]
-  verbs: [list, watch]
+  verbs: [get, list, watch]
 # Status is written with server-side apply after each issuance or failure
 # (certificate::write_status).
 - apiGroups: [certsmith.dev]
