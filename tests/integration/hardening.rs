@@ -151,8 +151,19 @@ async fn a_refused_secret_write_backs_off_and_reuses_the_signed_certificate() {
     assert!(attempts >= 2, "failures are counted: {attempts}");
     assert!(attempts <= 6, "and backed off: {attempts}");
     assert_eq!(signs, 1, "the retries reuse the signed certificate");
+    // The next attempt comes when the backoff (by now over a minute) has run out.
     frozen.thaw().await;
-    wait_ready(&ns, "svc").await;
+    let api = ns.api::<Certificate>();
+    wait_for("Ready once Secrets may be written", Duration::from_secs(180), || {
+        let api = api.clone();
+        async move {
+            let c = api.get("svc").await.ok()?;
+            condition(&c, "Ready")
+                .is_some_and(|r| r.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
     assert_eq!(
         operator.metrics.backend_request_count("vault", "sign"),
         1,
