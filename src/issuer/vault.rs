@@ -170,6 +170,11 @@ impl fmt::Debug for VaultClient {
 /// Requests to Vault give up after this long, so a hung server cannot hold a worker.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest token lifetime believed from a Vault answer: Vault's default maximum TTL
+/// (768h). A server may claim any TTL, up to u64::MAX seconds (which overflows an
+/// `Instant`); a token claimed to live longer is simply looked up or renewed again after this.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(768 * 3600);
+
 impl VaultClient {
     pub fn new(
         server: &str,
@@ -439,6 +444,7 @@ impl VaultClient {
     }
 }
 
+/// A token Vault says lives `ttl_secs` (0: no TTL), believed up to [`MAX_TOKEN_TTL`].
 fn token_with_ttl(value: Sensitive, ttl_secs: u64, renewable: bool) -> Token {
     if ttl_secs == 0 {
         return Token {
@@ -449,13 +455,15 @@ fn token_with_ttl(value: Sensitive, ttl_secs: u64, renewable: bool) -> Token {
         };
     }
     let now = Instant::now();
-    let ttl = Duration::from_secs(ttl_secs);
+    let ttl = Duration::from_secs(ttl_secs).min(MAX_TOKEN_TTL);
     // Refresh once 80% of the TTL has passed, and at least 5 s before expiry.
     let margin = (ttl / 5).max(Duration::from_secs(5)).min(ttl);
+    // Below the cap this cannot overflow; were it to, the token is refreshed at once.
+    let after = |d: Duration| now.checked_add(d).unwrap_or(now);
     Token {
         value,
-        refresh_at: Some(now + ttl - margin),
-        expires_at: Some(now + ttl),
+        refresh_at: Some(after(ttl - margin)),
+        expires_at: Some(after(ttl)),
         renewable,
     }
 }
@@ -677,6 +685,14 @@ mod tests {
         );
         assert_eq!(chain.ca_pem.trim(), root.trim());
         assert!(chain_from_response(&json!({})).is_err());
+    }
+
+    #[test]
+    fn a_ttl_near_u64_max_is_capped_not_an_overflow() {
+        let token = token_with_ttl(Sensitive::new("t"), u64::MAX, true);
+        let expires_at = token.expires_at.expect("an expiry");
+        assert!(expires_at <= Instant::now() + MAX_TOKEN_TTL);
+        assert!(token.refresh_at.expect("a refresh time") < expires_at);
     }
 
     #[test]

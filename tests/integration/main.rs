@@ -8,6 +8,7 @@ mod certificates;
 mod chart;
 mod cli;
 mod crds;
+mod hostile;
 mod leader;
 mod rbac;
 mod smoke_kube;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use certsmith::api::{Certificate, Issuer};
 use certsmith::pki::inspect::parse_chain;
 
+use crate::hostile::{self, Hostile, Recorded};
 use crate::support::{
     Bao, Operator, TestNamespace, WAIT, certificate, condition, env, field, install_crds, leaf,
     openssl_verify, rand_u32, request_renewal, wait_for, wait_ready, wait_reissued, wait_until,
@@ -672,6 +673,65 @@ async fn a_sealed_vault_makes_the_issuer_not_ready_with_that_reason() {
         "{}",
         issuer_ready.message
     );
+    operator.stop().await;
+    ns.delete().await;
+}
+
+// ----- A Vault server a tenant controls -----
+//
+// Any namespace may point an Issuer at any URL, so "Vault" may be hostile: these servers
+// (tests/integration/hostile.rs) stand for it.
+
+fn is_health(r: &Recorded) -> bool {
+    r.path.starts_with("/v1/sys/health")
+}
+
+/// A token issuer in `ns` pointed at `server`, with a token the test can look for.
+async fn token_issuer(ns: &TestNamespace, name: &str, server: &str) {
+    secret(ns, "vault-token", "token", TENANT_TOKEN).await;
+    vault_issuer(
+        ns,
+        name,
+        server,
+        "pki/sign/r",
+        json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}}),
+    )
+    .await;
+}
+
+const TENANT_TOKEN: &str = "s.tenant-token-3f9a71";
+
+#[tokio::test]
+async fn a_vault_answering_an_absurd_ttl_does_not_take_the_operator_down() {
+    let ns = TestNamespace::new("vault-ttl").await;
+    install_crds(&ns.client).await;
+    // Healthy, and the token lives for u64::MAX seconds.
+    let vault = Hostile::start(|r| match is_health(r) {
+        true => hostile::json(200, json!({"initialized": true, "sealed": false})),
+        false => hostile::json(200, json!({"data": {"ttl": u64::MAX, "renewable": true}})),
+    })
+    .await;
+    token_issuer(&ns, "hostile", &vault.url).await;
+    let operator = Operator::start(&ns.name).await;
+    wait_for("the operator looked the token up", WAIT, || async {
+        vault.received("/v1/auth/token/lookup-self").then_some(())
+    })
+    .await;
+
+    // The operator is still there: it issues in that namespace.
+    ns.apply::<Issuer>(
+        json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
+        "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}}),
+    )
+    .await;
+    certificate(
+        &ns,
+        "after",
+        json!({"secretName": "after-tls", "issuerRef": {"name": "selfsigned"},
+        "dnsNames": ["after.example.test"]}),
+    )
+    .await;
+    wait_ready(&ns, "after").await;
     operator.stop().await;
     ns.delete().await;
 }
