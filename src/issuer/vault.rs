@@ -9,8 +9,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use reqwest::Url;
 use serde_json::{Value, json};
 
+use crate::api::conditions::bounded_message;
 use crate::metrics::Metrics;
 use crate::pki::request::SignRequest;
 use crate::reason::{Problem, Reason};
@@ -175,6 +177,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// `Instant`); a token claimed to live longer is simply looked up or renewed again after this.
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(768 * 3600);
 
+/// The largest Vault answer read, whatever its Content-Length says: a sign response with a
+/// long chain is tens of KiB, and a server a tenant controls could otherwise stream forever.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
 impl VaultClient {
     pub fn new(
         server: &str,
@@ -182,25 +188,8 @@ impl VaultClient {
         ca_bundle: Option<&[u8]>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, Problem> {
-        let invalid = |m: String| Problem::new(Reason::InvalidSpec, m);
-        let mut builder = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5));
-        if let Some(pem) = ca_bundle {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| invalid(format!("Vault CA bundle is not PEM: {e}")))?;
-            if certs.is_empty() {
-                return Err(invalid("Vault CA bundle holds no certificate".into()));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| invalid(format!("building the Vault HTTP client: {e}")))?;
         Ok(VaultClient {
-            http,
+            http: http_client(ca_bundle)?,
             server: server.trim_end_matches('/').to_string(),
             namespace: namespace.filter(|n| !n.is_empty()),
             token: tokio::sync::Mutex::new(None),
@@ -234,31 +223,46 @@ impl VaultClient {
             request = request.json(&body);
         }
         let started = Instant::now();
-        let response = request.send().await;
-        let (result, outcome) = match response {
-            Err(e) => (
-                Err(Problem::new(
-                    Reason::VaultUnreachable,
-                    format!(
-                        "Vault {} unreachable: {}",
-                        self.server,
-                        describe_http_error(&e)
-                    ),
-                )),
-                "unreachable",
-            ),
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                (
-                    Ok((status, body)),
-                    if status < 400 { "success" } else { "error" },
-                )
-            }
+        let result = self.exchange(request).await;
+        let outcome = match &result {
+            Err(_) => "unreachable",
+            Ok((status, _)) if *status < 400 => "success",
+            Ok(_) => "error",
         };
         self.metrics
             .backend_request("vault", operation, outcome, started.elapsed());
         result
+    }
+
+    /// Send `request` and read the answer: its status and JSON body (Null when not JSON).
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<(u16, Value), Problem> {
+        let unreachable = |e: reqwest::Error| {
+            Problem::new(
+                Reason::VaultUnreachable,
+                format!(
+                    "Vault {} unreachable: {}",
+                    self.server,
+                    describe_http_error(&e)
+                ),
+            )
+        };
+        let mut response = request.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        // Chunk by chunk, so a body is cut at the cap however long it claims to be.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(Problem::new(
+                    Reason::VaultUnreachable,
+                    format!(
+                        "Vault {} answered with more than 1 MiB; not read further",
+                        self.server
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
     }
 
     /// A valid token: the cached one, renewed, or a fresh login. The lock makes concurrent
@@ -468,6 +472,53 @@ fn token_with_ttl(value: Sensitive, ttl_secs: u64, renewable: bool) -> Token {
     }
 }
 
+/// The HTTP client for one Vault server: its trust, timeouts and redirect rule.
+fn http_client(ca_bundle: Option<&[u8]>) -> Result<reqwest::Client, Problem> {
+    let invalid = |m: String| Problem::new(Reason::InvalidSpec, m);
+    let mut builder = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::custom(
+            |attempt| match redirect_refusal(attempt.previous(), attempt.url()) {
+                None => attempt.follow(),
+                Some(why) => attempt.error(why),
+            },
+        ));
+    if let Some(pem) = ca_bundle {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| invalid(format!("Vault CA bundle is not PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(invalid("Vault CA bundle holds no certificate".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| invalid(format!("building the Vault HTTP client: {e}")))
+}
+
+/// Why a redirect from `previous` (the original request first) to `next` is not followed
+/// (None: it is). A redirect resends `X-Vault-Token` (reqwest strips only `Authorization`
+/// across hosts) and, for a 307 or 308, the login body with the secret ID or JWT. Vault's own
+/// client follows at most one redirect and never from https to http; this one also stays on
+/// the original scheme, host and port. (A standby that redirects to the active node is
+/// refused: point `server` at the active node or a load balancer; standbys forward requests
+/// by default.)
+fn redirect_refusal(previous: &[Url], next: &Url) -> Option<String> {
+    let origin = |u: &Url| u.origin().ascii_serialization();
+    match previous {
+        [original] if origin(original) == origin(next) => None,
+        [original] => Some(format!(
+            "refused a redirect from {} to another origin, {}",
+            origin(original),
+            origin(next)
+        )),
+        _ => Some("refused a second redirect".into()),
+    }
+}
+
 fn auth_failed(path: &str, status: u16, body: &Value) -> Problem {
     Problem::new(
         Reason::VaultAuthFailed,
@@ -475,14 +526,17 @@ fn auth_failed(path: &str, status: u16, body: &Value) -> Problem {
     )
 }
 
-/// Vault's `errors` array as one line (these never contain the request's credentials).
+/// Vault's `errors` array as one line (these never contain the request's credentials),
+/// bounded like any condition message: the server may be one a tenant controls.
 fn vault_errors(body: &Value) -> String {
     match body["errors"].as_array() {
-        Some(errors) if !errors.is_empty() => errors
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join("; "),
+        Some(errors) if !errors.is_empty() => bounded_message(
+            &errors
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
         _ => "no error detail".into(),
     }
 }
@@ -491,6 +545,8 @@ fn vault_errors(body: &Value) -> String {
 fn describe_http_error(e: &reqwest::Error) -> String {
     let mut text = if e.is_timeout() {
         "timed out".to_string()
+    } else if e.is_redirect() {
+        "redirect refused".to_string()
     } else if e.is_connect() {
         "connection failed".to_string()
     } else {
@@ -693,6 +749,52 @@ mod tests {
         let expires_at = token.expires_at.expect("an expiry");
         assert!(expires_at <= Instant::now() + MAX_TOKEN_TTL);
         assert!(token.refresh_at.expect("a refresh time") < expires_at);
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn one_redirect_within_the_same_origin_is_followed_nothing_else() {
+        let first = url("https://vault.example:8200/v1/auth/approle/login");
+        let same = url("https://vault.example:8200/v1/other");
+        assert_eq!(redirect_refusal(std::slice::from_ref(&first), &same), None);
+        assert_eq!(
+            redirect_refusal(&[first.clone(), same.clone()], &same),
+            Some("refused a second redirect".into())
+        );
+        for elsewhere in [
+            "http://vault.example:8200/v1/other",  // https -> http
+            "https://vault.example:8201/v1/other", // another port
+            "https://evil.example:8200/v1/other",  // another host
+            "https://vault.example/v1/other",      // the default port is another port
+        ] {
+            let refusal = redirect_refusal(std::slice::from_ref(&first), &url(elsewhere));
+            assert!(
+                refusal
+                    .as_deref()
+                    .is_some_and(|r| r.contains("another origin")),
+                "{elsewhere}: {refusal:?}"
+            );
+        }
+        // The default port written out is the same origin.
+        let implicit = url("https://vault.example/v1/x");
+        assert_eq!(
+            redirect_refusal(
+                std::slice::from_ref(&implicit),
+                &url("https://vault.example:443/v1/y")
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn vault_errors_are_bounded() {
+        let errors: Vec<String> = (0..10_000).map(|i| format!("error {i}")).collect();
+        let text = vault_errors(&json!({ "errors": errors }));
+        assert!(text.len() <= crate::api::conditions::MAX_MESSAGE_BYTES);
+        assert!(text.starts_with("error 0; error 1"));
     }
 
     #[test]

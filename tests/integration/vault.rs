@@ -2,6 +2,8 @@
 //! token, AppRole and Kubernetes auth (OpenBao's kubernetes auth calls TokenReview on the local
 //! API server). Each test uses mounts and auth paths of its own.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -259,6 +261,24 @@ pub(crate) async fn issuer_ready_reason(
                 .conditions
                 .into_iter()
                 .find(|c| c.type_ == "Ready" && c.status == status)
+        }
+    })
+    .await
+}
+
+/// The issuer's Ready condition, once it has one.
+async fn issuer_ready(ns: &TestNamespace, name: &str) -> certsmith::api::Condition {
+    let api = ns.api::<Issuer>();
+    wait_for(&format!("Issuer {name} Ready"), WAIT, || {
+        let api = api.clone();
+        async move {
+            api.get(name)
+                .await
+                .ok()?
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready")
         }
     })
     .await
@@ -700,6 +720,7 @@ async fn token_issuer(ns: &TestNamespace, name: &str, server: &str) {
 }
 
 const TENANT_TOKEN: &str = "s.tenant-token-3f9a71";
+const TENANT_SECRET_ID: &str = "secret-id-5c1e08";
 
 #[tokio::test]
 async fn a_vault_answering_an_absurd_ttl_does_not_take_the_operator_down() {
@@ -732,6 +753,112 @@ async fn a_vault_answering_an_absurd_ttl_does_not_take_the_operator_down() {
     )
     .await;
     wait_ready(&ns, "after").await;
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_redirect_never_carries_a_credential_to_another_origin() {
+    let ns = TestNamespace::new("vault-redirect").await;
+    install_crds(&ns.client).await;
+    // Another port on the same host is another origin. It would gladly accept anything.
+    let elsewhere = Hostile::start(|_| {
+        hostile::json(
+            200,
+            json!({"data": {"ttl": 3600}, "auth": {"client_token": "s.x", "lease_duration": 3600}}),
+        )
+    })
+    .await;
+    let target = elsewhere.url.clone();
+    let vault = Hostile::start(move |r| match is_health(r) {
+        true => hostile::json(200, json!({})),
+        false => hostile::redirect(307, &format!("{target}{}", r.path)),
+    })
+    .await;
+    token_issuer(&ns, "by-token", &vault.url).await;
+    secret(&ns, "approle", "secret-id", TENANT_SECRET_ID).await;
+    vault_issuer(
+        &ns,
+        "by-approle",
+        &vault.url,
+        "pki/sign/r",
+        json!({"appRole":
+        {"roleId": "r", "secretRef": {"name": "approle", "key": "secret-id"}}}),
+    )
+    .await;
+    let operator = Operator::start(&ns.name).await;
+    wait_for("both issuers redirected", WAIT, || async {
+        (vault.received("/v1/auth/token/lookup-self") && vault.received("/v1/auth/approle/login"))
+            .then_some(())
+    })
+    .await;
+
+    let mut readiness = Vec::new();
+    for issuer in ["by-token", "by-approle"] {
+        readiness.push(issuer_ready(&ns, issuer).await);
+    }
+    let leaked: Vec<String> = elsewhere
+        .requests()
+        .iter()
+        .map(Recorded::everything)
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the other origin received {} request(s); token leaked: {}, secret ID leaked: {}:\n{}",
+        leaked.len(),
+        leaked.iter().any(|r| r.contains(TENANT_TOKEN)),
+        leaked.iter().any(|r| r.contains(TENANT_SECRET_ID)),
+        leaked.join("\n---\n")
+    );
+    for ready in readiness {
+        assert!(
+            ready.status == "False"
+                && ready.reason == "VaultUnreachable"
+                && ready.message.contains("redirect"),
+            "{ready:?}"
+        );
+    }
+    operator.stop().await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_vault_answer_is_read_up_to_one_mebibyte_only() {
+    let ns = TestNamespace::new("vault-body").await;
+    install_crds(&ns.client).await;
+    // Every answer is 96 MiB of JSON whitespace with no Content-Length; each counts what the
+    // operator made the server produce (what it read, plus socket buffers).
+    let answers: Arc<Mutex<Vec<Arc<AtomicUsize>>>> = Arc::default();
+    let vault = Hostile::start({
+        let answers = answers.clone();
+        move |_| {
+            let sent = Arc::new(AtomicUsize::new(0));
+            answers.lock().expect("lock").push(sent.clone());
+            hostile::endless(96 << 20, sent)
+        }
+    })
+    .await;
+    token_issuer(&ns, "v", &vault.url).await;
+    let operator = Operator::start(&ns.name).await;
+    let ready = issuer_ready(&ns, "v").await;
+    let most = answers
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|sent| sent.load(Ordering::SeqCst))
+        .max()
+        .unwrap_or_default();
+    assert!(
+        most < 16 << 20,
+        "the operator read about {} MiB of a 96 MiB answer ({ready:?})",
+        most >> 20
+    );
+    assert!(
+        ready.status == "False"
+            && ready.reason == "VaultUnreachable"
+            && ready.message.contains("1 MiB"),
+        "{ready:?}"
+    );
     operator.stop().await;
     ns.delete().await;
 }
