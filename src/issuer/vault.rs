@@ -154,7 +154,10 @@ struct Token {
 /// Address, trust and namespace of a Vault server, plus the login method and the cached token.
 pub struct VaultClient {
     http: reqwest::Client,
+    /// The server as shown in messages, without a trailing slash.
     server: String,
+    /// The server with a trailing slash: every request URL is joined onto it.
+    base: Url,
     namespace: Option<String>,
     token: tokio::sync::Mutex<Option<Token>>,
     metrics: Arc<Metrics>,
@@ -188,9 +191,12 @@ impl VaultClient {
         ca_bundle: Option<&[u8]>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, Problem> {
+        let base = base_url(server)
+            .map_err(|e| Problem::new(Reason::InvalidSpec, format!("vault.server: {e}")))?;
         Ok(VaultClient {
             http: http_client(ca_bundle)?,
-            server: server.trim_end_matches('/').to_string(),
+            server: base.as_str().trim_end_matches('/').to_string(),
+            base,
             namespace: namespace.filter(|n| !n.is_empty()),
             token: tokio::sync::Mutex::new(None),
             metrics,
@@ -201,18 +207,30 @@ impl VaultClient {
         &self.server
     }
 
+    /// `<server>/v1/<path>`, built segment by segment: `.` and `..` are dropped and `?`, `#`
+    /// and `%` escaped, so no path from a spec (a mount, a signing path) leaves `/v1/`.
+    fn endpoint(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        // A base URL (http or https with a host) always has path segments.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .push("v1")
+                .extend(path.split('/').filter(|s| !s.is_empty()));
+        }
+        url
+    }
+
     /// One call to the Vault HTTP API. Errors carry Vault's own messages, never credentials.
     async fn call(
         &self,
         operation: &'static str,
         method: reqwest::Method,
-        path: &str,
+        url: Url,
         token: Option<&Sensitive>,
         body: Option<Value>,
     ) -> Result<(u16, Value), Problem> {
-        let mut request = self
-            .http
-            .request(method, format!("{}/v1/{path}", self.server));
+        let mut request = self.http.request(method, url);
         if let Some(ns) = &self.namespace {
             request = request.header("X-Vault-Namespace", ns);
         }
@@ -304,7 +322,7 @@ impl VaultClient {
                     .call(
                         "lookup",
                         reqwest::Method::GET,
-                        "auth/token/lookup-self",
+                        self.endpoint("auth/token/lookup-self"),
                         Some(token),
                         None,
                     )
@@ -333,7 +351,13 @@ impl VaultClient {
             }
         };
         let (status, body) = self
-            .call("login", reqwest::Method::POST, &path, None, Some(body))
+            .call(
+                "login",
+                reqwest::Method::POST,
+                self.endpoint(&path),
+                None,
+                Some(body),
+            )
             .await?;
         if status >= 400 {
             return Err(auth_failed(&path, status, &body));
@@ -357,7 +381,7 @@ impl VaultClient {
             .call(
                 "renew",
                 reqwest::Method::POST,
-                "auth/token/renew-self",
+                self.endpoint("auth/token/renew-self"),
                 Some(token),
                 Some(json!({})),
             )
@@ -375,14 +399,12 @@ impl VaultClient {
 
     /// `sys/health`: is the server initialized, unsealed and answering?
     pub async fn health(&self) -> Result<(), Problem> {
+        let mut url = self.endpoint("sys/health");
+        url.query_pairs_mut()
+            .append_pair("standbyok", "true")
+            .append_pair("perfstandbyok", "true");
         let (status, body) = self
-            .call(
-                "health",
-                reqwest::Method::GET,
-                "sys/health?standbyok=true&perfstandbyok=true",
-                None,
-                None,
-            )
+            .call("health", reqwest::Method::GET, url, None, None)
             .await?;
         match status {
             200..=299 | 429 | 472 | 473 => Ok(()),
@@ -418,7 +440,7 @@ impl VaultClient {
             .call(
                 "sign",
                 reqwest::Method::POST,
-                sign_path,
+                self.endpoint(sign_path),
                 Some(&token),
                 Some(body.clone()),
             )
@@ -431,7 +453,7 @@ impl VaultClient {
                 .call(
                     "sign",
                     reqwest::Method::POST,
-                    sign_path,
+                    self.endpoint(sign_path),
                     Some(&token),
                     Some(body),
                 )
@@ -470,6 +492,33 @@ fn token_with_ttl(value: Sensitive, ttl_secs: u64, renewable: bool) -> Token {
         expires_at: Some(after(ttl)),
         renewable,
     }
+}
+
+/// `server` as the base every request URL is joined onto: http or https, a host, an
+/// optional port and path prefix, and a trailing slash. A query, fragment or user info could
+/// steer requests elsewhere (with `http://host/admin#`, `<server>/v1/…` is a fragment of
+/// `/admin`), so they are refused, textually too: the URL parser forgives some (`http://@host`).
+pub fn base_url(server: &str) -> Result<Url, String> {
+    if let Some(c) = server
+        .chars()
+        .find(|c| matches!(c, '?' | '#' | '@') || c.is_whitespace())
+    {
+        return Err(format!(
+            "{server:?} is not a base URL: {c:?} is not allowed (no query, fragment or user info)"
+        ));
+    }
+    let mut url = Url::parse(server).map_err(|e| format!("{server:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{server:?}: the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{server:?} names no host"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
 }
 
 /// The HTTP client for one Vault server: its trust, timeouts and redirect rule.
@@ -753,6 +802,69 @@ mod tests {
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_server_must_be_a_base_url() {
+        let client = |server: &str| {
+            VaultClient::new(server, None, None, Arc::new(Metrics::default())).map(|_| ())
+        };
+        for bad in [
+            "http://host/admin#",
+            "http://host/admin#/x",
+            "http://user@host",
+            "http://@host",
+            "http://user:pass@host/",
+            "http://host?x=1",
+            "http://host/v1?",
+            "ftp://host",
+            "https://",
+            "host:8200",
+        ] {
+            let refused = client(bad).expect_err(bad);
+            assert_eq!(refused.reason, Reason::InvalidSpec, "{bad}: {refused}");
+        }
+        for good in [
+            "http://127.0.0.1:8200",
+            "https://vault.example",
+            "https://vault.example:8200/prefix/",
+            "https://[::1]:8200",
+        ] {
+            client(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+
+    #[test]
+    fn request_urls_stay_under_the_server_v1() {
+        let client = |server: &str| {
+            VaultClient::new(server, None, None, Arc::new(Metrics::default())).unwrap()
+        };
+        let prefixed = client("https://vault.example:8200/prefix");
+        assert_eq!(
+            prefixed.endpoint("pki_int/sign/agents").as_str(),
+            "https://vault.example:8200/prefix/v1/pki_int/sign/agents"
+        );
+        assert_eq!(prefixed.server(), "https://vault.example:8200/prefix");
+        let plain = client("http://127.0.0.1:8200/");
+        for (path, expected) in [
+            (
+                "auth/approle/login",
+                "http://127.0.0.1:8200/v1/auth/approle/login",
+            ),
+            // A mount or signing path from a spec cannot climb out of /v1/ nor add a query.
+            (
+                "auth/../../admin/login",
+                "http://127.0.0.1:8200/v1/auth/admin/login",
+            ),
+            ("../../sys/sign/r", "http://127.0.0.1:8200/v1/sys/sign/r"),
+            (
+                "auth/x?y#z/login",
+                "http://127.0.0.1:8200/v1/auth/x%3Fy%23z/login",
+            ),
+            ("auth//k8s/login", "http://127.0.0.1:8200/v1/auth/k8s/login"),
+        ] {
+            assert_eq!(plain.endpoint(path).as_str(), expected, "{path}");
+        }
     }
 
     #[test]

@@ -862,3 +862,55 @@ async fn a_vault_answer_is_read_up_to_one_mebibyte_only() {
     operator.stop().await;
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn the_api_server_refuses_a_vault_server_that_is_not_a_base_url() {
+    let ns = TestNamespace::new("vault-url").await;
+    install_crds(&ns.client).await;
+    let apply = |server: &str| {
+        let api = ns.api::<Issuer>();
+        let body = json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
+            "metadata": {"name": "v"}, "spec": {"vault": {"server": server, "path": "pki/sign/r",
+            "auth": {"tokenSecretRef": {"name": "t", "key": "token"}}}}});
+        async move {
+            api.patch(
+                "v",
+                &PatchParams::apply("certsmith-tests").force(),
+                &Patch::Apply(body),
+            )
+            .await
+        }
+    };
+    let mut accepted = Vec::new();
+    for bad in [
+        "http://host/admin#",
+        "http://host/admin#/x",
+        "http://user@host",
+        "http://user:pass@host:8200/",
+        "http://host?x=1",
+        "http://host/v1?",
+        "ftp://host",
+        "https://",
+        "http:///path",
+    ] {
+        match apply(bad).await {
+            Err(kube::Error::Api(e)) if e.code == 422 => {}
+            other => accepted.push(format!("{bad}: {:?}", other.map(|_| "accepted"))),
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "not refused at admission: {accepted:#?}"
+    );
+    for good in [
+        "http://127.0.0.1:8200",
+        "https://vault.example",
+        "https://vault.example:8200/prefix/",
+        "https://[::1]:8200",
+    ] {
+        apply(good)
+            .await
+            .unwrap_or_else(|e| panic!("{good} refused: {e}"));
+    }
+    ns.delete().await;
+}
