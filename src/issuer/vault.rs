@@ -539,6 +539,9 @@ fn http_client(ca_bundle: Option<&[u8]>) -> Result<reqwest::Client, Problem> {
         if certs.is_empty() {
             return Err(invalid("Vault CA bundle holds no certificate".into()));
         }
+        // The bundle is the whole trust, as with cert-manager: a server that only the
+        // system roots vouch for is refused.
+        builder = builder.tls_built_in_root_certs(false);
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }

@@ -914,3 +914,97 @@ async fn the_api_server_refuses_a_vault_server_that_is_not_a_base_url() {
     }
     ns.delete().await;
 }
+
+/// A CA and a server certificate for 127.0.0.1 it signed: (CA PEM, server PEM, server key PEM).
+fn ca_and_server_certificate(name: &str) -> (String, String, String) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let ca = rcgen::CertifiedIssuer::self_signed(params, ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &*ca)
+        .expect("server certificate");
+    (ca.pem(), server.pem(), key.serialize_pem())
+}
+
+/// The operator binary as its own process, serving `ns` with the test environment's admin
+/// credentials and `envs`; killed on drop.
+struct OperatorProcess(std::process::Child);
+
+impl OperatorProcess {
+    fn start(ns: &str, envs: &[(&str, &std::path::Path)]) -> Self {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_certsmith"))
+            .args([
+                "controller".to_string(),
+                format!("--namespace={ns}"),
+                format!("--cluster-resource-namespace={ns}"),
+                format!("--cluster-issuer-selector=test={ns}"),
+                "--metrics-addr=127.0.0.1:0".to_string(),
+            ])
+            .env("KUBECONFIG", env("KUBECONFIG"))
+            .envs(envs.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the operator");
+        OperatorProcess(child)
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_ca_bundle_replaces_the_system_roots() {
+    use base64::Engine;
+    let ns = TestNamespace::new("vault-roots").await;
+    install_crds(&ns.client).await;
+    // The operator's "system roots" (SSL_CERT_FILE) hold a CA that signed the server's
+    // certificate; the issuer's caBundle names another CA.
+    let (system_ca, server_chain, server_key) = ca_and_server_certificate("System Root Stand-in");
+    let (other_ca, _, _) = ca_and_server_certificate("The Issuer's Own CA");
+    let roots = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(roots.path(), &system_ca).expect("write roots");
+    let vault = Hostile::start_tls(&server_chain, &server_key, |r| match is_health(r) {
+        true => hostile::json(200, json!({})),
+        false => hostile::json(200, json!({"data": {"ttl": 3600}})),
+    })
+    .await;
+    secret(&ns, "vault-token", "token", TENANT_TOKEN).await;
+    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    for (name, bundle) in [
+        ("system-roots", None),
+        ("bundle-with-that-ca", Some(b64(&system_ca))),
+        ("bundle-with-another-ca", Some(b64(&other_ca))),
+    ] {
+        let mut spec = json!({"server": vault.url, "path": "pki/sign/r",
+            "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}}});
+        if let Some(bundle) = bundle {
+            spec["caBundle"] = json!(bundle);
+        }
+        ns.apply::<Issuer>(
+            json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
+            "metadata": {"name": name}, "spec": {"vault": spec}}),
+        )
+        .await;
+    }
+    let _operator = OperatorProcess::start(&ns.name, &[("SSL_CERT_FILE", roots.path())]);
+    issuer_ready_reason(&ns, "system-roots", "True").await;
+    issuer_ready_reason(&ns, "bundle-with-that-ca", "True").await;
+    let refused = issuer_ready_reason(&ns, "bundle-with-another-ca", "False").await;
+    assert_eq!(refused.reason, "VaultUnreachable", "{refused:?}");
+    ns.delete().await;
+}
