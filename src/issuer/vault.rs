@@ -521,6 +521,39 @@ pub fn base_url(server: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// A Vault URL prefix that namespaced Issuers' servers must fall under
+/// (`--issuer-vault-servers`), compared as URLs: the same scheme, host and port, and a path
+/// under the prefix's path at a `/` boundary. So `https://vault.example:8200` admits
+/// `https://vault.example:8200/team-a` but not `https://vault.example.evil.com:8200`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerPrefix(Url);
+
+impl std::str::FromStr for ServerPrefix {
+    type Err = String;
+
+    fn from_str(prefix: &str) -> Result<Self, String> {
+        base_url(prefix).map(ServerPrefix)
+    }
+}
+
+impl fmt::Display for ServerPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl ServerPrefix {
+    /// Whether `server` (a [`base_url`]) falls under this prefix. Both paths end with `/`,
+    /// so a string prefix of the path is a prefix at a segment boundary.
+    pub fn admits(&self, server: &Url) -> bool {
+        let prefix = &self.0;
+        prefix.scheme() == server.scheme()
+            && prefix.host() == server.host()
+            && prefix.port_or_known_default() == server.port_or_known_default()
+            && server.path().starts_with(prefix.path())
+    }
+}
+
 /// The HTTP client for one Vault server: its trust, timeouts and redirect rule.
 fn http_client(ca_bundle: Option<&[u8]>) -> Result<reqwest::Client, Problem> {
     let invalid = |m: String| Problem::new(Reason::InvalidSpec, m);
@@ -868,6 +901,33 @@ mod tests {
         ] {
             assert_eq!(plain.endpoint(path).as_str(), expected, "{path}");
         }
+    }
+
+    #[test]
+    fn an_allowed_server_prefix_matches_as_a_url() {
+        let prefix: ServerPrefix = "https://vault.example:8200".parse().unwrap();
+        let team: ServerPrefix = "https://vault2.example/team-a".parse().unwrap();
+        let admitted =
+            |prefix: &ServerPrefix, server: &str| prefix.admits(&base_url(server).unwrap());
+        assert!(admitted(&prefix, "https://vault.example:8200"));
+        assert!(admitted(&prefix, "https://VAULT.example:8200/"));
+        assert!(admitted(&prefix, "https://vault.example:8200/any/path"));
+        assert!(admitted(&team, "https://vault2.example:443/team-a/"));
+        assert!(admitted(&team, "https://vault2.example/team-a/sub"));
+        for (prefix, server) in [
+            (&prefix, "https://vault.example:8200.evil.com"),
+            (&prefix, "https://vault.example.evil.com:8200"),
+            (&prefix, "http://vault.example:8200"),
+            (&prefix, "https://vault.example:8201"),
+            (&prefix, "https://vault.example"),
+            (&team, "https://vault2.example/team-ab"),
+            (&team, "https://vault2.example/"),
+            (&team, "https://vault2.example/x/../team-b/"),
+        ] {
+            let admitted = base_url(server).is_ok_and(|s| prefix.admits(&s));
+            assert!(!admitted, "{prefix} must not admit {server}");
+        }
+        assert!("https://vault.example/?x".parse::<ServerPrefix>().is_err());
     }
 
     #[test]

@@ -259,3 +259,18 @@ async fn rendered_manifests_are_accepted_by_the_api_server() {
     }
     ns.delete().await;
 }
+
+#[test]
+fn the_allowed_vault_servers_reach_the_operator_flags() {
+    let rendered = template(
+        "certsmith",
+        &["vault.issuerServers={https://vault.example:8200,https://vault2.example/team-a/}"],
+    );
+    assert!(
+        rendered.contains(
+            "- --issuer-vault-servers=https://vault.example:8200,https://vault2.example/team-a/"
+        ),
+        "{rendered}"
+    );
+    assert!(!template("certsmith", &[]).contains("--issuer-vault-servers"));
+}

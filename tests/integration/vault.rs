@@ -11,7 +11,7 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use certsmith::api::{Certificate, Issuer};
+use certsmith::api::{Certificate, ClusterIssuer, Issuer};
 use certsmith::pki::inspect::parse_chain;
 
 use crate::hostile::{self, Hostile, Recorded};
@@ -912,6 +912,75 @@ async fn the_api_server_refuses_a_vault_server_that_is_not_a_base_url() {
             .await
             .unwrap_or_else(|e| panic!("{good} refused: {e}"));
     }
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn namespaced_issuers_may_use_only_the_allowed_vault_servers() {
+    let ns = TestNamespace::new("vault-allowed").await;
+    install_crds(&ns.client).await;
+    let pki = Pki::setup(Bao::from_env(), json!({})).await;
+    pki.token_secret(&ns, "vault-token").await;
+    let auth = json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}});
+    let allowed = env("VAULT_ADDR");
+    vault_issuer(&ns, "allowed", &allowed, &pki.sign_path(), auth.clone()).await;
+    // The same host on another port is another server.
+    let elsewhere = Hostile::start(|_| hostile::json(200, json!({"data": {"ttl": 3600}}))).await;
+    vault_issuer(
+        &ns,
+        "elsewhere",
+        &elsewhere.url,
+        &pki.sign_path(),
+        auth.clone(),
+    )
+    .await;
+    // A ClusterIssuer may use any server: only cluster admins create them.
+    let for_cluster = Hostile::start(|_| hostile::json(200, json!({"data": {"ttl": 3600}}))).await;
+    let cluster_issuer = format!("{}-vault", ns.name);
+    let cluster_issuers = Api::<ClusterIssuer>::all(ns.client.clone());
+    cluster_issuers
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "certsmith.dev/v1alpha1",
+                "kind": "ClusterIssuer", "metadata": {"name": cluster_issuer, "labels": {"test": ns.name}},
+                "spec": {"vault": {"server": for_cluster.url, "path": pki.sign_path(), "auth": auth}}}))
+            .expect("cluster issuer"),
+        )
+        .await
+        .expect("create ClusterIssuer");
+
+    let mut settings = crate::support::settings(&[&ns.name]);
+    settings.issuer_vault_servers = vec![
+        format!("{allowed}/").parse().expect("prefix"),
+        "https://vault.example:8200".parse().expect("prefix"),
+    ];
+    let operator = Operator::start_configured(ns.client.clone(), settings).await;
+    issuer_ready_reason(&ns, "allowed", "True").await;
+    let refused = issuer_ready_reason(&ns, "elsewhere", "False").await;
+    assert!(
+        refused.reason == "VaultServerNotAllowed"
+            && refused.message.contains("--issuer-vault-servers"),
+        "{refused:?}"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "a server that is not allowed was called: {:?}",
+        elsewhere.requests()
+    );
+    wait_for("the ClusterIssuer Ready", WAIT, || async {
+        let issuer = cluster_issuers.get(&cluster_issuer).await.ok()?;
+        let ready = issuer
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.status == "True").then_some(())
+    })
+    .await;
+    operator.stop().await;
+    let _ = cluster_issuers
+        .delete(&cluster_issuer, &Default::default())
+        .await;
     ns.delete().await;
 }
 
