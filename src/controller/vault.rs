@@ -61,11 +61,7 @@ pub async fn build(
                 client: ctx.client.clone(),
                 namespace: secret_namespace.to_string(),
                 service_account: sa.name.clone(),
-                audiences: if sa.audiences.is_empty() {
-                    vec![DEFAULT_AUDIENCE.into()]
-                } else {
-                    sa.audiences.clone()
-                },
+                audiences: token_audiences(&sa.audiences, identity),
             },
             (None, Some(reference)) => {
                 Jwt::Stored(credential(ctx, secret_namespace, reference).await?)
@@ -116,6 +112,26 @@ fn server_allowed(allowed: &[ServerPrefix], server: &str) -> Result<(), Problem>
             list.join(", ")
         ),
     ))
+}
+
+/// Audiences of the tokens minted for an issuer: those of the spec (default `vault`), and
+/// always the issuer's own, as cert-manager does, so that a Vault role can require tokens
+/// minted for this issuer (`vault://<namespace>/<name>`, `vault://<name>` for a ClusterIssuer).
+fn token_audiences(requested: &[String], identity: &str) -> Vec<String> {
+    let mut audiences = if requested.is_empty() {
+        vec![DEFAULT_AUDIENCE.to_string()]
+    } else {
+        requested.to_vec()
+    };
+    let issuer = identity
+        .strip_prefix("ClusterIssuer//")
+        .or_else(|| identity.strip_prefix("Issuer/"))
+        .unwrap_or(identity);
+    let own = format!("vault://{issuer}");
+    if !audiences.contains(&own) {
+        audiences.push(own);
+    }
+    audiences
 }
 
 /// The client for this issuer, reused while its server, namespace, CA bundle and login
@@ -199,6 +215,23 @@ async fn secret_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minted_tokens_always_name_their_issuer() {
+        assert_eq!(
+            token_audiences(&[], "Issuer/agents/vault"),
+            ["vault", "vault://agents/vault"]
+        );
+        assert_eq!(
+            token_audiences(&["https://vault.example".into()], "ClusterIssuer//vault"),
+            ["https://vault.example", "vault://vault"]
+        );
+        assert_eq!(
+            token_audiences(&["vault://vault".into()], "ClusterIssuer//vault"),
+            ["vault://vault"],
+            "named once"
+        );
+    }
 
     #[test]
     fn namespaced_issuers_use_only_allowed_servers() {

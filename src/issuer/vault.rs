@@ -112,34 +112,93 @@ impl Jwt {
                 service_account,
                 audiences,
             } => {
-                use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-                use k8s_openapi::api::core::v1::ServiceAccount;
-                let api: kube::Api<ServiceAccount> =
-                    kube::Api::namespaced(client.clone(), namespace);
-                let request = TokenRequest {
-                    spec: TokenRequestSpec {
-                        audiences: audiences.clone(),
-                        expiration_seconds: Some(MINTED_TOKEN_SECONDS),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                };
-                let minted = api
-                    .create_token_request(service_account, &Default::default(), &request)
-                    .await
-                    .map_err(|e| {
-                        Problem::new(
-                            Reason::VaultCredentialsMissing,
-                            format!(
-                                "TokenRequest for ServiceAccount {namespace}/{service_account}: {e}"
-                            ),
-                        )
-                    })?;
+                // A request naming no audience gets the API server's own.
+                let own = token_request(client, namespace, service_account, &[])
+                    .await?
+                    .spec
+                    .audiences;
+                if let Some(refusal) = api_audience_refusal(audiences, &own) {
+                    return Err(Problem::new(
+                        Reason::InvalidSpec,
+                        format!(
+                            "serviceAccountRef {namespace}/{service_account}: {refusal}; the \
+                             operator mints no such token for Vault"
+                        ),
+                    ));
+                }
+                let minted = token_request(client, namespace, service_account, audiences).await?;
                 let token = minted.status.map(|s| s.token).unwrap_or_default();
                 Ok(Sensitive::new(token))
             }
         }
     }
+}
+
+/// A short-lived token for `service_account` with `audiences` (none: the API server's own).
+async fn token_request(
+    client: &kube::Client,
+    namespace: &str,
+    service_account: &str,
+    audiences: &[String],
+) -> Result<k8s_openapi::api::authentication::v1::TokenRequest, Problem> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: audiences.to_vec(),
+            expiration_seconds: Some(MINTED_TOKEN_SECONDS),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create_token_request(service_account, &Default::default(), &request)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                Reason::VaultCredentialsMissing,
+                format!("TokenRequest for ServiceAccount {namespace}/{service_account}: {e}"),
+            )
+        })
+}
+
+/// Audiences that in-cluster API servers commonly accept (kubeadm, EKS and most
+/// distributions), refused even when this API server did not name them: in an HA control
+/// plane another replica may have been started with different flags.
+const WELL_KNOWN_API_AUDIENCES: [&str; 2] = [
+    "https://kubernetes.default.svc",
+    "https://kubernetes.default.svc.cluster.local",
+];
+
+/// Why a token with `requested` audiences must not be minted for Vault, given the API
+/// server's own audiences `api` (None: it may be).
+///
+/// A token with an audience the API server accepts is a credential for the cluster itself:
+/// sent to a Vault server, which any namespace can point an Issuer at, it would let that
+/// server act as the ServiceAccount. The API server's audiences (`--api-audiences`, by
+/// default the `--service-account-issuer` values) are learned from the API server itself: it
+/// fills them into a TokenRequest that names none, for the same ServiceAccount the operator
+/// may already mint for; that token is dropped unused. The issuer in
+/// `/.well-known/openid-configuration` would not do: `--api-audiences` can differ from it
+/// (EKS accepts `https://kubernetes.default.svc`, AKS the API server's host name).
+/// cert-manager adds the issuer-specific audience but makes no such check; it relies on RBAC
+/// naming the ServiceAccounts, which the chart does too.
+fn api_audience_refusal(requested: &[String], api: &[String]) -> Option<String> {
+    if api.is_empty() {
+        // Without audiences of its own the API server accepts a token whatever its audience.
+        return Some(
+            "the API server names no audiences of its own, so it would accept any token".into(),
+        );
+    }
+    requested
+        .iter()
+        .find(|a| api.contains(a) || WELL_KNOWN_API_AUDIENCES.contains(&a.as_str()))
+        .map(|a| {
+            format!(
+                "audience {a:?} is one the Kubernetes API server accepts: a token for it would \
+                 let the Vault server act as this ServiceAccount in the cluster"
+            )
+        })
 }
 
 /// A token and when to stop trusting it.
@@ -961,6 +1020,31 @@ mod tests {
                 &url("https://vault.example:443/v1/y")
             ),
             None
+        );
+    }
+
+    #[test]
+    fn audiences_of_the_api_server_are_refused() {
+        let api = vec!["https://issuer.example".to_string()];
+        let requested = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            api_audience_refusal(&requested(&["vault", "vault://ns/v"]), &api),
+            None
+        );
+        for audience in [
+            "https://issuer.example",
+            "https://kubernetes.default.svc",
+            "https://kubernetes.default.svc.cluster.local",
+        ] {
+            let refusal = api_audience_refusal(&requested(&["vault", audience]), &api);
+            assert!(
+                refusal.as_deref().is_some_and(|r| r.contains(audience)),
+                "{audience}: {refusal:?}"
+            );
+        }
+        assert!(
+            api_audience_refusal(&requested(&["vault"]), &[]).is_some(),
+            "an API server without audiences accepts any token"
         );
     }
 

@@ -22,7 +22,7 @@ use crate::support::{
 
 /// A root mount, an intermediate mount signed by it (imported with its root, so Vault returns
 /// the root in ca_chain), a role for *.example.test and a policy allowing only signing.
-struct Pki {
+pub(crate) struct Pki {
     bao: Bao,
     id: String,
     root_pem: String,
@@ -30,11 +30,11 @@ struct Pki {
 }
 
 impl Pki {
-    fn sign_path(&self) -> String {
+    pub(crate) fn sign_path(&self) -> String {
         format!("int-{}/sign/agents", self.id)
     }
 
-    async fn setup(bao: Bao, role: Value) -> Self {
+    pub(crate) async fn setup(bao: Bao, role: Value) -> Self {
         let id = format!("{:08x}", rand_u32());
         let (root, int) = (format!("root-{id}"), format!("int-{id}"));
         bao.post(
@@ -162,7 +162,17 @@ impl Pki {
     /// A Kubernetes auth mount pointed at the local API server and a role bound to `sa`.
     /// OpenBao calls TokenReview with a reviewer ServiceAccount's token (system:auth-delegator);
     /// the operator logs in with a short-lived token minted for `sa` with audience `vault`.
-    async fn kubernetes(&self, ns: &TestNamespace, sa: &str) -> String {
+    pub(crate) async fn kubernetes(&self, ns: &TestNamespace, sa: &str) -> String {
+        self.kubernetes_with_audience(ns, sa, "vault").await
+    }
+
+    /// The same, with a role that requires tokens for `audience`.
+    async fn kubernetes_with_audience(
+        &self,
+        ns: &TestNamespace,
+        sa: &str,
+        audience: &str,
+    ) -> String {
         let mount = format!("k8s-{}", self.id);
         self.bao
             .post(&format!("sys/auth/{mount}"), json!({"type": "kubernetes"}))
@@ -218,7 +228,7 @@ impl Pki {
             .post(
                 &format!("auth/{mount}/role/certsmith"),
                 json!({"bound_service_account_names": [sa], "bound_service_account_namespaces": [ns.name],
-                       "token_policies": [self.policy], "audience": "vault", "token_ttl": "1h"}),
+                       "token_policies": [self.policy], "audience": audience, "token_ttl": "1h"}),
             )
             .await;
         mount
@@ -981,6 +991,84 @@ async fn namespaced_issuers_may_use_only_the_allowed_vault_servers() {
     let _ = cluster_issuers
         .delete(&cluster_issuer, &Default::default())
         .await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn minted_service_account_tokens_carry_the_issuer_audience() {
+    let ns = TestNamespace::new("vault-aud").await;
+    install_crds(&ns.client).await;
+    let pki = Pki::setup(Bao::from_env(), json!({})).await;
+    // The Vault role accepts only tokens meant for this one issuer.
+    let audience = format!("vault://{}/by-kubernetes", ns.name);
+    let mount = pki
+        .kubernetes_with_audience(&ns, "vault-auth", &audience)
+        .await;
+    vault_issuer(
+        &ns,
+        "by-kubernetes",
+        &env("VAULT_ADDR"),
+        &pki.sign_path(),
+        json!({"kubernetes":
+        {"mountPath": mount, "role": "certsmith", "serviceAccountRef": {"name": "vault-auth"}}}),
+    )
+    .await;
+    let operator = Operator::start(&ns.name).await;
+    let ready = issuer_ready_reason(&ns, "by-kubernetes", "True").await;
+    assert_eq!(ready.reason, "IssuerReady", "{ready:?}");
+    operator.stop().await;
+    ns.delete().await;
+}
+
+/// The audiences the API server gives a token that names none: its own.
+async fn api_server_audiences(ns: &TestNamespace) -> Vec<String> {
+    let request = k8s_openapi::api::authentication::v1::TokenRequest::default();
+    let answer = ns
+        .api::<ServiceAccount>()
+        .create_token_request("default", &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest");
+    answer.spec.audiences
+}
+
+#[tokio::test]
+async fn a_token_the_api_server_would_accept_is_never_minted_for_vault() {
+    let ns = TestNamespace::new("vault-apiaud").await;
+    install_crds(&ns.client).await;
+    wait_for("the default ServiceAccount", WAIT, || async {
+        ns.api::<ServiceAccount>()
+            .get_opt("default")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    let api_audience = api_server_audiences(&ns).await.remove(0);
+    let vault = Hostile::start(|r| match is_health(r) {
+        true => hostile::json(200, json!({})),
+        false => hostile::json(403, json!({"errors": ["permission denied"]})),
+    })
+    .await;
+    vault_issuer(
+        &ns,
+        "v",
+        &vault.url,
+        "pki/sign/r",
+        json!({"kubernetes": {"role": "r",
+        "serviceAccountRef": {"name": "default", "audiences": [api_audience]}}}),
+    )
+    .await;
+    let operator = Operator::start(&ns.name).await;
+    let ready = issuer_ready_reason(&ns, "v", "False").await;
+    assert!(
+        !vault.received("/login"),
+        "a token valid for the API server ({api_audience}) was sent to the Vault server"
+    );
+    assert!(
+        ready.reason == "InvalidSpec" && ready.message.contains(&api_audience),
+        "{ready:?}"
+    );
+    operator.stop().await;
     ns.delete().await;
 }
 
