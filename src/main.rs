@@ -95,6 +95,12 @@ struct ControllerArgs {
     /// otherwise sign with whatever CA and role the operator can reach. ClusterIssuers always may.
     #[arg(long)]
     issuer_ambient_credentials: bool,
+    /// Vault servers namespaced Issuers may use: URL prefixes (scheme, host, port, optional
+    /// path; repeat the flag or separate with commas). Default: any, so any namespace's Issuer
+    /// can make the operator send requests to whatever address it can reach.
+    /// ClusterIssuers may use any server.
+    #[arg(long, value_delimiter = ',')]
+    issuer_vault_servers: Vec<certsmith::issuer::vault::ServerPrefix>,
     /// Client-side limit on API requests per second. Off by default: the API server's
     /// priority and fairness already protects it, and a client throttle only adds latency.
     #[arg(long)]
@@ -217,6 +223,7 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         cluster_issuer_selector: args.cluster_issuer_selector,
         aws_pca_issue_rate: args.aws_pca_issue_rate,
         issuer_ambient_credentials: args.issuer_ambient_credentials,
+        issuer_vault_servers: args.issuer_vault_servers,
     };
     let config = kube::Config::infer()
         .await

@@ -49,6 +49,8 @@ pub enum Reason {
     VaultSealed,
     VaultAuthFailed,
     VaultCredentialsMissing,
+    /// A namespaced Issuer names a Vault server outside `--issuer-vault-servers`.
+    VaultServerNotAllowed,
     AwsPcaNotActive,
     AwsPcaNotFound,
     AwsAuthFailed,
@@ -96,6 +98,7 @@ impl Reason {
             Reason::VaultSealed => "VaultSealed",
             Reason::VaultAuthFailed => "VaultAuthFailed",
             Reason::VaultCredentialsMissing => "VaultCredentialsMissing",
+            Reason::VaultServerNotAllowed => "VaultServerNotAllowed",
             Reason::AwsPcaNotActive => "AWSPCANotActive",
             Reason::AwsPcaNotFound => "AWSPCANotFound",
             Reason::AwsAuthFailed => "AWSAuthFailed",

@@ -10,6 +10,27 @@ pub const RECONCILING: &str = "Reconciling";
 /// kstatus: present and True while progress is impossible without a user's change.
 pub const STALLED: &str = "Stalled";
 
+/// The longest message a condition carries, in bytes of UTF-8. Messages quote other systems
+/// (Vault's and AWS's error texts, the API server's refusals), and any namespace can point an
+/// issuer at a server it controls: the bound keeps one answer from bloating an object's
+/// status. 1024 bytes is also the API server's limit on an Event's note (bytes, not
+/// characters), so Events use the same bound.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message` as a condition or Event may carry it: at most [`MAX_MESSAGE_BYTES`], cut at a
+/// character boundary and ending with `…` when it was cut.
+pub fn bounded_message(message: &str) -> String {
+    const CUT: char = '…';
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE_BYTES - CUT.len_utf8();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", &message[..end])
+}
+
 /// A status condition, field for field `metav1.Condition`.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -40,7 +61,8 @@ pub struct DesiredCondition {
 }
 
 /// Merge desired conditions into the current ones. A condition keeps its `lastTransitionTime`
-/// unless its status flips; conditions not desired are dropped.
+/// unless its status flips; conditions not desired are dropped; messages are bounded
+/// ([`bounded_message`]).
 pub fn merge(
     current: &[Condition],
     desired: &[DesiredCondition],
@@ -59,7 +81,7 @@ pub fn merge(
                 type_: d.type_.to_string(),
                 status,
                 reason: d.reason.clone(),
-                message: d.message.clone(),
+                message: bounded_message(&d.message),
                 last_transition_time,
                 observed_generation: generation,
             }
@@ -95,6 +117,28 @@ mod tests {
         assert_eq!(same[0].observed_generation, Some(2));
         let flipped = merge(&same, &[desired(false, "Expired")], Some(2), "t3");
         assert_eq!(flipped[0].last_transition_time, "t3");
+    }
+
+    #[test]
+    fn a_long_message_is_cut_at_a_char_boundary_and_says_so() {
+        // 3-byte characters, so a byte-wise cut would split one.
+        let long = "€".repeat(5000);
+        let mut d = desired(false, "SigningFailed");
+        d.message = long.clone();
+        let merged = merge(&[], &[d], None, "t1");
+        let message = &merged[0].message;
+        assert!(
+            message.len() <= MAX_MESSAGE_BYTES,
+            "{} bytes",
+            message.len()
+        );
+        assert!(message.ends_with('…'));
+        assert!(long.starts_with(message.trim_end_matches('…')));
+        assert_eq!(
+            merge(&[], &[desired(true, "Issued")], None, "t1")[0].message,
+            "m",
+            "a short message is left alone"
+        );
     }
 
     #[test]

@@ -167,8 +167,11 @@ pub struct SecretKeySelector {
 #[x_kube(validation = Rule::new("!(has(self.caBundle) && has(self.caBundleSecretRef))").message("caBundle and caBundleSecretRef are mutually exclusive"))]
 #[serde(rename_all = "camelCase")]
 pub struct VaultIssuer {
-    /// Vault address, e.g. `https://vault.example:8200`.
+    /// Vault base URL: http or https, a host, an optional port and path prefix, e.g.
+    /// `https://vault.example:8200`; no user info, query or fragment. Requests go to
+    /// `<server>/v1/...`.
     #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://"))]
+    #[x_kube(validation = Rule::new(r"isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != '' && !self.matches('[?#@\\s]')").message("server must be a base URL: http or https, a host, an optional port and path; no user info, query or fragment"))]
     pub server: String,
     /// Signing path: `<mount>/sign/<role>`, `<mount>/sign-verbatim` or `<mount>/sign-verbatim/<role>`.
     #[schemars(

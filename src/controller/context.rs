@@ -33,6 +33,9 @@ pub struct Settings {
     /// Whether namespaced Issuers may use the operator's own cloud identity (AWS default
     /// chain). ClusterIssuers always may: only cluster admins create them.
     pub issuer_ambient_credentials: bool,
+    /// Vault servers namespaced Issuers may use (URL prefixes; empty: any). ClusterIssuers
+    /// may use any: only cluster admins create them.
+    pub issuer_vault_servers: Vec<crate::issuer::vault::ServerPrefix>,
 }
 
 /// Seconds since the Unix epoch; injected so tests can move time.

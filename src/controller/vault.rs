@@ -7,7 +7,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::api::{SecretKeySelector, VaultIssuer};
-use crate::issuer::vault::{Jwt, Login, Sensitive, VaultClient, VaultSigner};
+use crate::issuer::vault::{
+    Jwt, Login, Sensitive, ServerPrefix, VaultClient, VaultSigner, base_url,
+};
 use crate::reason::{Problem, Reason};
 
 use super::Context;
@@ -15,12 +17,17 @@ use super::Context;
 /// Default audience of minted ServiceAccount tokens.
 const DEFAULT_AUDIENCE: &str = "vault";
 
+/// `identity` is `Issuer/<namespace>/<name>` or `ClusterIssuer//<name>`
+/// (controller::issuer::identity).
 pub async fn build(
     ctx: &Context,
     vault: &VaultIssuer,
     secret_namespace: &str,
     identity: &str,
 ) -> Result<VaultSigner, Problem> {
+    if !identity.starts_with("ClusterIssuer/") {
+        server_allowed(&ctx.settings.issuer_vault_servers, &vault.server)?;
+    }
     let ca_bundle = match (&vault.ca_bundle, &vault.ca_bundle_secret_ref) {
         (Some(b64), _) => Some(
             base64::engine::general_purpose::STANDARD
@@ -54,11 +61,7 @@ pub async fn build(
                 client: ctx.client.clone(),
                 namespace: secret_namespace.to_string(),
                 service_account: sa.name.clone(),
-                audiences: if sa.audiences.is_empty() {
-                    vec![DEFAULT_AUDIENCE.into()]
-                } else {
-                    sa.audiences.clone()
-                },
+                audiences: token_audiences(&sa.audiences, identity),
             },
             (None, Some(reference)) => {
                 Jwt::Stored(credential(ctx, secret_namespace, reference).await?)
@@ -90,6 +93,45 @@ pub async fn build(
         login,
         sign_path: vault.path.trim_matches('/').to_string(),
     })
+}
+
+/// Whether a namespaced Issuer may use `server`: any when `allowed` is empty, else one under
+/// an allowed prefix. ClusterIssuers are not asked: only cluster admins create them.
+fn server_allowed(allowed: &[ServerPrefix], server: &str) -> Result<(), Problem> {
+    let url = base_url(server)
+        .map_err(|e| Problem::new(Reason::InvalidSpec, format!("vault.server: {e}")))?;
+    if allowed.is_empty() || allowed.iter().any(|prefix| prefix.admits(&url)) {
+        return Ok(());
+    }
+    let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+    Err(Problem::new(
+        Reason::VaultServerNotAllowed,
+        format!(
+            "Vault server {server} is not one namespaced Issuers may use: the operator's \
+             --issuer-vault-servers allows {}",
+            list.join(", ")
+        ),
+    ))
+}
+
+/// Audiences of the tokens minted for an issuer: those of the spec (default `vault`), and
+/// always the issuer's own, as cert-manager does, so that a Vault role can require tokens
+/// minted for this issuer (`vault://<namespace>/<name>`, `vault://<name>` for a ClusterIssuer).
+fn token_audiences(requested: &[String], identity: &str) -> Vec<String> {
+    let mut audiences = if requested.is_empty() {
+        vec![DEFAULT_AUDIENCE.to_string()]
+    } else {
+        requested.to_vec()
+    };
+    let issuer = identity
+        .strip_prefix("ClusterIssuer//")
+        .or_else(|| identity.strip_prefix("Issuer/"))
+        .unwrap_or(identity);
+    let own = format!("vault://{issuer}");
+    if !audiences.contains(&own) {
+        audiences.push(own);
+    }
+    audiences
 }
 
 /// The client for this issuer, reused while its server, namespace, CA bundle and login
@@ -168,4 +210,45 @@ async fn secret_key(
 ) -> Result<String, Problem> {
     let secret = super::issuer_secret::read(ctx, namespace, &reference.name, missing, "").await?;
     super::issuer_secret::text(&secret, &reference.key, missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_tokens_always_name_their_issuer() {
+        assert_eq!(
+            token_audiences(&[], "Issuer/agents/vault"),
+            ["vault", "vault://agents/vault"]
+        );
+        assert_eq!(
+            token_audiences(&["https://vault.example".into()], "ClusterIssuer//vault"),
+            ["https://vault.example", "vault://vault"]
+        );
+        assert_eq!(
+            token_audiences(&["vault://vault".into()], "ClusterIssuer//vault"),
+            ["vault://vault"],
+            "named once"
+        );
+    }
+
+    #[test]
+    fn namespaced_issuers_use_only_allowed_servers() {
+        let allowed: Vec<ServerPrefix> = vec![
+            "https://vault.example:8200".parse().unwrap(),
+            "https://vault2.example/team-a".parse().unwrap(),
+        ];
+        assert!(server_allowed(&[], "http://anything.example").is_ok());
+        assert!(server_allowed(&allowed, "https://vault.example:8200/").is_ok());
+        assert!(server_allowed(&allowed, "https://vault2.example/team-a/x").is_ok());
+        let refused = server_allowed(&allowed, "https://vault.example:8200.evil.com").unwrap_err();
+        assert_eq!(refused.reason, Reason::InvalidSpec);
+        let refused = server_allowed(&allowed, "https://vault2.example/team-b").unwrap_err();
+        assert_eq!(refused.reason, Reason::VaultServerNotAllowed);
+        assert!(
+            refused.message.contains("--issuer-vault-servers"),
+            "{refused}"
+        );
+    }
 }

@@ -9,8 +9,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use reqwest::Url;
 use serde_json::{Value, json};
 
+use crate::api::conditions::bounded_message;
 use crate::metrics::Metrics;
 use crate::pki::request::SignRequest;
 use crate::reason::{Problem, Reason};
@@ -110,34 +112,93 @@ impl Jwt {
                 service_account,
                 audiences,
             } => {
-                use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-                use k8s_openapi::api::core::v1::ServiceAccount;
-                let api: kube::Api<ServiceAccount> =
-                    kube::Api::namespaced(client.clone(), namespace);
-                let request = TokenRequest {
-                    spec: TokenRequestSpec {
-                        audiences: audiences.clone(),
-                        expiration_seconds: Some(MINTED_TOKEN_SECONDS),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                };
-                let minted = api
-                    .create_token_request(service_account, &Default::default(), &request)
-                    .await
-                    .map_err(|e| {
-                        Problem::new(
-                            Reason::VaultCredentialsMissing,
-                            format!(
-                                "TokenRequest for ServiceAccount {namespace}/{service_account}: {e}"
-                            ),
-                        )
-                    })?;
+                // A request naming no audience gets the API server's own.
+                let own = token_request(client, namespace, service_account, &[])
+                    .await?
+                    .spec
+                    .audiences;
+                if let Some(refusal) = api_audience_refusal(audiences, &own) {
+                    return Err(Problem::new(
+                        Reason::InvalidSpec,
+                        format!(
+                            "serviceAccountRef {namespace}/{service_account}: {refusal}; the \
+                             operator mints no such token for Vault"
+                        ),
+                    ));
+                }
+                let minted = token_request(client, namespace, service_account, audiences).await?;
                 let token = minted.status.map(|s| s.token).unwrap_or_default();
                 Ok(Sensitive::new(token))
             }
         }
     }
+}
+
+/// A short-lived token for `service_account` with `audiences` (none: the API server's own).
+async fn token_request(
+    client: &kube::Client,
+    namespace: &str,
+    service_account: &str,
+    audiences: &[String],
+) -> Result<k8s_openapi::api::authentication::v1::TokenRequest, Problem> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: audiences.to_vec(),
+            expiration_seconds: Some(MINTED_TOKEN_SECONDS),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create_token_request(service_account, &Default::default(), &request)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                Reason::VaultCredentialsMissing,
+                format!("TokenRequest for ServiceAccount {namespace}/{service_account}: {e}"),
+            )
+        })
+}
+
+/// Audiences that in-cluster API servers commonly accept (kubeadm, EKS and most
+/// distributions), refused even when this API server did not name them: in an HA control
+/// plane another replica may have been started with different flags.
+const WELL_KNOWN_API_AUDIENCES: [&str; 2] = [
+    "https://kubernetes.default.svc",
+    "https://kubernetes.default.svc.cluster.local",
+];
+
+/// Why a token with `requested` audiences must not be minted for Vault, given the API
+/// server's own audiences `api` (None: it may be).
+///
+/// A token with an audience the API server accepts is a credential for the cluster itself:
+/// sent to a Vault server, which any namespace can point an Issuer at, it would let that
+/// server act as the ServiceAccount. The API server's audiences (`--api-audiences`, by
+/// default the `--service-account-issuer` values) are learned from the API server itself: it
+/// fills them into a TokenRequest that names none, for the same ServiceAccount the operator
+/// may already mint for; that token is dropped unused. The issuer in
+/// `/.well-known/openid-configuration` would not do: `--api-audiences` can differ from it
+/// (EKS accepts `https://kubernetes.default.svc`, AKS the API server's host name).
+/// cert-manager adds the issuer-specific audience but makes no such check; it relies on RBAC
+/// naming the ServiceAccounts, which the chart does too.
+fn api_audience_refusal(requested: &[String], api: &[String]) -> Option<String> {
+    if api.is_empty() {
+        // Without audiences of its own the API server accepts a token whatever its audience.
+        return Some(
+            "the API server names no audiences of its own, so it would accept any token".into(),
+        );
+    }
+    requested
+        .iter()
+        .find(|a| api.contains(a) || WELL_KNOWN_API_AUDIENCES.contains(&a.as_str()))
+        .map(|a| {
+            format!(
+                "audience {a:?} is one the Kubernetes API server accepts: a token for it would \
+                 let the Vault server act as this ServiceAccount in the cluster"
+            )
+        })
 }
 
 /// A token and when to stop trusting it.
@@ -152,7 +213,10 @@ struct Token {
 /// Address, trust and namespace of a Vault server, plus the login method and the cached token.
 pub struct VaultClient {
     http: reqwest::Client,
+    /// The server as shown in messages, without a trailing slash.
     server: String,
+    /// The server with a trailing slash: every request URL is joined onto it.
+    base: Url,
     namespace: Option<String>,
     token: tokio::sync::Mutex<Option<Token>>,
     metrics: Arc<Metrics>,
@@ -170,6 +234,15 @@ impl fmt::Debug for VaultClient {
 /// Requests to Vault give up after this long, so a hung server cannot hold a worker.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest token lifetime believed from a Vault answer: Vault's default maximum TTL
+/// (768h). A server may claim any TTL, up to u64::MAX seconds (which overflows an
+/// `Instant`); a token claimed to live longer is simply looked up or renewed again after this.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(768 * 3600);
+
+/// The largest Vault answer read, whatever its Content-Length says: a sign response with a
+/// long chain is tens of KiB, and a server a tenant controls could otherwise stream forever.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
 impl VaultClient {
     pub fn new(
         server: &str,
@@ -177,26 +250,12 @@ impl VaultClient {
         ca_bundle: Option<&[u8]>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, Problem> {
-        let invalid = |m: String| Problem::new(Reason::InvalidSpec, m);
-        let mut builder = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5));
-        if let Some(pem) = ca_bundle {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| invalid(format!("Vault CA bundle is not PEM: {e}")))?;
-            if certs.is_empty() {
-                return Err(invalid("Vault CA bundle holds no certificate".into()));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| invalid(format!("building the Vault HTTP client: {e}")))?;
+        let base = base_url(server)
+            .map_err(|e| Problem::new(Reason::InvalidSpec, format!("vault.server: {e}")))?;
         Ok(VaultClient {
-            http,
-            server: server.trim_end_matches('/').to_string(),
+            http: http_client(ca_bundle)?,
+            server: base.as_str().trim_end_matches('/').to_string(),
+            base,
             namespace: namespace.filter(|n| !n.is_empty()),
             token: tokio::sync::Mutex::new(None),
             metrics,
@@ -207,18 +266,30 @@ impl VaultClient {
         &self.server
     }
 
+    /// `<server>/v1/<path>`, built segment by segment: `.` and `..` are dropped and `?`, `#`
+    /// and `%` escaped, so no path from a spec (a mount, a signing path) leaves `/v1/`.
+    fn endpoint(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        // A base URL (http or https with a host) always has path segments.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .push("v1")
+                .extend(path.split('/').filter(|s| !s.is_empty()));
+        }
+        url
+    }
+
     /// One call to the Vault HTTP API. Errors carry Vault's own messages, never credentials.
     async fn call(
         &self,
         operation: &'static str,
         method: reqwest::Method,
-        path: &str,
+        url: Url,
         token: Option<&Sensitive>,
         body: Option<Value>,
     ) -> Result<(u16, Value), Problem> {
-        let mut request = self
-            .http
-            .request(method, format!("{}/v1/{path}", self.server));
+        let mut request = self.http.request(method, url);
         if let Some(ns) = &self.namespace {
             request = request.header("X-Vault-Namespace", ns);
         }
@@ -229,31 +300,46 @@ impl VaultClient {
             request = request.json(&body);
         }
         let started = Instant::now();
-        let response = request.send().await;
-        let (result, outcome) = match response {
-            Err(e) => (
-                Err(Problem::new(
-                    Reason::VaultUnreachable,
-                    format!(
-                        "Vault {} unreachable: {}",
-                        self.server,
-                        describe_http_error(&e)
-                    ),
-                )),
-                "unreachable",
-            ),
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                (
-                    Ok((status, body)),
-                    if status < 400 { "success" } else { "error" },
-                )
-            }
+        let result = self.exchange(request).await;
+        let outcome = match &result {
+            Err(_) => "unreachable",
+            Ok((status, _)) if *status < 400 => "success",
+            Ok(_) => "error",
         };
         self.metrics
             .backend_request("vault", operation, outcome, started.elapsed());
         result
+    }
+
+    /// Send `request` and read the answer: its status and JSON body (Null when not JSON).
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<(u16, Value), Problem> {
+        let unreachable = |e: reqwest::Error| {
+            Problem::new(
+                Reason::VaultUnreachable,
+                format!(
+                    "Vault {} unreachable: {}",
+                    self.server,
+                    describe_http_error(&e)
+                ),
+            )
+        };
+        let mut response = request.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        // Chunk by chunk, so a body is cut at the cap however long it claims to be.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(Problem::new(
+                    Reason::VaultUnreachable,
+                    format!(
+                        "Vault {} answered with more than 1 MiB; not read further",
+                        self.server
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
     }
 
     /// A valid token: the cached one, renewed, or a fresh login. The lock makes concurrent
@@ -295,7 +381,7 @@ impl VaultClient {
                     .call(
                         "lookup",
                         reqwest::Method::GET,
-                        "auth/token/lookup-self",
+                        self.endpoint("auth/token/lookup-self"),
                         Some(token),
                         None,
                     )
@@ -324,7 +410,13 @@ impl VaultClient {
             }
         };
         let (status, body) = self
-            .call("login", reqwest::Method::POST, &path, None, Some(body))
+            .call(
+                "login",
+                reqwest::Method::POST,
+                self.endpoint(&path),
+                None,
+                Some(body),
+            )
             .await?;
         if status >= 400 {
             return Err(auth_failed(&path, status, &body));
@@ -348,7 +440,7 @@ impl VaultClient {
             .call(
                 "renew",
                 reqwest::Method::POST,
-                "auth/token/renew-self",
+                self.endpoint("auth/token/renew-self"),
                 Some(token),
                 Some(json!({})),
             )
@@ -366,14 +458,12 @@ impl VaultClient {
 
     /// `sys/health`: is the server initialized, unsealed and answering?
     pub async fn health(&self) -> Result<(), Problem> {
+        let mut url = self.endpoint("sys/health");
+        url.query_pairs_mut()
+            .append_pair("standbyok", "true")
+            .append_pair("perfstandbyok", "true");
         let (status, body) = self
-            .call(
-                "health",
-                reqwest::Method::GET,
-                "sys/health?standbyok=true&perfstandbyok=true",
-                None,
-                None,
-            )
+            .call("health", reqwest::Method::GET, url, None, None)
             .await?;
         match status {
             200..=299 | 429 | 472 | 473 => Ok(()),
@@ -409,7 +499,7 @@ impl VaultClient {
             .call(
                 "sign",
                 reqwest::Method::POST,
-                sign_path,
+                self.endpoint(sign_path),
                 Some(&token),
                 Some(body.clone()),
             )
@@ -422,7 +512,7 @@ impl VaultClient {
                 .call(
                     "sign",
                     reqwest::Method::POST,
-                    sign_path,
+                    self.endpoint(sign_path),
                     Some(&token),
                     Some(body),
                 )
@@ -439,6 +529,7 @@ impl VaultClient {
     }
 }
 
+/// A token Vault says lives `ttl_secs` (0: no TTL), believed up to [`MAX_TOKEN_TTL`].
 fn token_with_ttl(value: Sensitive, ttl_secs: u64, renewable: bool) -> Token {
     if ttl_secs == 0 {
         return Token {
@@ -449,14 +540,126 @@ fn token_with_ttl(value: Sensitive, ttl_secs: u64, renewable: bool) -> Token {
         };
     }
     let now = Instant::now();
-    let ttl = Duration::from_secs(ttl_secs);
+    let ttl = Duration::from_secs(ttl_secs).min(MAX_TOKEN_TTL);
     // Refresh once 80% of the TTL has passed, and at least 5 s before expiry.
     let margin = (ttl / 5).max(Duration::from_secs(5)).min(ttl);
+    // Below the cap this cannot overflow; were it to, the token is refreshed at once.
+    let after = |d: Duration| now.checked_add(d).unwrap_or(now);
     Token {
         value,
-        refresh_at: Some(now + ttl - margin),
-        expires_at: Some(now + ttl),
+        refresh_at: Some(after(ttl - margin)),
+        expires_at: Some(after(ttl)),
         renewable,
+    }
+}
+
+/// `server` as the base every request URL is joined onto: http or https, a host, an
+/// optional port and path prefix, and a trailing slash. A query, fragment or user info could
+/// steer requests elsewhere (with `http://host/admin#`, `<server>/v1/…` is a fragment of
+/// `/admin`), so they are refused, textually too: the URL parser forgives some (`http://@host`).
+pub fn base_url(server: &str) -> Result<Url, String> {
+    if let Some(c) = server
+        .chars()
+        .find(|c| matches!(c, '?' | '#' | '@') || c.is_whitespace())
+    {
+        return Err(format!(
+            "{server:?} is not a base URL: {c:?} is not allowed (no query, fragment or user info)"
+        ));
+    }
+    let mut url = Url::parse(server).map_err(|e| format!("{server:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{server:?}: the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{server:?} names no host"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// A Vault URL prefix that namespaced Issuers' servers must fall under
+/// (`--issuer-vault-servers`), compared as URLs: the same scheme, host and port, and a path
+/// under the prefix's path at a `/` boundary. So `https://vault.example:8200` admits
+/// `https://vault.example:8200/team-a` but not `https://vault.example.evil.com:8200`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerPrefix(Url);
+
+impl std::str::FromStr for ServerPrefix {
+    type Err = String;
+
+    fn from_str(prefix: &str) -> Result<Self, String> {
+        base_url(prefix).map(ServerPrefix)
+    }
+}
+
+impl fmt::Display for ServerPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl ServerPrefix {
+    /// Whether `server` (a [`base_url`]) falls under this prefix. Both paths end with `/`,
+    /// so a string prefix of the path is a prefix at a segment boundary.
+    pub fn admits(&self, server: &Url) -> bool {
+        let prefix = &self.0;
+        prefix.scheme() == server.scheme()
+            && prefix.host() == server.host()
+            && prefix.port_or_known_default() == server.port_or_known_default()
+            && server.path().starts_with(prefix.path())
+    }
+}
+
+/// The HTTP client for one Vault server: its trust, timeouts and redirect rule.
+fn http_client(ca_bundle: Option<&[u8]>) -> Result<reqwest::Client, Problem> {
+    let invalid = |m: String| Problem::new(Reason::InvalidSpec, m);
+    let mut builder = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::custom(
+            |attempt| match redirect_refusal(attempt.previous(), attempt.url()) {
+                None => attempt.follow(),
+                Some(why) => attempt.error(why),
+            },
+        ));
+    if let Some(pem) = ca_bundle {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| invalid(format!("Vault CA bundle is not PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(invalid("Vault CA bundle holds no certificate".into()));
+        }
+        // The bundle is the whole trust, as with cert-manager: a server that only the
+        // system roots vouch for is refused.
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| invalid(format!("building the Vault HTTP client: {e}")))
+}
+
+/// Why a redirect from `previous` (the original request first) to `next` is not followed
+/// (None: it is). A redirect resends `X-Vault-Token` (reqwest strips only `Authorization`
+/// across hosts) and, for a 307 or 308, the login body with the secret ID or JWT. Vault's own
+/// client follows at most one redirect and never from https to http; this one also stays on
+/// the original scheme, host and port. (A standby that redirects to the active node is
+/// refused: point `server` at the active node or a load balancer; standbys forward requests
+/// by default.)
+fn redirect_refusal(previous: &[Url], next: &Url) -> Option<String> {
+    let origin = |u: &Url| u.origin().ascii_serialization();
+    match previous {
+        [original] if origin(original) == origin(next) => None,
+        [original] => Some(format!(
+            "refused a redirect from {} to another origin, {}",
+            origin(original),
+            origin(next)
+        )),
+        _ => Some("refused a second redirect".into()),
     }
 }
 
@@ -467,14 +670,17 @@ fn auth_failed(path: &str, status: u16, body: &Value) -> Problem {
     )
 }
 
-/// Vault's `errors` array as one line (these never contain the request's credentials).
+/// Vault's `errors` array as one line (these never contain the request's credentials),
+/// bounded like any condition message: the server may be one a tenant controls.
 fn vault_errors(body: &Value) -> String {
     match body["errors"].as_array() {
-        Some(errors) if !errors.is_empty() => errors
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join("; "),
+        Some(errors) if !errors.is_empty() => bounded_message(
+            &errors
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
         _ => "no error detail".into(),
     }
 }
@@ -483,6 +689,8 @@ fn vault_errors(body: &Value) -> String {
 fn describe_http_error(e: &reqwest::Error) -> String {
     let mut text = if e.is_timeout() {
         "timed out".to_string()
+    } else if e.is_redirect() {
+        "redirect refused".to_string()
     } else if e.is_connect() {
         "connection failed".to_string()
     } else {
@@ -677,6 +885,175 @@ mod tests {
         );
         assert_eq!(chain.ca_pem.trim(), root.trim());
         assert!(chain_from_response(&json!({})).is_err());
+    }
+
+    #[test]
+    fn a_ttl_near_u64_max_is_capped_not_an_overflow() {
+        let token = token_with_ttl(Sensitive::new("t"), u64::MAX, true);
+        let expires_at = token.expires_at.expect("an expiry");
+        assert!(expires_at <= Instant::now() + MAX_TOKEN_TTL);
+        assert!(token.refresh_at.expect("a refresh time") < expires_at);
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_server_must_be_a_base_url() {
+        let client = |server: &str| {
+            VaultClient::new(server, None, None, Arc::new(Metrics::default())).map(|_| ())
+        };
+        for bad in [
+            "http://host/admin#",
+            "http://host/admin#/x",
+            "http://user@host",
+            "http://@host",
+            "http://user:pass@host/",
+            "http://host?x=1",
+            "http://host/v1?",
+            "ftp://host",
+            "https://",
+            "host:8200",
+        ] {
+            let refused = client(bad).expect_err(bad);
+            assert_eq!(refused.reason, Reason::InvalidSpec, "{bad}: {refused}");
+        }
+        for good in [
+            "http://127.0.0.1:8200",
+            "https://vault.example",
+            "https://vault.example:8200/prefix/",
+            "https://[::1]:8200",
+        ] {
+            client(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+
+    #[test]
+    fn request_urls_stay_under_the_server_v1() {
+        let client = |server: &str| {
+            VaultClient::new(server, None, None, Arc::new(Metrics::default())).unwrap()
+        };
+        let prefixed = client("https://vault.example:8200/prefix");
+        assert_eq!(
+            prefixed.endpoint("pki_int/sign/agents").as_str(),
+            "https://vault.example:8200/prefix/v1/pki_int/sign/agents"
+        );
+        assert_eq!(prefixed.server(), "https://vault.example:8200/prefix");
+        let plain = client("http://127.0.0.1:8200/");
+        for (path, expected) in [
+            (
+                "auth/approle/login",
+                "http://127.0.0.1:8200/v1/auth/approle/login",
+            ),
+            // A mount or signing path from a spec cannot climb out of /v1/ nor add a query.
+            (
+                "auth/../../admin/login",
+                "http://127.0.0.1:8200/v1/auth/admin/login",
+            ),
+            ("../../sys/sign/r", "http://127.0.0.1:8200/v1/sys/sign/r"),
+            (
+                "auth/x?y#z/login",
+                "http://127.0.0.1:8200/v1/auth/x%3Fy%23z/login",
+            ),
+            ("auth//k8s/login", "http://127.0.0.1:8200/v1/auth/k8s/login"),
+        ] {
+            assert_eq!(plain.endpoint(path).as_str(), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn an_allowed_server_prefix_matches_as_a_url() {
+        let prefix: ServerPrefix = "https://vault.example:8200".parse().unwrap();
+        let team: ServerPrefix = "https://vault2.example/team-a".parse().unwrap();
+        let admitted =
+            |prefix: &ServerPrefix, server: &str| prefix.admits(&base_url(server).unwrap());
+        assert!(admitted(&prefix, "https://vault.example:8200"));
+        assert!(admitted(&prefix, "https://VAULT.example:8200/"));
+        assert!(admitted(&prefix, "https://vault.example:8200/any/path"));
+        assert!(admitted(&team, "https://vault2.example:443/team-a/"));
+        assert!(admitted(&team, "https://vault2.example/team-a/sub"));
+        for (prefix, server) in [
+            (&prefix, "https://vault.example:8200.evil.com"),
+            (&prefix, "https://vault.example.evil.com:8200"),
+            (&prefix, "http://vault.example:8200"),
+            (&prefix, "https://vault.example:8201"),
+            (&prefix, "https://vault.example"),
+            (&team, "https://vault2.example/team-ab"),
+            (&team, "https://vault2.example/"),
+            (&team, "https://vault2.example/x/../team-b/"),
+        ] {
+            let admitted = base_url(server).is_ok_and(|s| prefix.admits(&s));
+            assert!(!admitted, "{prefix} must not admit {server}");
+        }
+        assert!("https://vault.example/?x".parse::<ServerPrefix>().is_err());
+    }
+
+    #[test]
+    fn one_redirect_within_the_same_origin_is_followed_nothing_else() {
+        let first = url("https://vault.example:8200/v1/auth/approle/login");
+        let same = url("https://vault.example:8200/v1/other");
+        assert_eq!(redirect_refusal(std::slice::from_ref(&first), &same), None);
+        assert_eq!(
+            redirect_refusal(&[first.clone(), same.clone()], &same),
+            Some("refused a second redirect".into())
+        );
+        for elsewhere in [
+            "http://vault.example:8200/v1/other",  // https -> http
+            "https://vault.example:8201/v1/other", // another port
+            "https://evil.example:8200/v1/other",  // another host
+            "https://vault.example/v1/other",      // the default port is another port
+        ] {
+            let refusal = redirect_refusal(std::slice::from_ref(&first), &url(elsewhere));
+            assert!(
+                refusal
+                    .as_deref()
+                    .is_some_and(|r| r.contains("another origin")),
+                "{elsewhere}: {refusal:?}"
+            );
+        }
+        // The default port written out is the same origin.
+        let implicit = url("https://vault.example/v1/x");
+        assert_eq!(
+            redirect_refusal(
+                std::slice::from_ref(&implicit),
+                &url("https://vault.example:443/v1/y")
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn audiences_of_the_api_server_are_refused() {
+        let api = vec!["https://issuer.example".to_string()];
+        let requested = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            api_audience_refusal(&requested(&["vault", "vault://ns/v"]), &api),
+            None
+        );
+        for audience in [
+            "https://issuer.example",
+            "https://kubernetes.default.svc",
+            "https://kubernetes.default.svc.cluster.local",
+        ] {
+            let refusal = api_audience_refusal(&requested(&["vault", audience]), &api);
+            assert!(
+                refusal.as_deref().is_some_and(|r| r.contains(audience)),
+                "{audience}: {refusal:?}"
+            );
+        }
+        assert!(
+            api_audience_refusal(&requested(&["vault"]), &[]).is_some(),
+            "an API server without audiences accepts any token"
+        );
+    }
+
+    #[test]
+    fn vault_errors_are_bounded() {
+        let errors: Vec<String> = (0..10_000).map(|i| format!("error {i}")).collect();
+        let text = vault_errors(&json!({ "errors": errors }));
+        assert!(text.len() <= crate::api::conditions::MAX_MESSAGE_BYTES);
+        assert!(text.starts_with("error 0; error 1"));
     }
 
     #[test]

@@ -87,6 +87,8 @@ const FULL: &[&str] = &[
     "prometheus.servicemonitor.enabled=true",
     "prometheus.rules.enabled=true",
     "podDisruptionBudget.enabled=true",
+    "vault.issuerServers={https://vault.example:8200}",
+    "vault.tokenServiceAccounts[0].name=vault-auth",
 ];
 
 #[test]
@@ -258,4 +260,95 @@ async fn rendered_manifests_are_accepted_by_the_api_server() {
         );
     }
     ns.delete().await;
+}
+
+#[test]
+fn the_allowed_vault_servers_reach_the_operator_flags() {
+    let rendered = template(
+        "certsmith",
+        &["vault.issuerServers={https://vault.example:8200,https://vault2.example/team-a/}"],
+    );
+    assert!(
+        rendered.contains(
+            "- --issuer-vault-servers=https://vault.example:8200,https://vault2.example/team-a/"
+        ),
+        "{rendered}"
+    );
+    assert!(!template("certsmith", &[]).contains("--issuer-vault-servers"));
+}
+
+#[test]
+fn service_account_tokens_are_minted_only_for_the_service_accounts_values_name() {
+    // Default: no Vault login token may be minted at all.
+    let rendered = template("certsmith", &[]);
+    assert!(
+        !rendered.contains("serviceaccounts/token"),
+        "a token rule with no ServiceAccount named:\n{rendered}"
+    );
+    // Named: exactly those, by resourceNames, in their namespaces (default: the
+    // cluster-resource namespace, where ClusterIssuers' ServiceAccounts live).
+    let rendered = template(
+        "certsmith",
+        &[
+            "vault.tokenServiceAccounts[0].name=vault-auth",
+            "vault.tokenServiceAccounts[1].namespace=agents",
+            "vault.tokenServiceAccounts[1].name=agents-vault",
+        ],
+    );
+    let rules: Vec<(String, serde_yaml::Value)> = serde_yaml::Deserializer::from_str(&rendered)
+        .filter_map(|doc| serde::Deserialize::deserialize(doc).ok())
+        .filter(|doc: &serde_yaml::Value| doc["kind"].as_str() == Some("Role"))
+        .flat_map(|role| {
+            let ns = role["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let rules = role["rules"].as_sequence().cloned().unwrap_or_default();
+            rules.into_iter().map(move |rule| (ns.clone(), rule))
+        })
+        .filter(|(_, rule)| {
+            rule["resources"].as_sequence().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r.as_str() == Some("serviceaccounts/token"))
+            })
+        })
+        .collect();
+    let granted: Vec<(String, Vec<String>)> = rules
+        .iter()
+        .map(|(ns, rule)| {
+            let names = rule["resourceNames"]
+                .as_sequence()
+                .map(|n| {
+                    n.iter()
+                        .filter_map(|n| n.as_str())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (ns.clone(), names)
+        })
+        .collect();
+    assert_eq!(
+        granted,
+        vec![
+            ("agents".to_string(), vec!["agents-vault".to_string()]),
+            ("certsmith".to_string(), vec!["vault-auth".to_string()]),
+        ],
+        "{rendered}"
+    );
+    // Never the operator's own ServiceAccount: that token would be the operator's power.
+    let (ok, out) = tool(
+        "helm",
+        &[
+            "template",
+            "certsmith",
+            CHART,
+            "--namespace",
+            "certsmith",
+            "--set",
+            "vault.tokenServiceAccounts[0].name=certsmith",
+        ],
+        None,
+    );
+    assert!(!ok && out.contains("own ServiceAccount"), "{out}");
 }

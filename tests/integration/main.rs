@@ -9,6 +9,7 @@ mod chart;
 mod cli;
 mod crds;
 mod hardening;
+mod hostile;
 mod keys;
 mod leader;
 mod rbac;

@@ -93,6 +93,9 @@ fn remove_verb(
     removed
 }
 
+/// The ServiceAccount in `app` the chart lets the operator mint Vault login tokens for.
+const VAULT_SERVICE_ACCOUNT: &str = "vault-auth";
+
 /// The operator installed from the chart in a namespaced configuration: release (and
 /// cluster-resource) namespace `home`, serving only `app`.
 struct Install {
@@ -125,6 +128,9 @@ impl Install {
             // The AWS Issuer uses the environment's (emulator) identity, which namespaced
             // Issuers may do only with this flag.
             "extraArgs={--issuer-ambient-credentials}".to_string(),
+            // The Vault Issuer logs in with tokens minted for this ServiceAccount.
+            format!("vault.tokenServiceAccounts[0].namespace={}", app.name),
+            format!("vault.tokenServiceAccounts[0].name={VAULT_SERVICE_ACCOUNT}"),
         ];
         let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
         let rendered = template(&home.name, &sets);
@@ -396,11 +402,28 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
     )
     .await;
 
+    // Vault with Kubernetes auth: tokens minted for the one ServiceAccount the chart names.
+    let pki = crate::vault::Pki::setup(crate::support::Bao::from_env(), json!({})).await;
+    let mount = pki.kubernetes(app, VAULT_SERVICE_ACCOUNT).await;
+    app.apply::<Issuer>(install.issuer(
+        "vault",
+        json!({"vault": {"server": env("VAULT_ADDR"), "path": pki.sign_path(), "auth": {"kubernetes":
+            {"mountPath": mount, "role": "certsmith", "serviceAccountRef": {"name": VAULT_SERVICE_ACCOUNT}}}}}),
+    ))
+    .await;
+    certificate(
+        app,
+        "vault",
+        json!({"secretName": "vault-tls", "issuerRef": {"name": "vault"},
+        "dnsNames": ["vault.example.test"]}),
+    )
+    .await;
+
     install.adoption().await;
 
     let verdict = install
         .verdict(
-            &["root", "leaf", "cluster", "cluster-ca", "aws", "adopter"],
+            &["root", "leaf", "cluster", "cluster-ca", "aws", "vault", "adopter"],
             Duration::from_secs(60),
         )
         .await;
@@ -504,6 +527,39 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         assert!(
             !answer.status.is_some_and(|s| s.allowed),
             "{verb} secrets in {namespace} must be denied"
+        );
+    }
+
+    // Tokens only for the ServiceAccount named in values: never the operator's own, nor
+    // another in the same namespace.
+    for (namespace, name, allowed) in [
+        (&app.name, VAULT_SERVICE_ACCOUNT, true),
+        (&app.name, "default", false),
+        (home, home.as_str(), false),
+        (home, "default", false),
+    ] {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.clone()),
+                    verb: Some("create".into()),
+                    resource: Some("serviceaccounts".into()),
+                    subresource: Some("token".into()),
+                    name: Some(name.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = Api::<SelfSubjectAccessReview>::all(sa.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .expect("access review");
+        assert_eq!(
+            answer.status.is_some_and(|s| s.allowed),
+            allowed,
+            "create serviceaccounts/token for {namespace}/{name}"
         );
     }
 

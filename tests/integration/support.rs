@@ -163,16 +163,14 @@ impl Operator {
     /// Watch several namespaces; the first is the cluster-resource namespace and names the
     /// ClusterIssuer label selector.
     pub async fn start_scoped(client: Client, namespaces: &[&str]) -> Self {
-        let namespace = namespaces[0];
-        let settings = certsmith::controller::Settings {
-            cluster_resource_namespace: namespace.to_string(),
-            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
-            concurrency: 8,
-            cluster_issuer_selector: Some(format!("test={namespace}")),
-            aws_pca_issue_rate: std::num::NonZeroU32::new(20).expect("nonzero"),
-            // The AWS tests use namespaced Issuers with the environment's (emulator) identity.
-            issuer_ambient_credentials: true,
-        };
+        Self::start_configured(client, settings(namespaces)).await
+    }
+
+    /// Start with `settings` (from [`settings`], then adjusted by the test).
+    pub async fn start_configured(
+        client: Client,
+        settings: certsmith::controller::Settings,
+    ) -> Self {
         let metrics = Arc::new(certsmith::metrics::Metrics::default());
         let shutdown = CancellationToken::new();
         let ready = Arc::new(AtomicBool::new(false));
@@ -206,6 +204,22 @@ impl Operator {
         self.health.abort();
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
+/// The test operator's settings: watch `namespaces`; the first is the cluster-resource
+/// namespace and names the ClusterIssuer label selector.
+pub fn settings(namespaces: &[&str]) -> certsmith::controller::Settings {
+    let namespace = namespaces[0];
+    certsmith::controller::Settings {
+        cluster_resource_namespace: namespace.to_string(),
+        namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+        concurrency: 8,
+        cluster_issuer_selector: Some(format!("test={namespace}")),
+        aws_pca_issue_rate: std::num::NonZeroU32::new(20).expect("nonzero"),
+        // The AWS tests use namespaced Issuers with the environment's (emulator) identity.
+        issuer_ambient_credentials: true,
+        issuer_vault_servers: Vec::new(),
     }
 }
 

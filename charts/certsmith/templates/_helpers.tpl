@@ -58,6 +58,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- with .Values.watchNamespaces }}
 - --namespace={{ join "," . }}
 {{- end }}
+{{- with .Values.vault.issuerServers }}
+- --issuer-vault-servers={{ join "," . }}
+{{- end }}
 {{- if include "certsmith.leaderElect" . }}
 - --leader-elect
 - --leader-election-namespace={{ include "certsmith.leaseNamespace" . }}
