@@ -32,8 +32,6 @@ use status::Outcome;
 const MAX_REQUEUE: Duration = Duration::from_secs(8 * 3600);
 /// How often to look again at a Certificate blocked by something the operator does not watch.
 const REFUSED_REQUEUE: Duration = Duration::from_secs(60);
-/// Longest Event note; longer messages are cut (with `…`).
-pub const MAX_EVENT_NOTE: usize = 1000;
 
 /// A certificate signed for this Certificate whose Secret the API server refused: the retry
 /// writes it instead of signing again, as long as it is the same request and still fresh.
@@ -1107,7 +1105,7 @@ async fn publish(ctx: &Context, cert: &Certificate, type_: EventType, problem: &
     let event = Event {
         type_,
         reason: problem.reason.as_str().into(),
-        note: Some(truncate(&problem.message, MAX_EVENT_NOTE)),
+        note: Some(crate::api::conditions::bounded_message(&problem.message)),
         action: "Issue".into(),
         secondary: None,
     };
@@ -1133,7 +1131,7 @@ async fn report_malformed(
     let event = Event {
         type_: EventType::Warning,
         reason: problem.reason.as_str().into(),
-        note: Some(truncate(&problem.message, MAX_EVENT_NOTE)),
+        note: Some(crate::api::conditions::bounded_message(&problem.message)),
         action: "Read".into(),
         secondary: None,
     };
@@ -1148,11 +1146,4 @@ async fn report_malformed(
 fn requeue_at(at: i64, now: i64) -> Action {
     let secs = u64::try_from(at.saturating_sub(now).max(1)).unwrap_or(1);
     Action::requeue(Duration::from_secs(secs).min(MAX_REQUEUE))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
