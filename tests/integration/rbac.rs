@@ -423,7 +423,15 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
 
     let verdict = install
         .verdict(
-            &["root", "leaf", "cluster", "cluster-ca", "aws", "vault", "adopter"],
+            &[
+                "root",
+                "leaf",
+                "cluster",
+                "cluster-ca",
+                "aws",
+                "vault",
+                "adopter",
+            ],
             Duration::from_secs(60),
         )
         .await;
