@@ -289,7 +289,15 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         // writing after a standby may have taken over.
         leadership.exit_when_lost();
         let guard = leadership.guard();
-        run::run(client, settings, metrics, ready, leadership.token.clone(), guard).await;
+        run::run(
+            client,
+            settings,
+            metrics,
+            ready,
+            leadership.token.clone(),
+            guard,
+        )
+        .await;
         leadership.release().await;
         if shutdown.is_cancelled() {
             Ok(())

@@ -23,8 +23,8 @@ use crate::reason::Reason;
 use crate::secret;
 
 use super::context::{Backends, Shared};
-use crate::leader::Guard;
 use super::{Context, Error, Settings, certificate, issuer};
+use crate::leader::Guard;
 
 /// Set once the Certificate cache is primed; `/readyz` reports it.
 pub type Readiness = Arc<AtomicBool>;
