@@ -6,9 +6,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::controller::certificate::decide::rfc3339;
 use crate::pki::inspect::{self, CertInfo};
 use crate::pki::keys::PrivateKey;
+use crate::time::rfc3339;
 
 use super::{CliError, explain};
 
