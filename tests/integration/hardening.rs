@@ -14,11 +14,12 @@ use serde_json::{Value, json};
 
 use certsmith::api::{Certificate, Issuer};
 
+use crate::openbao::{Pki, PrivateBao};
 use crate::support::{
     Bao, Operator, OperatorProcess, TestNamespace, WAIT, certificate, condition, field,
     install_crds, leaf, request_renewal, secret, wait_for, wait_ready, wait_until,
 };
-use crate::vault::{Pki, PrivateBao, vault_issuer};
+use crate::vault::vault_issuer;
 
 /// How long the sign-request counts of the loop tests are observed.
 const OBSERVE: Duration = Duration::from_secs(60);
@@ -672,7 +673,7 @@ async fn an_issuers_series_disappears_with_it() {
     let operator = Operator::start(&ns.name).await;
     ns.apply::<Issuer>(self_signed_issuer("gone")).await;
     let series = format!(
-        "certsmith_issuer_ready_status{{kind=\"Issuer\",namespace=\"{}\",name=\"gone\"}}",
+        "certsmith_issuer_ready_status{{issuer_kind=\"Issuer\",namespace=\"{}\",name=\"gone\"}}",
         ns.name
     );
     let url = format!("http://{}/metrics", operator.http);
