@@ -57,6 +57,21 @@ pub enum Reason {
     AwsCredentialsMissing,
     AwsUnreachable,
     AwsThrottled,
+    // TrustBundle readiness.
+    /// Every target holds the current bundle.
+    Synced,
+    /// A source (an issuer, a Secret, a ConfigMap, a key of one) does not exist.
+    SourceMissing,
+    /// A source holds something other than PEM certificates, or none.
+    SourceInvalid,
+    /// A source could not be read now (the API server, or an issuer's remote CA, failed).
+    SourceUnavailable,
+    /// No certificate is left once expired ones are dropped: nothing is written.
+    BundleEmpty,
+    /// A target object exists and was not written by certsmith: it is left alone.
+    TargetConflict,
+    /// The API server refused to write a target.
+    TargetWriteFailed,
 }
 
 impl Reason {
@@ -111,6 +126,13 @@ impl Reason {
             Reason::AwsCredentialsMissing => "AWSCredentialsMissing",
             Reason::AwsUnreachable => "AWSUnreachable",
             Reason::AwsThrottled => "AWSThrottled",
+            Reason::Synced => "Synced",
+            Reason::SourceMissing => "SourceMissing",
+            Reason::SourceInvalid => "SourceInvalid",
+            Reason::SourceUnavailable => "SourceUnavailable",
+            Reason::BundleEmpty => "BundleEmpty",
+            Reason::TargetConflict => "TargetConflict",
+            Reason::TargetWriteFailed => "TargetWriteFailed",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod duration;
 pub mod issuer;
 mod schema;
+pub mod trust_bundle;
 
 pub use certificate::{
     Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, KeyAlgorithm,
@@ -18,6 +19,11 @@ pub use issuer::{
     AwsCredentials, AwsCredentialsSecretRef, AwsPcaIssuer, AwsSigningAlgorithm, CaIssuer,
     ClusterIssuer, Issuer, IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector,
     SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
+};
+pub use trust_bundle::{
+    BundleCertificate, BundleIssuerRef, BundleObjectKey, BundleSource, BundleTarget,
+    ClusterTrustBundleTarget, ConfigMapTarget, NamespaceSelector, SelectorOperator,
+    SelectorRequirement, TrustBundle, TrustBundleSpec, TrustBundleStatus,
 };
 
 /// Annotation that `certsmith renew` sets to request a re-issuance; any new value triggers one.

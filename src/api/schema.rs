@@ -138,3 +138,62 @@ pub fn template_annotations(_: &mut SchemaGenerator) -> Schema {
         "x-kubernetes-validations": rules,
     })
 }
+
+// ----- TrustBundle -----
+
+/// A DNS-1123 label: a namespace name.
+const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// A DNS-1123 subdomain: the name of a Secret or ConfigMap.
+const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+pub fn namespace_name(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 1, "maxLength": 63, "pattern": DNS_LABEL})
+}
+
+pub fn object_name(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 1, "maxLength": 253, "pattern": DNS_SUBDOMAIN})
+}
+
+/// A key of a Secret's or ConfigMap's data, as the API server accepts them.
+pub fn data_key(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 1, "maxLength": 253, "pattern": r"^[-._a-zA-Z0-9]+$"})
+}
+
+/// A Kubernetes signer name: `<DNS subdomain>/<path>`.
+pub fn signer_name(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "maxLength": 128,
+        "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+    })
+}
+
+pub fn label_key(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "maxLength": 317,
+        "pattern": QUALIFIED_KEY,
+    })
+}
+
+pub fn label_values(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "maxItems": 64,
+        "items": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+    })
+}
+
+/// `matchLabels` of a label selector.
+pub fn selector_labels(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "maxProperties": 32,
+        "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+        "x-kubernetes-validations": [{
+            "rule": format!("self.all(k, k.size() <= 317 && k.matches('{}'))", QUALIFIED_KEY),
+            "message": "keys must be qualified names: [prefix/]name, the prefix a DNS subdomain, the name at most 63 alphanumerics, '-', '_' or '.'",
+        }],
+    })
+}
