@@ -276,7 +276,9 @@ start_apiserver() {
     --client-ca-file="$c/ca.crt" --authorization-mode=RBAC \
     --service-account-issuer="$sa_issuer" \
     --service-account-key-file="$c/sa.pub" --service-account-signing-key-file="$c/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --runtime-config=certificates.k8s.io/v1beta1/clustertrustbundles=true \
+    --feature-gates=ClusterTrustBundle=true
   wait_ready kube-apiserver 90 api_get /readyz
 }
 
