@@ -85,6 +85,12 @@ struct ControllerArgs {
     /// Serve only ClusterIssuers matching this label selector (default: all).
     #[arg(long)]
     cluster_issuer_selector: Option<String>,
+    /// Run the TrustBundle controller (`--trust-bundles=false` to leave TrustBundles alone).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    trust_bundles: bool,
+    /// Serve only TrustBundles matching this label selector (default: all).
+    #[arg(long)]
+    trust_bundle_selector: Option<String>,
     /// AWS Private CA IssueCertificate requests per second per CA (GetCertificate and
     /// DescribeCertificateAuthority: three times that). Below AWS's default quota, so a
     /// fleet's renewals queue here instead of being throttled.
@@ -221,6 +227,8 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         namespaces: args.namespaces,
         concurrency: args.concurrency,
         cluster_issuer_selector: args.cluster_issuer_selector,
+        trust_bundles: args.trust_bundles,
+        trust_bundle_selector: args.trust_bundle_selector,
         backends: certsmith::issuer::BackendSettings {
             aws_pca_issue_rate: args.aws_pca_issue_rate,
             issuer_ambient_credentials: args.issuer_ambient_credentials,

@@ -54,6 +54,25 @@ struct CertificateLabels {
     issuer_name: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BundleLabels {
+    bundle: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BundleErrorLabels {
+    bundle: String,
+    reason: String,
+}
+
+/// Per-TrustBundle series, and the error series each bundle has, so they go with it.
+struct BundleSeries {
+    certificates: Family<BundleLabels, Gauge>,
+    expiration: Family<BundleLabels, Gauge>,
+    sync_errors: Family<BundleErrorLabels, Counter>,
+    known: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+}
+
 /// Per-Certificate gauges, and which label set each Certificate currently has.
 struct CertificateGauges {
     expiration: Family<CertificateLabels, Gauge>,
@@ -99,6 +118,7 @@ pub struct Metrics {
     known_issuers: Mutex<std::collections::HashSet<IssuerLabels>>,
     backend_requests: Family<BackendLabels, Counter>,
     backend_seconds: Family<BackendLabels, Histogram>,
+    bundles: BundleSeries,
 }
 
 impl Default for Metrics {
@@ -171,7 +191,29 @@ impl Default for Metrics {
             "1 when the Certificate is Ready, else 0",
             certificates.ready.clone(),
         );
+        let bundles = BundleSeries {
+            certificates: Family::default(),
+            expiration: Family::default(),
+            sync_errors: Family::default(),
+            known: Mutex::new(HashMap::new()),
+        };
+        registry.register(
+            "trust_bundle_certificates",
+            "Certificates in the TrustBundle last built",
+            bundles.certificates.clone(),
+        );
+        registry.register(
+            "trust_bundle_expiration_timestamp_seconds",
+            "notAfter of the TrustBundle's first certificate to expire",
+            bundles.expiration.clone(),
+        );
+        registry.register(
+            "trust_bundle_sync_errors",
+            "TrustBundle syncs that failed, by reason (a source, or a target)",
+            bundles.sync_errors.clone(),
+        );
         Metrics {
+            bundles,
             certificates,
             backend_requests,
             backend_seconds,
@@ -320,6 +362,67 @@ impl Metrics {
         }
     }
 
+    /// A TrustBundle was built with `certificates`, the first expiring at `earliest_expiry`.
+    pub fn trust_bundle(&self, bundle: &str, certificates: usize, earliest_expiry: Option<i64>) {
+        let labels = BundleLabels {
+            bundle: bundle.into(),
+        };
+        let b = &self.bundles;
+        b.certificates
+            .get_or_create(&labels)
+            .set(i64::try_from(certificates).unwrap_or(i64::MAX));
+        match earliest_expiry {
+            Some(at) => {
+                b.expiration.get_or_create(&labels).set(at);
+            }
+            None => {
+                b.expiration.remove(&labels);
+            }
+        }
+        if let Ok(mut known) = b.known.lock() {
+            known.entry(bundle.into()).or_default();
+        }
+    }
+
+    /// A TrustBundle sync failed for `reason`.
+    pub fn trust_bundle_sync_error(&self, bundle: &str, reason: Reason) {
+        let labels = BundleErrorLabels {
+            bundle: bundle.into(),
+            reason: reason.as_str().into(),
+        };
+        self.bundles.sync_errors.get_or_create(&labels).inc();
+        if let Ok(mut known) = self.bundles.known.lock() {
+            known
+                .entry(bundle.into())
+                .or_default()
+                .insert(reason.as_str().into());
+        }
+    }
+
+    /// Drop the series of TrustBundles that no longer exist.
+    pub fn retain_trust_bundles(&self, exists: impl Fn(&str) -> bool) {
+        let b = &self.bundles;
+        if let Ok(mut known) = b.known.lock() {
+            known.retain(|bundle, reasons| {
+                let keep = exists(bundle);
+                if !keep {
+                    let labels = BundleLabels {
+                        bundle: bundle.clone(),
+                    };
+                    b.certificates.remove(&labels);
+                    b.expiration.remove(&labels);
+                    for reason in reasons.iter() {
+                        b.sync_errors.remove(&BundleErrorLabels {
+                            bundle: bundle.clone(),
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+                keep
+            });
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -346,6 +449,25 @@ mod tests {
             renewal: Some(166),
             ready: true,
         }
+    }
+
+    #[test]
+    fn trust_bundle_series_disappear_with_the_bundle() {
+        let metrics = Metrics::default();
+        metrics.trust_bundle("agents", 3, Some(1_800_000_000));
+        metrics.trust_bundle_sync_error("agents", Reason::SourceInvalid);
+        let text = metrics.render();
+        for series in [
+            r#"certsmith_trust_bundle_certificates{bundle="agents"} 3"#,
+            r#"certsmith_trust_bundle_expiration_timestamp_seconds{bundle="agents"} 1800000000"#,
+            r#"certsmith_trust_bundle_sync_errors_total{bundle="agents",reason="SourceInvalid"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
+        metrics.retain_trust_bundles(|_| true);
+        assert!(metrics.render().contains(r#"bundle="agents""#));
+        metrics.retain_trust_bundles(|_| false);
+        assert!(!metrics.render().contains(r#"bundle="agents""#));
     }
 
     #[test]

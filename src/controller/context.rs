@@ -27,6 +27,11 @@ pub struct Settings {
     /// Serve only ClusterIssuers matching this label selector (None: all). Lets several
     /// operator instances share a cluster without fighting over ClusterIssuer status.
     pub cluster_issuer_selector: Option<String>,
+    /// Run the TrustBundle controller.
+    pub trust_bundles: bool,
+    /// Serve only TrustBundles matching this label selector (None: all); like
+    /// `cluster_issuer_selector`, for the other cluster-scoped kind.
+    pub trust_bundle_selector: Option<String>,
     /// What backends may do.
     pub backends: BackendSettings,
 }
@@ -69,6 +74,8 @@ pub struct Shared {
     pub panics: Mutex<HashMap<String, u32>>,
     /// Ask the issuer controllers to look at an issuer again (its backend became unreachable).
     pub rechecks: super::issuer::Rechecks,
+    /// Ask the TrustBundle controller to rebuild the bundles sourcing an issuer.
+    pub trust_bundles: super::trust_bundle::Triggers,
 }
 
 impl Shared {
@@ -80,6 +87,7 @@ impl Shared {
             unwritten: Mutex::default(),
             panics: Mutex::default(),
             rechecks: super::issuer::Rechecks::default(),
+            trust_bundles: super::trust_bundle::Triggers::default(),
         }
     }
 }

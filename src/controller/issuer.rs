@@ -73,6 +73,22 @@ fn env<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
     }
 }
 
+/// The CA certificates (PEM, the issuing CA first) an issuer asks relying parties to trust:
+/// what its backend answers ([`Backend::ca_certificates`]), whether or not it can sign now.
+/// TrustBundles publish them; a CA rotation publishes its next (or retiring) CA by having the
+/// backend answer it here too.
+pub async fn ca_certificates(ctx: &Context, id: &IssuerId) -> Result<Vec<String>, Problem> {
+    let spec = fetch(ctx, id)
+        .await
+        .map_err(|e| Problem::new(Reason::ApiError, format!("reading {id}: {e}")))?
+        .map(|(spec, _)| spec)
+        .ok_or_else(|| Problem::new(Reason::IssuerNotFound, format!("{id} not found")))?;
+    Backend::build(&spec, &env(ctx, id))
+        .await?
+        .ca_certificates()
+        .await
+}
+
 /// When the referenced issuer last became Ready (its Ready=True condition's
 /// lastTransitionTime); None when it is not Ready or cannot be read.
 pub async fn ready_since(ctx: &Context, namespace: &str, issuer_ref: &IssuerRef) -> Option<i64> {
@@ -241,6 +257,8 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             NOT_READY_REQUEUE,
         ),
     };
+    // Whatever changed (its Secrets, a remote CA's chain), bundles of its CAs look again.
+    ctx.shared.trust_bundles.issuer_changed(&id);
     write_condition(&ctx, &obj, condition).await?;
     Ok(Action::requeue(requeue))
 }

@@ -7,24 +7,24 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::api::{Certificate, ClusterIssuer, Issuer};
+use crate::api::{Certificate, ClusterIssuer, Issuer, TrustBundle};
 use crate::issuer::IssuerId;
 use crate::metrics::Metrics;
 use crate::reason::Reason;
 use crate::secret;
 
 use super::context::Shared;
-use super::{Context, Error, Settings, certificate, issuer};
+use super::{Context, Error, Settings, certificate, issuer, trust_bundle};
 use crate::leader::Guard;
 
 /// Set once the Certificate cache is primed; `/readyz` reports it.
@@ -70,11 +70,7 @@ pub async fn run(
     shutdown: CancellationToken,
     leading: Guard,
 ) {
-    let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
-        vec![None]
-    } else {
-        settings.namespaces.iter().cloned().map(Some).collect()
-    };
+    let scopes = scopes(&settings);
     // One client per issuer for the whole process, so all controllers share tokens and limits.
     let shared = Arc::new(Shared::new(&settings));
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
@@ -109,11 +105,17 @@ pub async fn run(
     let (cluster_issuers, running) =
         cluster_issuer_controller(&client, &settings, ctx.clone(), &shutdown);
     controllers.push(running);
+    let trust_bundles = settings.trust_bundles.then(|| {
+        let (store, running) = trust_bundle_controller(&client, &settings, ctx.clone(), &shutdown);
+        controllers.push(running);
+        store
+    });
     controllers.push(sweep(
         ctx,
         certificate_stores.clone(),
         issuer_stores,
         cluster_issuers,
+        trust_bundles,
         shutdown.clone(),
     ));
     controllers.push(Box::pin(async move {
@@ -128,6 +130,15 @@ pub async fn run(
     }));
     futures::future::join_all(controllers).await;
     info!("controllers stopped");
+}
+
+/// The namespaces served, each on its own, or None for all of them.
+fn scopes(settings: &Settings) -> Vec<Option<String>> {
+    if settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.namespaces.iter().cloned().map(Some).collect()
+    }
 }
 
 /// The Certificate and Issuer controllers for one namespace (None: all namespaces).
@@ -281,6 +292,155 @@ fn cluster_issuer_controller(
     (store, Box::pin(running))
 }
 
+/// The TrustBundle controller (cluster-scoped objects, optionally limited by a label
+/// selector) and its cache. It writes only into the namespaces the operator serves, and looks
+/// at a bundle again when: one of those namespaces changes its labels; a ConfigMap a bundle
+/// wrote is edited or deleted; a Secret, ConfigMap or issuer a bundle sources changes; an
+/// issuer controller looks at an issuer it sources (`Triggers`); a certificate of it expires;
+/// and every 5 minutes. Every watch but the TrustBundles' is metadata only.
+fn trust_bundle_controller(
+    client: &Client,
+    settings: &Settings,
+    ctx: Arc<Context>,
+    shutdown: &CancellationToken,
+) -> (Store<DynamicObject>, BoxFuture<'static, ()>) {
+    let ar = ApiResource::erase::<TrustBundle>(&());
+    let watch = match &settings.trust_bundle_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let mut controller = Controller::new_with(Api::all_with(client.clone(), &ar), watch, ar)
+        .with_config(controller::Config::default().concurrency(settings.concurrency));
+    let store = controller.store();
+    let scopes = scopes(settings);
+    let (namespaces, namespace_writers): (Vec<_>, Vec<_>) =
+        scopes.iter().map(|_| reflector::store()).unzip();
+    let (written, written_writers): (Vec<_>, Vec<_>) =
+        scopes.iter().map(|_| reflector::store()).unzip();
+    let scoped = scopes.iter().zip(namespace_writers).zip(written_writers);
+    for ((scope, namespace_writer), written_writer) in scoped {
+        let ns = scope.as_deref();
+        // The namespaces served: all, or each watched one by name (RBAC grants them by name).
+        let selected = match ns {
+            Some(name) => watcher::Config::default().fields(&format!("metadata.name={name}")),
+            None => watcher::Config::default(),
+        };
+        let changes = watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            selected,
+        )
+        .default_backoff()
+        .reflect(namespace_writer)
+        .touched_objects();
+        let (bundles, caches) = (store.clone(), written.clone());
+        controller = controller.watches_stream(changes, move |n: PartialObjectMeta<Namespace>| {
+            trust_bundle::bundles_for_namespace(&bundles, &caches, &n)
+        });
+        let labelled = watcher::Config::default().labels(trust_bundle::BUNDLE_LABEL);
+        let changes = watcher(namespaced::<ConfigMap>(client, ns), labelled)
+            .default_backoff()
+            .reflect(written_writer)
+            .touched_objects();
+        controller = controller.watches_stream(changes, |c: PartialObjectMeta<ConfigMap>| {
+            trust_bundle::bundle_writing(&c)
+        });
+        let bundles = store.clone();
+        let changes = watcher(
+            namespaced::<ConfigMap>(client, ns),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects();
+        controller = controller.watches_stream(changes, move |c: PartialObjectMeta<ConfigMap>| {
+            let ns = c.namespace().unwrap_or_default();
+            trust_bundle::bundles_reading(
+                &bundles,
+                trust_bundle::SourceKind::ConfigMap,
+                &ns,
+                &c.name_any(),
+            )
+        });
+        let bundles = store.clone();
+        let changes = watcher(namespaced::<Issuer>(client, ns), watcher::Config::default())
+            .default_backoff()
+            .touched_objects();
+        controller = controller.watches_stream(changes, move |i: PartialObjectMeta<Issuer>| {
+            let id = IssuerId::issuer(&i.namespace().unwrap_or_default(), &i.name_any());
+            trust_bundle::bundles_sourcing(&bundles, &id)
+        });
+    }
+    // Secrets: where the operator may read them (in a namespaced install, also the
+    // cluster-resource namespace).
+    let mut secret_scopes = scopes.clone();
+    if !settings.namespaces.is_empty()
+        && !settings
+            .namespaces
+            .contains(&settings.cluster_resource_namespace)
+    {
+        secret_scopes.push(Some(settings.cluster_resource_namespace.clone()));
+    }
+    for scope in secret_scopes {
+        let bundles = store.clone();
+        let changes = watcher(
+            namespaced::<Secret>(client, scope.as_deref()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects();
+        controller = controller.watches_stream(changes, move |s: PartialObjectMeta<Secret>| {
+            let ns = s.namespace().unwrap_or_default();
+            trust_bundle::bundles_reading(
+                &bundles,
+                trust_bundle::SourceKind::Secret,
+                &ns,
+                &s.name_any(),
+            )
+        });
+    }
+    let bundles = store.clone();
+    let changes = watcher(
+        Api::<PartialObjectMeta<ClusterIssuer>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    controller = controller.watches_stream(changes, move |i: PartialObjectMeta<ClusterIssuer>| {
+        trust_bundle::bundles_sourcing(&bundles, &IssuerId::cluster_issuer(&i.name_any()))
+    });
+    let bundles = store.clone();
+    let looked_at =
+        ctx.shared.trust_bundles.subscribe().flat_map(move |id| {
+            futures::stream::iter(trust_bundle::bundles_sourcing(&bundles, &id))
+        });
+    let context = Arc::new(trust_bundle::Bundles::new(ctx, namespaces, written));
+    let running = controller
+        .reconcile_on(looked_at)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(
+            |obj, bundles: Arc<trust_bundle::Bundles>| {
+                let ctx = bundles.ctx.clone();
+                guarded("TrustBundle", obj, ctx, move |obj, _| {
+                    trust_bundle::reconcile(obj, bundles)
+                })
+            },
+            trust_bundle_error_policy,
+            context,
+        )
+        .for_each(|_| async {});
+    (store, Box::pin(running))
+}
+
+/// A namespaced resource's metadata-only API in one namespace, or in all.
+fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<PartialObjectMeta<K>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Deleted objects are never reconciled again: every `SWEEP_EVERY`, drop their metric series,
 /// backend clients, limits and memories. One sweep over every scope's caches, so a namespace's
 /// sweep never removes another namespace's series.
@@ -289,8 +449,10 @@ fn sweep(
     certificates: Vec<Store<DynamicObject>>,
     issuers: Vec<Store<DynamicObject>>,
     cluster_issuers: Store<DynamicObject>,
+    trust_bundles: Option<Store<DynamicObject>>,
     stop: CancellationToken,
 ) -> BoxFuture<'static, ()> {
+    let bundle_ar = ApiResource::erase::<TrustBundle>(&());
     let cert_ar = ApiResource::erase::<Certificate>(&());
     let issuer_ar = ApiResource::erase::<Issuer>(&());
     let cluster_ar = ApiResource::erase::<ClusterIssuer>(&());
@@ -323,6 +485,11 @@ fn sweep(
                 }
             };
             ctx.metrics.retain_issuers(issuer_exists);
+            let bundle_exists = |name: &str| {
+                let r = ObjectRef::new_with(name, bundle_ar.clone());
+                trust_bundles.as_ref().is_some_and(|s| s.get(&r).is_some())
+            };
+            ctx.metrics.retain_trust_bundles(bundle_exists);
             let id_exists = |id: &IssuerId| {
                 issuer_exists(
                     id.kind.as_str(),
@@ -337,6 +504,7 @@ fn sweep(
                     let mut parts = key.splitn(3, '/');
                     match (parts.next(), parts.next(), parts.next()) {
                         (Some("Certificate"), Some(ns), Some(name)) => certificate_exists(ns, name),
+                        (Some("TrustBundle"), Some(_), Some(name)) => bundle_exists(name),
                         (Some(kind), Some(ns), Some(name)) => issuer_exists(kind, ns, name),
                         _ => false,
                     }
@@ -406,6 +574,7 @@ where
             ctx.metrics.reconcile_error(Reason::InternalError);
             match kind {
                 "Certificate" => certificate::report_internal_error(&ctx, &obj).await,
+                "TrustBundle" => trust_bundle::report_internal_error(&ctx, &obj).await,
                 _ => issuer::report_internal_error(&ctx, &obj).await,
             }
             let delay = crate::pki::renewal::backoff_secs(count, 0, None);
@@ -428,6 +597,15 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
 fn certificate_error_policy(_: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_error(Reason::ApiError);
     warn!("certificate reconcile failed, retrying: {error}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn trust_bundle_error_policy(
+    _: Arc<DynamicObject>,
+    error: &Error,
+    _: Arc<trust_bundle::Bundles>,
+) -> Action {
+    warn!("trust bundle reconcile failed, retrying: {error}");
     Action::requeue(Duration::from_secs(5))
 }
 

@@ -216,6 +216,8 @@ pub fn settings(namespaces: &[&str]) -> certsmith::controller::Settings {
         namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
         concurrency: 8,
         cluster_issuer_selector: Some(format!("test={namespace}")),
+        trust_bundles: true,
+        trust_bundle_selector: Some(format!("test={namespace}")),
         backends: certsmith::issuer::BackendSettings {
             aws_pca_issue_rate: std::num::NonZeroU32::new(20).expect("nonzero"),
             // The AWS tests use namespaced Issuers with the environment's (emulator) identity.
@@ -562,6 +564,7 @@ impl OperatorProcess {
             format!("--namespace={namespace}"),
             format!("--cluster-resource-namespace={namespace}"),
             format!("--cluster-issuer-selector=test={namespace}"),
+            format!("--trust-bundle-selector=test={namespace}"),
             "--log-format=text".to_string(),
         ])
     }
