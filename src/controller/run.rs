@@ -426,7 +426,18 @@ fn trust_bundle_controller(
             trust_bundle_error_policy,
             context,
         )
-        .for_each(|_| async {});
+        .for_each(|result| async move {
+            match result {
+                // A trigger naming a bundle that is gone (a ConfigMap's label): nothing to
+                // do; a failed reconcile: its error policy said so.
+                Ok(_)
+                | Err(
+                    controller::Error::ObjectNotFound(_) | controller::Error::ReconcilerFailed(..),
+                ) => {}
+                // A watch refused (RBAC) or failing: say so, or the bundles silently stall.
+                Err(e) => warn!("trust bundle controller: {e}"),
+            }
+        });
     (store, Box::pin(running))
 }
 
