@@ -61,6 +61,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- with .Values.vault.issuerServers }}
 - --issuer-vault-servers={{ join "," . }}
 {{- end }}
+{{- if not .Values.trustBundles.enabled }}
+- --trust-bundles=false
+{{- end }}
 {{- if include "certsmith.leaderElect" . }}
 - --leader-elect
 - --leader-election-namespace={{ include "certsmith.leaseNamespace" . }}
@@ -114,8 +117,22 @@ namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
   resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
 # Events on Certificates: published and then aggregated into series by kube-runtime's
-# Recorder (certificate::publish).
+# Recorder (certificate::publish). Cluster-wide, this also covers the Events on
+# TrustBundles, which go to the default namespace (trust_bundle::publish).
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.trustBundles.enabled }}
+# TrustBundles' ConfigMaps (controller::trust_bundle). get: a bundle's ConfigMap is read
+# before it is written (targets::sync_one), as are configMap sources (sources::read).
+# list, watch: metadata-only watches of the ConfigMaps bundles wrote (label
+# certsmith.dev/trust-bundle) and of source ConfigMaps (run.rs, trust_bundle_controller).
+# create: the ConfigMap in a newly selected namespace (a POST: an existing one is never
+# taken over). update: one whose content changed, a PUT at the version read, only when it
+# carries the bundle's label. delete: one in a namespace no longer selected, preconditioned
+# on UID and version. Never patch.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, update, delete]
+{{- end }}
 {{- end }}
