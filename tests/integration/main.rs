@@ -17,4 +17,5 @@ mod rbac;
 mod smoke_kube;
 mod smoke_moto;
 mod smoke_openbao;
+mod trust_bundles;
 mod vault;
