@@ -19,3 +19,4 @@ pub mod pki;
 pub mod reason;
 pub mod secret;
 pub mod telemetry;
+pub mod yaml;

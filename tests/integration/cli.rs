@@ -35,7 +35,7 @@ fn stderr(o: &Output) -> String {
 /// admin's client certificate.
 fn variant_kubeconfig(dir: &std::path::Path, server: Option<&str>, token: Option<&str>) -> String {
     let admin = std::fs::read_to_string(env("KUBECONFIG")).expect("kubeconfig");
-    let mut doc: serde_json::Value = serde_yaml::from_str(&admin).expect("yaml");
+    let mut doc: serde_json::Value = certsmith::yaml::from_str(&admin).expect("yaml");
     if let Some(server) = server {
         doc["clusters"][0]["cluster"]["server"] = server.into();
     }
@@ -43,7 +43,7 @@ fn variant_kubeconfig(dir: &std::path::Path, server: Option<&str>, token: Option
         doc["users"][0]["user"] = json!({"token": token});
     }
     let path = dir.join(format!("kubeconfig-{}", crate::support::rand_u32()));
-    std::fs::write(&path, serde_yaml::to_string(&doc).expect("yaml")).expect("write");
+    std::fs::write(&path, certsmith::yaml::to_string(&doc).expect("yaml")).expect("write");
     path.to_string_lossy().into_owned()
 }
 

@@ -15,7 +15,6 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
-use serde::Deserialize;
 use serde_json::json;
 
 use certsmith::api::{Certificate, ClusterIssuer, Issuer};
@@ -40,7 +39,7 @@ fn deployment_args(rendered: &str) -> Vec<String> {
     for value in documents(rendered) {
         if value["kind"].as_str() == Some("Deployment") {
             return value["spec"]["template"]["spec"]["containers"][0]["args"]
-                .as_sequence()
+                .as_array()
                 .expect("args")
                 .iter()
                 .map(|a| a.as_str().expect("arg").to_string())
@@ -50,9 +49,10 @@ fn deployment_args(rendered: &str) -> Vec<String> {
     panic!("no Deployment rendered");
 }
 
-fn documents(yaml: &str) -> Vec<serde_yaml::Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|doc| serde_yaml::Value::deserialize(doc).expect("yaml"))
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    certsmith::yaml::documents::<serde_json::Value>(yaml)
+        .expect("yaml")
+        .into_iter()
         .filter(|v| !v.is_null())
         .collect()
 }
@@ -60,7 +60,7 @@ fn documents(yaml: &str) -> Vec<serde_yaml::Value> {
 /// Take `verb` out of every rendered rule on `resource` (in the Roles and ClusterRoles whose
 /// name ends with `role`, if given); returns how many rules lost it.
 fn remove_verb(
-    docs: &mut [serde_yaml::Value],
+    docs: &mut [serde_json::Value],
     role: Option<&str>,
     resource: &str,
     verb: &str,
@@ -71,14 +71,14 @@ fn remove_verb(
         if role.is_some_and(|suffix| !name.ends_with(suffix)) {
             continue;
         }
-        let Some(rules) = doc.get_mut("rules").and_then(|r| r.as_sequence_mut()) else {
+        let Some(rules) = doc.get_mut("rules").and_then(|r| r.as_array_mut()) else {
             continue;
         };
         for rule in rules.iter_mut() {
             let on_resource = rule["resources"]
-                .as_sequence()
+                .as_array()
                 .is_some_and(|r| r.iter().any(|r| r.as_str() == Some(resource)));
-            let Some(verbs) = rule.get_mut("verbs").and_then(|v| v.as_sequence_mut()) else {
+            let Some(verbs) = rule.get_mut("verbs").and_then(|v| v.as_array_mut()) else {
                 continue;
             };
             let before = verbs.len();
@@ -88,7 +88,7 @@ fn remove_verb(
             removed += before - verbs.len();
         }
         // A rule needs at least one verb: one left with none goes.
-        rules.retain(|r| r["verbs"].as_sequence().is_none_or(|v| !v.is_empty()));
+        rules.retain(|r| r["verbs"].as_array().is_none_or(|v| !v.is_empty()));
     }
     removed
 }
@@ -114,7 +114,7 @@ impl Install {
     /// `edit`), and start the operator with the chart's flags and a token of that
     /// ServiceAccount. ClusterIssuers are cluster-wide, so the operator serves only those
     /// labelled `test=<home namespace>`, leaving other tests' alone.
-    async fn new(prefix: &str, edit: impl FnOnce(&mut [serde_yaml::Value])) -> Self {
+    async fn new(prefix: &str, edit: impl FnOnce(&mut [serde_json::Value])) -> Self {
         let admin = admin_client().await;
         let home = TestNamespace::new(&format!("{prefix}-home")).await;
         let app = TestNamespace::new(&format!("{prefix}-app")).await;
@@ -152,7 +152,7 @@ impl Install {
         let mut manifest = String::new();
         for doc in &docs {
             manifest.push_str("---\n");
-            manifest.push_str(&serde_yaml::to_string(doc).expect("yaml"));
+            manifest.push_str(&certsmith::yaml::to_string(doc).expect("yaml"));
         }
         let (ok, out) = kubectl(&["apply", "-f", "-"], Some(&manifest));
         assert!(ok, "applying the chart's RBAC failed:\n{out}");
