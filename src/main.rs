@@ -121,12 +121,12 @@ struct ControllerArgs {
     #[arg(long, default_value = "certsmith-controller")]
     leader_election_lease_name: String,
     /// A leader that has not renewed for this long is replaced (renewals every third of it).
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = certsmith::api::duration::parse)]
     leader_election_lease_duration: std::time::Duration,
     /// A leader that has not renewed for this long (a stalled connection, a frozen process,
     /// another holder) stops writing and exits, before any standby may take over. Longer than
     /// a third of the lease duration, shorter than the lease duration. Default: two thirds of it.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = certsmith::api::duration::parse)]
     leader_election_renew_deadline: Option<std::time::Duration>,
 }
 
