@@ -294,25 +294,26 @@ fn service_account_tokens_are_minted_only_for_the_service_accounts_values_name()
             "vault.tokenServiceAccounts[1].name=agents-vault",
         ],
     );
-    let rules: Vec<(String, serde_json::Value)> = certsmith::yaml::documents::<serde_json::Value>(&rendered)
-        .expect("rendered chart yaml")
-        .into_iter()
-        .filter(|doc| doc["kind"].as_str() == Some("Role"))
-        .flat_map(|role| {
-            let ns = role["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let rules = role["rules"].as_array().cloned().unwrap_or_default();
-            rules.into_iter().map(move |rule| (ns.clone(), rule))
-        })
-        .filter(|(_, rule)| {
-            rule["resources"].as_array().is_some_and(|r| {
-                r.iter()
-                    .any(|r| r.as_str() == Some("serviceaccounts/token"))
+    let rules: Vec<(String, serde_json::Value)> =
+        certsmith::yaml::documents::<serde_json::Value>(&rendered)
+            .expect("rendered chart yaml")
+            .into_iter()
+            .filter(|doc| doc["kind"].as_str() == Some("Role"))
+            .flat_map(|role| {
+                let ns = role["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let rules = role["rules"].as_array().cloned().unwrap_or_default();
+                rules.into_iter().map(move |rule| (ns.clone(), rule))
             })
-        })
-        .collect();
+            .filter(|(_, rule)| {
+                rule["resources"].as_array().is_some_and(|r| {
+                    r.iter()
+                        .any(|r| r.as_str() == Some("serviceaccounts/token"))
+                })
+            })
+            .collect();
     let granted: Vec<(String, Vec<String>)> = rules
         .iter()
         .map(|(ns, rule)| {
