@@ -58,6 +58,17 @@ enum Command {
         #[command(subcommand)]
         what: InspectCommand,
     },
+    /// Convert cert-manager Certificates, Issuers and ClusterIssuers (and aws-privateca-issuer
+    /// issuers) to certsmith manifests on stdout; what cannot be carried over goes to stderr.
+    Convert {
+        /// A manifest file, a directory (searched recursively for .yaml, .yml and .json), or -
+        /// for standard input. Repeatable.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<String>,
+        /// Exit with status 1 when anything was reported.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Controller(args) => controller(args).await,
+        Command::Convert { files, strict } => std::process::exit(convert(&files, strict)),
         other => match cli(other).await {
             Ok(text) => {
                 print!("{text}");
@@ -206,8 +218,33 @@ async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
         Command::Inspect {
             what: InspectCommand::Secret { name, namespace },
         } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
-        Command::Controller(_) | Command::Crds { .. } => Err(CliError("unreachable".into())),
+        Command::Controller(_) | Command::Crds { .. } | Command::Convert { .. } => {
+            Err(CliError("unreachable".into()))
+        }
     }
+}
+
+/// `certsmith convert`: objects to stdout, findings and a summary to stderr. Exit status 0,
+/// 1 with --strict when anything was reported, 2 when the input cannot be read.
+fn convert(files: &[String], strict: bool) -> i32 {
+    use certsmith::cli::convert;
+    let documents = match convert::read_inputs(files) {
+        Ok(documents) => documents,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let conversion = convert::convert(documents);
+    match convert::render(&conversion) {
+        Ok(yaml) => print!("{yaml}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
+    eprint!("{}", convert::report(&conversion));
+    i32::from(strict && !conversion.findings.is_empty())
 }
 
 async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
@@ -289,7 +326,15 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         // writing after a standby may have taken over.
         leadership.exit_when_lost();
         let guard = leadership.guard();
-        run::run(client, settings, metrics, ready, leadership.token.clone(), guard).await;
+        run::run(
+            client,
+            settings,
+            metrics,
+            ready,
+            leadership.token.clone(),
+            guard,
+        )
+        .await;
         leadership.release().await;
         if shutdown.is_cancelled() {
             Ok(())

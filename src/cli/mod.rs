@@ -1,6 +1,8 @@
-//! The companion commands: see the fleet (`status`), act on it (`renew`) and look inside a
-//! Secret (`inspect secret`). Also usable as the kubectl plugin `kubectl-certsmith`.
+//! The companion commands: see the fleet (`status`), act on it (`renew`), look inside a
+//! Secret (`inspect secret`) and convert cert-manager manifests (`convert`). Also usable as
+//! the kubectl plugin `kubectl-certsmith`.
 
+pub mod convert;
 pub mod inspect;
 pub mod renew;
 pub mod status;

@@ -7,6 +7,7 @@ mod aws_pca;
 mod certificates;
 mod chart;
 mod cli;
+mod convert;
 mod crds;
 mod hardening;
 mod hostile;
