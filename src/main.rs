@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use certsmith::controller::{Settings, run};
@@ -68,6 +68,11 @@ enum Command {
         /// Exit with status 1 when anything was reported.
         #[arg(long)]
         strict: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -155,6 +160,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Controller(args) => controller(args).await,
         Command::Convert { files, strict } => std::process::exit(convert(&files, strict)),
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "certsmith",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         other => match cli(other).await {
             Ok(text) => {
                 print!("{text}");
@@ -218,9 +232,10 @@ async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
         Command::Inspect {
             what: InspectCommand::Secret { name, namespace },
         } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
-        Command::Controller(_) | Command::Crds { .. } | Command::Convert { .. } => {
-            Err(CliError("unreachable".into()))
-        }
+        Command::Controller(_)
+        | Command::Crds { .. }
+        | Command::Convert { .. }
+        | Command::Completion { .. } => Err(CliError("unreachable".into())),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The CLI (`certsmith status | renew | inspect secret`) as a user runs it: the real binary,
-//! kubeconfig resolution, the local API server, and its error messages.
+//! The CLI (`certsmith status | renew | inspect secret | check api | completion`) as a user
+//! runs it: the real binary, kubeconfig resolution, the local API server, and its error
+//! messages.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -251,4 +252,70 @@ async fn kubectl_finds_it_as_the_certsmith_plugin() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("0 certificates"), "{}", stdout(&out));
     ns.delete().await;
+}
+
+/// `certsmith completion SHELL` prints a script the shell loads and completes with. bash is
+/// always there; zsh and fish are checked where installed.
+#[test]
+fn completion_scripts_complete_in_their_shells() {
+    let bin = env!("CARGO_BIN_EXE_certsmith");
+    let bash = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source <({bin} completion bash) && COMP_WORDS=(certsmith con) && COMP_CWORD=1 \
+             && _certsmith certsmith con certsmith && echo \"${{COMPREPLY[@]}}\""
+        ))
+        .output()
+        .expect("bash");
+    assert!(bash.status.success(), "{}", stderr(&bash));
+    assert_eq!(stdout(&bash).trim(), "controller convert");
+
+    let unknown = Command::new(bin)
+        .args(["completion", "tcsh"])
+        .output()
+        .expect("run");
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("possible values: bash"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    let installed = |shell: &str| {
+        Command::new(shell)
+            .arg("-c")
+            .arg("exit 0")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if installed("fish") {
+        let fish = Command::new("fish")
+            .arg("-c")
+            .arg(format!(
+                "{bin} completion fish | source; complete -C 'certsmith con'"
+            ))
+            .output()
+            .expect("fish");
+        assert!(
+            stdout(&fish).starts_with("controller\t"),
+            "{}{}",
+            stdout(&fish),
+            stderr(&fish)
+        );
+    }
+    if installed("zsh") {
+        let script = Command::new(bin)
+            .args(["completion", "zsh"])
+            .output()
+            .expect("run");
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("_certsmith");
+        std::fs::write(&file, &script.stdout).expect("write");
+        let zsh = Command::new("zsh")
+            .arg("-n")
+            .arg(&file)
+            .output()
+            .expect("zsh");
+        assert!(zsh.status.success(), "{}", stderr(&zsh));
+    }
 }
