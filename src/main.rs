@@ -74,6 +74,18 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Checks for scripts, CI and GitOps waits.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Exit 0 once the certsmith API is served and the operator answers; otherwise exit 1
+    /// with the reason after --wait.
+    Api(certsmith::cli::check::ApiArgs),
 }
 
 #[derive(Subcommand)]
@@ -232,6 +244,9 @@ async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
         Command::Inspect {
             what: InspectCommand::Secret { name, namespace },
         } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
+        Command::Check {
+            what: CheckCommand::Api(args),
+        } => certsmith::cli::check::api(client, args).await,
         Command::Controller(_)
         | Command::Crds { .. }
         | Command::Convert { .. }

@@ -1,7 +1,8 @@
 //! The companion commands: see the fleet (`status`), act on it (`renew`), look inside a
-//! Secret (`inspect secret`) and convert cert-manager manifests (`convert`). Also usable as
-//! the kubectl plugin `kubectl-certsmith`.
+//! Secret (`inspect secret`), convert cert-manager manifests (`convert`) and wait for the API
+//! (`check api`). Also usable as the kubectl plugin `kubectl-certsmith`.
 
+pub mod check;
 pub mod convert;
 pub mod inspect;
 pub mod renew;

@@ -12,7 +12,8 @@ use serde_json::json;
 use certsmith::api::{Certificate, Issuer};
 
 use crate::support::{
-    Operator, TestNamespace, env, install_crds, leaf, secret, wait_for, wait_reissued,
+    Operator, OperatorProcess, TestNamespace, env, install_crds, leaf, secret, wait_for,
+    wait_reissued,
 };
 
 fn run(kubeconfig: &str, args: &[&str]) -> Output {
@@ -318,4 +319,187 @@ fn completion_scripts_complete_in_their_shells() {
             .expect("zsh");
         assert!(zsh.status.success(), "{}", stderr(&zsh));
     }
+}
+
+/// `check api` against the real API server: the CRDs served, then the operator's Lease —
+/// missing, acquired while `--wait` waits, found without being named, and stale once the
+/// operator is killed.
+#[tokio::test]
+async fn check_api_waits_for_the_crds_and_the_operators_lease() {
+    let ns = TestNamespace::new("cli-check").await;
+    install_crds(&ns.client).await;
+    let kubeconfig = env("KUBECONFIG");
+    let lease = format!("{}/certsmith-controller", ns.name);
+
+    let crds = run(&kubeconfig, &["check", "api", "--crds-only"]);
+    assert!(crds.status.success(), "{}", stderr(&crds));
+    assert_eq!(
+        stdout(&crds),
+        "certsmith.dev/v1alpha1 served (certificates, issuers, clusterissuers)\n"
+    );
+
+    let none = run(&kubeconfig, &["check", "api", "--lease", &lease]);
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(
+        stderr(&none).trim(),
+        format!(
+            "error: no Lease {lease}: the operator has not run with leader election under that name"
+        )
+    );
+
+    // A wait that starts before the operator does ends once it holds its Lease.
+    let waiting = Command::new(env!("CARGO_BIN_EXE_certsmith"))
+        .args(["check", "api", "--lease", &lease, "--wait", "60s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start check api");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let operator = OperatorProcess::start(
+        &ns.name,
+        &[
+            "--leader-elect",
+            "--leader-election-namespace",
+            &ns.name,
+            "--leader-election-lease-duration",
+            "3s",
+        ],
+    );
+    let waited = tokio::task::spawn_blocking(move || waiting.wait_with_output())
+        .await
+        .expect("join")
+        .expect("check api");
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    let text = stdout(&waited);
+    assert!(
+        text.starts_with("certsmith.dev/v1alpha1 served (certificates, issuers, clusterissuers); operator answers (Lease ")
+            && text.contains(&format!("{lease} held by ")),
+        "{text}"
+    );
+    // Without --lease: a Lease named certsmith-controller in any namespace will do.
+    let found = run(&kubeconfig, &["check", "api"]);
+    assert!(found.status.success(), "{}", stderr(&found));
+
+    // Killed, the operator renews nothing: after the lease duration (and the skew allowance)
+    // the check fails, with the reason, once --wait is over.
+    drop(operator);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let stale = run(
+        &kubeconfig,
+        &["check", "api", "--lease", &lease, "--wait", "2s"],
+    );
+    assert_eq!(stale.status.code(), Some(1));
+    let text = stderr(&stale);
+    assert!(
+        text.starts_with(&format!(
+            "error: not ready after 2s: Lease {lease} held by "
+        )) && text.contains("longer than its 3s lease: the operator is not running"),
+        "{text}"
+    );
+    ns.delete().await;
+}
+
+/// `check api --operator-url`: the operator's /readyz, for an operator without leader election.
+/// (Multi-threaded: the in-process operator serves /readyz while the CLI blocks this thread.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_api_asks_the_operator_itself_with_operator_url() {
+    let ns = TestNamespace::new("cli-readyz").await;
+    install_crds(&ns.client).await;
+    let kubeconfig = env("KUBECONFIG");
+    let operator = Operator::start(&ns.name).await;
+    let url = format!("http://{}", operator.http);
+    let ready = run(
+        &kubeconfig,
+        &["check", "api", "--operator-url", &url, "--wait", "60s"],
+    );
+    assert!(ready.status.success(), "{}", stderr(&ready));
+    assert!(
+        stdout(&ready).ends_with(&format!("operator ready ({url}/readyz answered 200)\n")),
+        "{}",
+        stdout(&ready)
+    );
+    operator.stop().await;
+
+    let down = run(
+        &kubeconfig,
+        &["check", "api", "--operator-url", &url, "--wait", "2s"],
+    );
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        stderr(&down).starts_with(&format!(
+            "error: not ready after 2s: the operator does not answer at {url}/readyz"
+        )),
+        "{}",
+        stderr(&down)
+    );
+    let usage = run(
+        &kubeconfig,
+        &["check", "api", "--crds-only", "--operator-url", &url],
+    );
+    assert!(
+        stderr(&usage).contains("cannot be used with"),
+        "{}",
+        stderr(&usage)
+    );
+    ns.delete().await;
+}
+
+/// Discovery without the CRDs, and with only some of them, on the real API server: asked
+/// about a group of this test's own, so the CRDs every other test uses stay in place.
+#[tokio::test]
+async fn check_api_says_which_crds_are_missing() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DeleteParams, Patch, PatchParams};
+    let client = crate::support::admin_client().await;
+    let group = format!("check-{:08x}.certsmith.test", crate::support::rand_u32());
+
+    let missing = certsmith::cli::check::served(&client, &group)
+        .await
+        .unwrap_err()
+        .0;
+    assert_eq!(
+        missing,
+        format!(
+            "{group}/v1alpha1 is not served: the certsmith CRDs are not installed (`certsmith crds | kubectl apply --server-side -f -`)"
+        )
+    );
+
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let name = format!("certificates.{group}");
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "certificates", "singular": "certificate", "kind": "Certificate"},
+                 "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .expect("crd");
+    crds.patch(
+        &name,
+        &PatchParams::apply("certsmith-tests"),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply crd");
+    let partial = wait_for("the partial group served", Duration::from_secs(30), || {
+        let client = client.clone();
+        let group = group.clone();
+        async move {
+            let e = certsmith::cli::check::served(&client, &group)
+                .await
+                .unwrap_err();
+            e.0.contains("installed only in part").then_some(e.0)
+        }
+    })
+    .await;
+    assert_eq!(
+        partial,
+        format!(
+            "{group}/v1alpha1 does not serve issuers, clusterissuers: the certsmith CRDs are installed only in part"
+        )
+    );
+    let _ = crds.delete(&name, &DeleteParams::default()).await;
 }
