@@ -119,8 +119,13 @@ async fn status_renew_and_inspect_against_the_api_server() {
             && text.contains("Key:           Ecdsa 256"),
         "{text}"
     );
+    // Verified by webpki, as rustls will: the selfSigned issuer's leaf is its own anchor.
     assert!(
-        text.contains("Chain verifies against ca.crt: yes"),
+        text.contains("Chain verifies against ca.crt: yes (webpki, the verifier rustls uses)")
+            && text.contains("Usable as mTLS server: yes, client: yes\n")
+            && text.contains("note: as a server, for clients dialling DNS:web.example")
+            && text.contains("Usages:        digital signature, server auth, client auth")
+            && text.contains("CA:            no"),
         "{text}"
     );
 
