@@ -39,9 +39,13 @@ tools:
 manifests:
 	@bash tests/chart/render-config.sh
 
+## Format, lints, and drift of generated files: CRDs (unit tests in src/crds.rs) and
+## config/default (rendered from the chart; builds helm once, then cached).
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --quiet --lib crds::
+	@bash tests/chart/render-config.sh --check
 
 fmt:
 	$(CARGO) fmt

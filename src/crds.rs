@@ -36,3 +36,26 @@ pub fn render_helm_template() -> Result<String, crate::yaml::SerializeError> {
     out.push_str("{{- end }}\n");
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crds_on_disk_match_the_types() {
+        let on_disk = include_str!("../crds/certsmith.yaml");
+        assert!(
+            render().is_ok_and(|generated| generated == on_disk),
+            "crds/certsmith.yaml is stale: run `make crds` and commit the result"
+        );
+    }
+
+    #[test]
+    fn the_chart_installs_the_same_crds() {
+        let on_disk = include_str!("../charts/certsmith/templates/crds.yaml");
+        assert!(
+            render_helm_template().is_ok_and(|generated| generated == on_disk),
+            "charts/certsmith/templates/crds.yaml is stale: run `make crds` and commit the result"
+        );
+    }
+}

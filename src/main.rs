@@ -288,9 +288,11 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         namespaces: args.namespaces,
         concurrency: args.concurrency,
         cluster_issuer_selector: args.cluster_issuer_selector,
-        aws_pca_issue_rate: args.aws_pca_issue_rate,
-        issuer_ambient_credentials: args.issuer_ambient_credentials,
-        issuer_vault_servers: args.issuer_vault_servers,
+        backends: certsmith::issuer::BackendSettings {
+            aws_pca_issue_rate: args.aws_pca_issue_rate,
+            issuer_ambient_credentials: args.issuer_ambient_credentials,
+            issuer_vault_servers: args.issuer_vault_servers,
+        },
     };
     let config = kube::Config::infer()
         .await

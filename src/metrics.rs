@@ -1,5 +1,7 @@
-//! Prometheus metrics. Label values come from fixed sets (reasons, issuer kinds, results) or
-//! from object names, never from error text.
+//! Prometheus metrics. Label values come from fixed sets (reasons, issuer kinds, backend types,
+//! results) or from object names, never from error text. Two labels that are easy to confuse:
+//! `issuer_kind` is Issuer or ClusterIssuer; `backend` is the backend type that signs
+//! (selfSigned, ca, vault, awsPCA), spelled as the issuer spec field that selects it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,7 +34,7 @@ struct ReasonLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IssuerLabels {
-    kind: String,
+    issuer_kind: String,
     namespace: String,
     name: String,
 }
@@ -206,9 +208,9 @@ impl Metrics {
             .inc();
     }
 
-    pub fn issuer_ready(&self, kind: &str, name: &str, namespace: &str, ready: bool) {
+    pub fn issuer_ready(&self, issuer_kind: &str, name: &str, namespace: &str, ready: bool) {
         let labels = IssuerLabels {
-            kind: kind.into(),
+            issuer_kind: issuer_kind.into(),
             namespace: namespace.into(),
             name: name.into(),
         };
@@ -224,7 +226,7 @@ impl Metrics {
     pub fn retain_issuers(&self, exists: impl Fn(&str, &str, &str) -> bool) {
         if let Ok(mut known) = self.known_issuers.lock() {
             known.retain(|labels| {
-                let keep = exists(&labels.kind, &labels.namespace, &labels.name);
+                let keep = exists(&labels.issuer_kind, &labels.namespace, &labels.name);
                 if !keep {
                     self.issuer_ready.remove(labels);
                 }

@@ -60,6 +60,12 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Whether the reason says a backend could not be reached (no answer, not a refusal): what
+    /// a circuit breaker counts.
+    pub fn is_unreachable(self) -> bool {
+        matches!(self, Reason::VaultUnreachable | Reason::AwsUnreachable)
+    }
+
     /// The CamelCase form used in conditions, Events and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {

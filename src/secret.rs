@@ -65,12 +65,12 @@ pub fn build(cert: &Certificate, contents: &Contents<'_>) -> Secret {
         (SERIAL_ANNOTATION, contents.leaf.serial.clone()),
         (
             NOT_AFTER_ANNOTATION,
-            crate::controller::certificate::decide::rfc3339(contents.leaf.not_after),
+            crate::time::rfc3339(contents.leaf.not_after),
         ),
         (REVISION_ANNOTATION, contents.revision.to_string()),
         (
             ISSUED_AT_ANNOTATION,
-            crate::controller::certificate::decide::rfc3339(contents.issued_at),
+            crate::time::rfc3339(contents.issued_at),
         ),
         (ISSUER_TYPE_ANNOTATION, contents.issuer_type.to_string()),
     ] {
@@ -143,6 +143,15 @@ pub async fn delete_exactly(api: &Api<Secret>, read: &Secret) -> Result<(), kube
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// One key of a Secret's data (None when absent).
+pub fn value<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.as_slice())
 }
 
 /// The Certificate a Secret was written for by certsmith, if it was.

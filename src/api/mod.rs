@@ -20,8 +20,5 @@ pub use issuer::{
     SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
 };
 
-/// The API group of every certsmith resource.
-pub const GROUP: &str = "certsmith.dev";
-
 /// Annotation that `certsmith renew` sets to request a re-issuance; any new value triggers one.
 pub const RENEW_ANNOTATION: &str = "certsmith.dev/renew-requested-at";

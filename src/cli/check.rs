@@ -91,7 +91,8 @@ async fn once(
     args: &ApiArgs,
     watch: &mut Watch,
 ) -> Result<String, CliError> {
-    let served = served(client, crate::api::GROUP).await?;
+    let group = <crate::api::Certificate as kube::Resource>::group(&());
+    let served = served(client, &group).await?;
     if args.crds_only {
         return Ok(served);
     }

@@ -19,9 +19,9 @@ use webpki::{ExtendedKeyUsageValidator, KeyPurposeIdIter, KeyUsage as Eku};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::api::KeyUsage;
-use crate::controller::certificate::decide::rfc3339;
 use crate::pki::inspect::{self, CertInfo};
 use crate::pki::keys::PrivateKey;
+use crate::time::rfc3339;
 
 use super::{CliError, explain};
 

@@ -21,12 +21,11 @@ pub async fn fleet(client: kube::Client, namespace: Option<&str>) -> Result<Stri
         .await
         .map_err(|e| explain(e, "Certificates"))?
         .items;
-    Ok(table(&certs, jiff::Timestamp::now().as_second()))
+    Ok(table(&certs, crate::time::now()))
 }
 
 fn seconds(t: Option<&str>) -> Option<i64> {
-    t.and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.as_second())
+    t.and_then(crate::time::parse)
 }
 
 /// The fleet table and its summary line (pure).
@@ -98,11 +97,7 @@ pub fn table(certs: &[Certificate], now: i64) -> String {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     let soonest = soonest.map_or("none".to_string(), |(t, id)| {
-        format!(
-            "{id} at {} (in {})",
-            crate::controller::certificate::decide::rfc3339(t),
-            until(now, t)
-        )
+        format!("{id} at {} (in {})", crate::time::rfc3339(t), until(now, t))
     });
     let _ = writeln!(
         out,

@@ -1,20 +1,19 @@
-//! State shared by every reconcile: the client, settings, the injected clock, metrics.
+//! State shared by every reconcile: the client, settings, the injected clock, metrics, the
+//! backends' long-lived clients and the limits around them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-use crate::issuer::aws_pca::{AwsPcaClient, RateLimits};
-use crate::issuer::vault::VaultClient;
-
-use super::limits::Gates;
-use crate::leader::Guard;
 
 use kube::Client;
 use kube::api::DynamicObject;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
+use crate::issuer::{BackendSettings, Caches};
+use crate::leader::Guard;
 use crate::metrics::Metrics;
+
+use super::limits::Gates;
 
 /// Operator settings from the command line.
 #[derive(Debug, Clone)]
@@ -28,21 +27,15 @@ pub struct Settings {
     /// Serve only ClusterIssuers matching this label selector (None: all). Lets several
     /// operator instances share a cluster without fighting over ClusterIssuer status.
     pub cluster_issuer_selector: Option<String>,
-    /// AWS Private CA IssueCertificate calls per second per CA (reads get three times that).
-    pub aws_pca_issue_rate: std::num::NonZeroU32,
-    /// Whether namespaced Issuers may use the operator's own cloud identity (AWS default
-    /// chain). ClusterIssuers always may: only cluster admins create them.
-    pub issuer_ambient_credentials: bool,
-    /// Vault servers namespaced Issuers may use (URL prefixes; empty: any). ClusterIssuers
-    /// may use any: only cluster admins create them.
-    pub issuer_vault_servers: Vec<crate::issuer::vault::ServerPrefix>,
+    /// What backends may do.
+    pub backends: BackendSettings,
 }
 
 /// Seconds since the Unix epoch; injected so tests can move time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
-    Arc::new(|| jiff::Timestamp::now().as_second())
+    Arc::new(crate::time::now)
 }
 
 pub struct Context {
@@ -54,7 +47,9 @@ pub struct Context {
     /// Every Certificate the controller knows, for duplicate-Secret and issuer lookups.
     pub certificates: Store<DynamicObject>,
     /// Long-lived backend clients, shared by every controller in the process.
-    pub backends: Backends,
+    pub caches: Arc<Caches>,
+    /// Per-issuer concurrency limit and circuit breaker for remote backends.
+    pub gates: Arc<Gates>,
     /// Process-wide memory of the controllers (see [`Shared`]).
     pub shared: Arc<Shared>,
     /// Whether this replica may write now (leader election; always true without it). Asked
@@ -64,8 +59,9 @@ pub struct Context {
 }
 
 /// What the reconcilers remember between runs, for the whole process.
-#[derive(Default)]
 pub struct Shared {
+    pub caches: Arc<Caches>,
+    pub gates: Arc<Gates>,
     /// Certificates signed but not yet written (the API server refused the Secret), by
     /// Certificate UID: a retry writes them instead of signing again.
     pub unwritten: Mutex<HashMap<String, super::certificate::Unwritten>>,
@@ -75,42 +71,16 @@ pub struct Shared {
     pub rechecks: super::issuer::Rechecks,
 }
 
-/// Clients keyed by issuer identity, with a fingerprint of the configuration they were built
-/// from (a changed issuer gets a new client).
-pub type ClientCache<T> = Arc<Mutex<HashMap<String, ([u8; 32], Arc<T>)>>>;
-pub type VaultClients = ClientCache<VaultClient>;
-
-/// What outlives a single issuance: Vault clients (tokens are reused), AWS clients (credential
-/// providers and CA descriptions are reused) and the per-CA AWS rate limits.
-#[derive(Clone, Debug)]
-pub struct Backends {
-    pub vault: VaultClients,
-    pub aws: ClientCache<AwsPcaClient>,
-    pub aws_limits: Arc<RateLimits>,
-    /// Per-issuer concurrency limit and circuit breaker for remote backends.
-    pub gates: Arc<Gates>,
-}
-
-impl Backends {
+impl Shared {
     pub fn new(settings: &Settings) -> Self {
-        Backends {
-            vault: VaultClients::default(),
-            aws: ClientCache::default(),
-            aws_limits: Arc::new(RateLimits::new(settings.aws_pca_issue_rate)),
+        Shared {
+            caches: Arc::new(Caches::new(&settings.backends)),
             // An issuer's backend may hold at most half of the workers.
             gates: Arc::new(Gates::new(usize::from(settings.concurrency / 2))),
+            unwritten: Mutex::default(),
+            panics: Mutex::default(),
+            rechecks: super::issuer::Rechecks::default(),
         }
-    }
-
-    /// Forget clients and limits of issuers that no longer exist (by identity).
-    pub fn retain(&self, exists: impl Fn(&str) -> bool) {
-        if let Ok(mut clients) = self.vault.lock() {
-            clients.retain(|k, _| exists(k));
-        }
-        if let Ok(mut clients) = self.aws.lock() {
-            clients.retain(|k, _| exists(k));
-        }
-        self.gates.retain(&exists);
     }
 }
 
@@ -120,7 +90,6 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
         certificates: Store<DynamicObject>,
-        backends: Backends,
         shared: Arc<Shared>,
         leading: Guard,
     ) -> Self {
@@ -135,7 +104,8 @@ impl Context {
             clock: system_clock(),
             metrics,
             certificates,
-            backends,
+            caches: shared.caches.clone(),
+            gates: shared.gates.clone(),
             shared,
             leading,
         }

@@ -1,5 +1,6 @@
-//! Issuers and ClusterIssuers: resolve a reference into a ready [`Signer`], and keep each
-//! issuer's `Ready` condition truthful.
+//! Issuers and ClusterIssuers: resolve a reference into a ready [`Backend`], and keep each
+//! issuer's `Ready` condition truthful. Nothing here knows one backend from another: the
+//! backend says whether it can sign (`check`) and in what words.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,125 +12,92 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use crate::api::conditions::{self, DesiredCondition, READY};
-use crate::api::{
-    ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, IssuerStatus, IssuerType,
-};
-use crate::issuer::{Signer, ca::CaSigner};
+use crate::api::{ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, IssuerStatus};
+use crate::issuer::{Backend, Env, IssuerId, SecretReader};
 use crate::reason::{Problem, Reason};
+use crate::time::rfc3339;
 
-use super::certificate::decide::{parse_rfc3339, rfc3339};
 use super::{Context, Error};
 
-/// How often a not-ready issuer is looked at again (its Secret is not watched).
+/// How often a not-ready issuer is looked at again (besides its Secrets changing).
 const NOT_READY_REQUEUE: Duration = Duration::from_secs(10);
-/// How often a ready issuer is re-checked (CA rotation, expiry).
+/// How often a ready issuer is re-checked (a remote CA's health, expiry).
 const READY_REQUEUE: Duration = Duration::from_secs(300);
 
-/// The signer a Certificate in `namespace` gets from `issuer_ref`, or why there is none.
-pub async fn signer_for(
+/// The backend a Certificate in `namespace` gets from `issuer_ref`, ready to sign, or why
+/// there is none (`IssuerNotFound`, or `IssuerNotReady` with the backend's own reason).
+pub async fn resolve(
     ctx: &Context,
     namespace: &str,
     issuer_ref: &IssuerRef,
-    now: i64,
-) -> Result<Signer, Problem> {
-    let api_error = |e: kube::Error| {
-        Problem::new(
-            Reason::ApiError,
-            format!(
-                "reading {} {:?}: {e}",
-                issuer_ref.kind.as_str(),
-                issuer_ref.name
-            ),
-        )
-    };
-    let spec = fetch(ctx, namespace, issuer_ref)
+) -> Result<Backend, Problem> {
+    let id = IssuerId::referenced(namespace, issuer_ref);
+    let spec = fetch(ctx, &id)
         .await
-        .map_err(api_error)?
+        .map_err(|e| Problem::new(Reason::ApiError, format!("reading {id}: {e}")))?
         .map(|(spec, _)| spec);
     let Some(spec) = spec else {
-        let where_ = if issuer_ref.kind == IssuerKind::Issuer {
-            format!(" in namespace {namespace:?}")
-        } else {
-            String::new()
-        };
         return Err(Problem::new(
             Reason::IssuerNotFound,
-            format!(
-                "{} {:?} not found{where_}",
-                issuer_ref.kind.as_str(),
-                issuer_ref.name
-            ),
+            format!("{id} not found"),
         ));
     };
-    let secret_namespace = match issuer_ref.kind {
-        IssuerKind::Issuer => namespace,
-        IssuerKind::ClusterIssuer => ctx.settings.cluster_resource_namespace.as_str(),
+    let ready = async {
+        let backend = Backend::build(&spec, &env(ctx, &id)).await?;
+        backend.ready_to_sign().await?;
+        Ok(backend)
     };
-    let signer = build_signer(
-        ctx,
-        &spec,
-        secret_namespace,
-        &identity_of(namespace, issuer_ref),
-        now,
-    )
-    .await;
-    // An AWS Private CA must have been ACTIVE when last described (the issuer's reconcile
-    // describes it afresh; AWS would refuse, the emulator would not).
-    let signer = match signer {
-        Ok(Signer::AwsPca(p)) => p.client.ensure_active().await.map(|()| Signer::AwsPca(p)),
-        other => other,
-    };
-    signer.map_err(|p| {
+    ready.await.map_err(|p: Problem| {
         Problem::new(
             Reason::IssuerNotReady,
-            format!(
-                "{} {:?} is not ready: {}: {}",
-                issuer_ref.kind.as_str(),
-                issuer_ref.name,
-                p.reason,
-                p.message
-            ),
+            format!("{id} is not ready: {}: {}", p.reason, p.message),
         )
     })
 }
 
-/// The key under which an issuer's long-lived state (a Vault or AWS client) is kept:
-/// `Issuer/<namespace>/<name>` or `ClusterIssuer//<name>`.
-fn identity(kind: &str, namespace: Option<&str>, name: &str) -> String {
-    format!("{kind}/{}/{name}", namespace.unwrap_or(""))
-}
-
-/// The identity of the issuer a Certificate in `namespace` names.
-pub fn identity_of(namespace: &str, issuer_ref: &IssuerRef) -> String {
-    let namespace = Some(namespace).filter(|_| issuer_ref.kind == IssuerKind::Issuer);
-    identity(issuer_ref.kind.as_str(), namespace, &issuer_ref.name)
+/// What an issuer's backend is built with: its Secrets are read from its own namespace, or
+/// from the cluster-resource namespace for a ClusterIssuer.
+fn env<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
+    let secret_namespace = id
+        .namespace
+        .as_deref()
+        .unwrap_or(&ctx.settings.cluster_resource_namespace);
+    Env {
+        id,
+        secrets: SecretReader::new(ctx.client.clone(), secret_namespace),
+        client: ctx.client.clone(),
+        settings: &ctx.settings.backends,
+        caches: &ctx.caches,
+        metrics: ctx.metrics.clone(),
+        now: ctx.now(),
+    }
 }
 
 /// When the referenced issuer last became Ready (its Ready=True condition's
 /// lastTransitionTime); None when it is not Ready or cannot be read.
 pub async fn ready_since(ctx: &Context, namespace: &str, issuer_ref: &IssuerRef) -> Option<i64> {
-    let status = fetch(ctx, namespace, issuer_ref).await.ok()??.1?;
+    let id = IssuerId::referenced(namespace, issuer_ref);
+    let status = fetch(ctx, &id).await.ok()??.1?;
     conditions::find(&status.conditions, READY)
         .filter(|c| c.status == "True")
-        .and_then(|c| parse_rfc3339(&c.last_transition_time))
+        .and_then(|c| crate::time::parse(&c.last_transition_time))
 }
 
 /// Requests to look at an issuer again, delivered to the issuer controllers that serve it.
 #[derive(Default)]
 pub struct Rechecks {
-    /// (namespace served, None = every namespace; cluster-scoped; where to send).
     subscribers: Mutex<Vec<Subscriber>>,
 }
 
 struct Subscriber {
+    /// The namespace served (None: every namespace), or ClusterIssuers.
     namespace: Option<String>,
     cluster: bool,
     to: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
 }
 
 impl Rechecks {
-    /// The requests for issuers of `ar`'s kind in `namespace` (None: all; ClusterIssuers:
-    /// `ar` is the ClusterIssuer resource).
+    /// The requests for issuers in `namespace` (None: all), or for ClusterIssuers.
     pub fn subscribe(
         &self,
         namespace: Option<String>,
@@ -146,22 +114,20 @@ impl Rechecks {
         from
     }
 
-    /// Look again at the issuer a Certificate in `namespace` names.
-    pub fn request(&self, namespace: &str, issuer_ref: &IssuerRef) {
-        let cluster = issuer_ref.kind == IssuerKind::ClusterIssuer;
-        let reference = if cluster {
-            ObjectRef::new_with(&issuer_ref.name, ApiResource::erase::<ClusterIssuer>(&()))
-        } else {
-            ObjectRef::new_with(&issuer_ref.name, ApiResource::erase::<Issuer>(&()))
-                .within(namespace)
+    /// Look again at the issuer `id`.
+    pub fn request(&self, id: &IssuerId) {
+        let reference = match &id.namespace {
+            None => ObjectRef::new_with(&id.name, ApiResource::erase::<ClusterIssuer>(&())),
+            Some(ns) => ObjectRef::new_with(&id.name, ApiResource::erase::<Issuer>(&())).within(ns),
         };
         let Ok(mut subscribers) = self.subscribers.lock() else {
             return;
         };
         subscribers.retain(|s| !s.to.is_closed());
+        let cluster = id.is_cluster_issuer();
         for s in subscribers.iter().filter(|s| {
             s.cluster == cluster
-                && (cluster || s.namespace.as_deref().is_none_or(|ns| ns == namespace))
+                && (cluster || s.namespace.is_none() || s.namespace == id.namespace)
         }) {
             let _ = s.to.unbounded_send(reference.clone());
         }
@@ -203,190 +169,92 @@ pub fn issuers_reading(
         .collect()
 }
 
-/// Read the Issuer (in `namespace`) or ClusterIssuer a reference names: its spec and status.
+/// Read an Issuer or ClusterIssuer: its spec and status.
 async fn fetch(
     ctx: &Context,
-    namespace: &str,
-    issuer_ref: &IssuerRef,
+    id: &IssuerId,
 ) -> Result<Option<(IssuerSpec, Option<IssuerStatus>)>, kube::Error> {
-    Ok(match issuer_ref.kind {
-        IssuerKind::Issuer => Api::<Issuer>::namespaced(ctx.client.clone(), namespace)
-            .get_opt(&issuer_ref.name)
+    Ok(match (&id.kind, &id.namespace) {
+        (IssuerKind::Issuer, Some(ns)) => Api::<Issuer>::namespaced(ctx.client.clone(), ns)
+            .get_opt(&id.name)
             .await?
             .map(|i| (i.spec, i.status)),
-        IssuerKind::ClusterIssuer => Api::<ClusterIssuer>::all(ctx.client.clone())
-            .get_opt(&issuer_ref.name)
+        _ => Api::<ClusterIssuer>::all(ctx.client.clone())
+            .get_opt(&id.name)
             .await?
             .map(|i| (i.spec.0, i.status)),
     })
 }
 
-/// Build the backend for an issuer spec, reading its Secrets from `secret_namespace` only.
-pub async fn build_signer(
-    ctx: &Context,
-    spec: &IssuerSpec,
-    secret_namespace: &str,
-    identity: &str,
-    now: i64,
-) -> Result<Signer, Problem> {
-    match spec
-        .issuer_type()
-        .map_err(|e| Problem::new(Reason::InvalidSpec, e))?
-    {
-        IssuerType::SelfSigned => Ok(Signer::SelfSigned),
-        IssuerType::Ca(ca) => {
-            let secret = super::issuer_secret::read(
-                ctx,
-                secret_namespace,
-                &ca.secret_name,
-                Reason::CaSecretMissing,
-                "CA ",
-            )
-            .await?;
-            let get = |k: &str| {
-                secret
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(k))
-                    .map(|b| b.0.as_slice())
-            };
-            CaSigner::load(get("tls.crt"), get("tls.key"), get("ca.crt"), now)
-                .map(|ca| Signer::Ca(Box::new(ca)))
-        }
-        IssuerType::Vault(vault) => super::vault::build(ctx, vault, secret_namespace, identity)
-            .await
-            .map(|v| Signer::Vault(Box::new(v))),
-        IssuerType::AwsPca(pca) => super::aws_pca::build(
-            ctx,
-            pca,
-            secret_namespace,
-            identity,
-            identity.starts_with("Issuer/"),
-        )
-        .await
-        .map(|p| Signer::AwsPca(Box::new(p))),
+/// The identity of a watched Issuer or ClusterIssuer.
+fn id_of(obj: &DynamicObject) -> IssuerId {
+    match obj.namespace() {
+        Some(ns) => IssuerId::issuer(&ns, &obj.name_any()),
+        None => IssuerId::cluster_issuer(&obj.name_any()),
     }
 }
 
 /// Reconcile an Issuer or ClusterIssuer (both watched untyped): compute and write `Ready`.
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let now = ctx.now();
-    let namespace = obj.namespace();
-    let parsed: Result<IssuerSpec, Problem> = obj
+    let id = id_of(&obj);
+    let spec: Result<IssuerSpec, Problem> = obj
         .data
         .get("spec")
         .cloned()
         .ok_or_else(|| "no spec".to_string())
         .and_then(|s| serde_json::from_value(s).map_err(|e| e.to_string()))
         .map_err(|e| Problem::new(Reason::InvalidSpec, format!("cannot read spec: {e}")));
-    let secret_namespace = namespace
-        .clone()
-        .unwrap_or_else(|| ctx.settings.cluster_resource_namespace.clone());
-    let kind = if namespace.is_some() {
-        "Issuer"
-    } else {
-        "ClusterIssuer"
-    };
-    let id = identity(kind, namespace.as_deref(), &obj.name_any());
-    let readiness = match parsed {
-        Ok(spec) => match build_signer(&ctx, &spec, &secret_namespace, &id, now).await {
-            // A Vault issuer is ready only when the server is healthy and the login works.
-            Ok(Signer::Vault(v)) => {
-                let checked = v.check().await;
+    let readiness = match spec {
+        Ok(spec) => match Backend::build(&spec, &env(&ctx, &id)).await {
+            Ok(backend) => {
+                let checked = backend.check().await;
                 record_reachability(&ctx, &id, checked.as_ref().err());
-                checked.map(|()| (Signer::Vault(v), spec))
+                checked
             }
-            // An AWS Private CA issuer is ready only when the CA is ACTIVE now.
-            Ok(Signer::AwsPca(p)) => {
-                let checked = p.client.check().await;
-                record_reachability(&ctx, &id, checked.as_ref().err());
-                checked.map(|_| (Signer::AwsPca(p), spec))
-            }
-            other => other.map(|s| (s, spec)),
+            Err(p) => Err(p),
         },
         Err(p) => Err(p),
     };
-    let (condition, requeue) = match &readiness {
-        Ok((signer, _)) => {
-            let message = match signer {
-                Signer::SelfSigned => "self-signed issuer is ready".to_string(),
-                Signer::Ca(ca) => format!("CA is valid until {}", rfc3339(ca.not_after())),
-                Signer::Vault(v) => format!(
-                    "Vault at {} is healthy and the login works; signing with {}",
-                    v.client.server(),
-                    v.sign_path
-                ),
-                Signer::AwsPca(p) => format!(
-                    "AWS Private CA {} is ACTIVE in {}",
-                    p.client.ca_arn, p.client.region
-                ),
-            };
-            (
-                DesiredCondition {
-                    type_: READY,
-                    status: true,
-                    reason: Reason::IssuerReady.as_str().into(),
-                    message,
-                },
-                READY_REQUEUE,
-            )
-        }
+    ctx.metrics.issuer_ready(
+        id.kind.as_str(),
+        &id.name,
+        id.namespace.as_deref().unwrap_or(""),
+        readiness.is_ok(),
+    );
+    let (condition, requeue) = match readiness {
+        Ok(message) => (
+            DesiredCondition {
+                type_: READY,
+                status: true,
+                reason: Reason::IssuerReady.as_str().into(),
+                message,
+            },
+            READY_REQUEUE,
+        ),
         Err(p) => (
             DesiredCondition {
                 type_: READY,
                 status: false,
                 reason: p.reason.as_str().into(),
-                message: p.message.clone(),
+                message: p.message,
             },
             NOT_READY_REQUEUE,
         ),
     };
-    ctx.metrics.issuer_ready(
-        if namespace.is_some() {
-            "Issuer"
-        } else {
-            "ClusterIssuer"
-        },
-        &obj.name_any(),
-        namespace.as_deref().unwrap_or(""),
-        readiness.is_ok(),
-    );
-    let prev: IssuerStatus = obj
-        .data
-        .get("status")
-        .cloned()
-        .and_then(|s| serde_json::from_value(s).ok())
-        .unwrap_or_default();
-    let generation = obj.metadata.generation;
-    let next = IssuerStatus {
-        conditions: conditions::merge(&prev.conditions, &[condition], generation, &rfc3339(now)),
-        observed_generation: generation,
-    };
-    if next != prev {
-        write_status(&ctx, &obj, &next).await?;
-    }
+    write_condition(&ctx, &obj, condition).await?;
     Ok(Action::requeue(requeue))
 }
 
 /// The readiness check's finding feeds the backend's circuit breaker: a check that reached the
 /// backend closes it (Certificates waiting on the issuer go ahead), one that did not opens it.
-fn record_reachability(ctx: &Context, id: &str, problem: Option<&Problem>) {
-    let unreachable = problem
-        .is_some_and(|p| matches!(p.reason, Reason::VaultUnreachable | Reason::AwsUnreachable));
-    ctx.backends
-        .gates
+fn record_reachability(ctx: &Context, id: &IssuerId, problem: Option<&Problem>) {
+    let unreachable = problem.is_some_and(|p| p.reason.is_unreachable());
+    ctx.gates
         .record(id, !unreachable, std::time::Instant::now());
 }
 
 /// Report an internal error (a panic in this issuer's reconcile) as Ready=False.
 pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
-    let prev: IssuerStatus = obj
-        .data
-        .get("status")
-        .cloned()
-        .and_then(|s| serde_json::from_value(s).ok())
-        .unwrap_or_default();
-    let generation = obj.metadata.generation;
     let condition = DesiredCondition {
         type_: READY,
         status: false,
@@ -395,6 +263,24 @@ pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
             "the operator failed while checking this issuer (see its log); retrying with backoff"
                 .into(),
     };
+    if let Err(e) = write_condition(ctx, obj, condition).await {
+        tracing::warn!("reporting an internal error in status failed: {e}");
+    }
+}
+
+/// Set the issuer's Ready condition, writing only when the status changes.
+async fn write_condition(
+    ctx: &Context,
+    obj: &DynamicObject,
+    condition: DesiredCondition,
+) -> Result<(), Error> {
+    let prev: IssuerStatus = obj
+        .data
+        .get("status")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .unwrap_or_default();
+    let generation = obj.metadata.generation;
     let next = IssuerStatus {
         conditions: conditions::merge(
             &prev.conditions,
@@ -404,19 +290,9 @@ pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
         ),
         observed_generation: generation,
     };
-    if next != prev
-        && let Err(e) = write_status(ctx, obj, &next).await
-    {
-        tracing::warn!("reporting an internal error in status failed: {e}");
+    if next == prev {
+        return Ok(());
     }
-}
-
-/// Write an Issuer's or ClusterIssuer's status (server-side apply of the status subresource).
-async fn write_status(
-    ctx: &Context,
-    obj: &DynamicObject,
-    next: &IssuerStatus,
-) -> Result<(), Error> {
     if !ctx.is_leading() {
         return Err(Error::NotLeading);
     }

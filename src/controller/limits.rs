@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::issuer::IssuerId;
+
 /// First cool-down after the backend was found unreachable; doubles per consecutive failure.
 pub const COOL_DOWN_BASE: Duration = Duration::from_secs(5);
 /// Longest cool-down: a recovered backend is noticed within this (the issuer's own readiness
@@ -96,7 +98,7 @@ pub const ANSWERING_WITHIN: Duration = Duration::from_secs(1);
 /// The gate every remote backend call of an issuer passes.
 pub struct Gates {
     per_issuer: usize,
-    issuers: Mutex<HashMap<String, IssuerState>>,
+    issuers: Mutex<HashMap<IssuerId, IssuerState>>,
 }
 
 impl std::fmt::Debug for Gates {
@@ -124,14 +126,14 @@ impl Gates {
     /// Let a call to `issuer`'s backend through, or say why not. Fails fast while the backend
     /// is known to be unreachable; otherwise waits at most `wait` for one of the issuer's
     /// permits (a healthy backend frees them within milliseconds).
-    pub async fn enter(&self, issuer: &str, wait: Duration) -> Result<Pass, Refusal> {
+    pub async fn enter(&self, issuer: &IssuerId, wait: Duration) -> Result<Pass, Refusal> {
         let permits = {
             let Ok(mut issuers) = self.issuers.lock() else {
                 return Err(Refusal::Busy);
             };
             let per_issuer = self.per_issuer;
             let state = issuers
-                .entry(issuer.to_string())
+                .entry(issuer.clone())
                 .or_insert_with(|| IssuerState {
                     permits: Arc::new(Semaphore::new(per_issuer)),
                     breaker: Breaker::default(),
@@ -166,7 +168,7 @@ impl Gates {
 
     /// What a call (or the issuer's readiness check) found: the backend answered, or not.
     /// Returns true when this opened the breaker (the issuer should be looked at again).
-    pub fn record(&self, issuer: &str, reachable: bool, now: Instant) -> bool {
+    pub fn record(&self, issuer: &IssuerId, reachable: bool, now: Instant) -> bool {
         let Ok(mut issuers) = self.issuers.lock() else {
             return false;
         };
@@ -185,7 +187,7 @@ impl Gates {
     }
 
     /// Forget issuers that no longer exist.
-    pub fn retain(&self, exists: impl Fn(&str) -> bool) {
+    pub fn retain(&self, exists: impl Fn(&IssuerId) -> bool) {
         if let Ok(mut issuers) = self.issuers.lock() {
             issuers.retain(|k, _| exists(k));
         }
@@ -235,30 +237,29 @@ mod tests {
     async fn an_issuer_gets_its_share_of_workers_and_no_more() {
         let gates = Gates::new(2);
         let wait = Duration::from_millis(20);
-        let a = gates.enter("Issuer/ns/v", wait).await.expect("first");
-        let _b = gates.enter("Issuer/ns/v", wait).await.expect("second");
-        assert_eq!(
-            gates.enter("Issuer/ns/v", wait).await.err(),
-            Some(Refusal::Busy)
-        );
+        let (v, other) = (IssuerId::issuer("ns", "v"), IssuerId::issuer("ns", "other"));
+        let a = gates.enter(&v, wait).await.expect("first");
+        let _b = gates.enter(&v, wait).await.expect("second");
+        assert_eq!(gates.enter(&v, wait).await.err(), Some(Refusal::Busy));
         // Another issuer is not affected.
-        assert!(gates.enter("Issuer/ns/other", wait).await.is_ok());
+        assert!(gates.enter(&other, wait).await.is_ok());
         drop(a);
-        assert!(gates.enter("Issuer/ns/v", wait).await.is_ok());
+        assert!(gates.enter(&v, wait).await.is_ok());
     }
 
     #[tokio::test]
     async fn an_unreachable_backend_fails_fast_until_it_answers_again() {
         let gates = Gates::new(4);
         let (now, wait) = (Instant::now(), Duration::from_millis(20));
-        drop(gates.enter("i", wait).await);
-        assert!(gates.record("i", false, now), "opening is reported once");
-        assert!(!gates.record("i", false, now));
+        let i = IssuerId::cluster_issuer("i");
+        drop(gates.enter(&i, wait).await);
+        assert!(gates.record(&i, false, now), "opening is reported once");
+        assert!(!gates.record(&i, false, now));
         assert!(matches!(
-            gates.enter("i", wait).await.err(),
+            gates.enter(&i, wait).await.err(),
             Some(Refusal::Unreachable { .. })
         ));
-        gates.record("i", true, now);
-        assert!(gates.enter("i", wait).await.is_ok());
+        gates.record(&i, true, now);
+        assert!(gates.enter(&i, wait).await.is_ok());
     }
 }

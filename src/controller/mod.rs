@@ -1,13 +1,10 @@
 //! Reconcilers and their wiring. Each reconciler gathers (I/O), decides (pure), acts (I/O).
 
-pub mod aws_pca;
 pub mod certificate;
 pub mod context;
 pub mod issuer;
-pub mod issuer_secret;
 pub mod limits;
 pub mod run;
-pub mod vault;
 
 pub use context::{Context, Settings};
 

@@ -18,13 +18,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::{Certificate, ClusterIssuer, Issuer};
+use crate::issuer::IssuerId;
 use crate::metrics::Metrics;
 use crate::reason::Reason;
 use crate::secret;
 
-use super::context::{Backends, Shared};
-use crate::leader::Guard;
+use super::context::Shared;
 use super::{Context, Error, Settings, certificate, issuer};
+use crate::leader::Guard;
 
 /// Set once the Certificate cache is primed; `/readyz` reports it.
 pub type Readiness = Arc<AtomicBool>;
@@ -75,8 +76,7 @@ pub async fn run(
         settings.namespaces.iter().cloned().map(Some).collect()
     };
     // One client per issuer for the whole process, so all controllers share tokens and limits.
-    let backends = Backends::new(&settings);
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(&settings));
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     let (mut certificate_stores, mut issuer_stores) = (Vec::new(), Vec::new());
     for namespace in scopes {
@@ -86,7 +86,6 @@ pub async fn run(
                 settings.clone(),
                 metrics.clone(),
                 certificates,
-                backends.clone(),
                 shared.clone(),
                 leading.clone(),
             ))
@@ -104,7 +103,6 @@ pub async fn run(
         settings.clone(),
         metrics,
         first,
-        backends,
         shared,
         leading,
     ));
@@ -325,13 +323,15 @@ fn sweep(
                 }
             };
             ctx.metrics.retain_issuers(issuer_exists);
-            ctx.backends.retain(|identity| {
-                let mut parts = identity.splitn(3, '/');
-                match (parts.next(), parts.next(), parts.next()) {
-                    (Some(kind), Some(ns), Some(name)) => issuer_exists(kind, ns, name),
-                    _ => false,
-                }
-            });
+            let id_exists = |id: &IssuerId| {
+                issuer_exists(
+                    id.kind.as_str(),
+                    id.namespace.as_deref().unwrap_or(""),
+                    &id.name,
+                )
+            };
+            ctx.caches.retain(id_exists);
+            ctx.gates.retain(id_exists);
             if let Ok(mut panics) = ctx.shared.panics.lock() {
                 panics.retain(|key, _| {
                     let mut parts = key.splitn(3, '/');

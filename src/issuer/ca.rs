@@ -5,12 +5,24 @@ use rcgen::{Issuer, SubjectPublicKeyInfo};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
+use crate::api::CaIssuer;
 use crate::pki::inspect::{self, CertInfo};
 use crate::pki::keys::PrivateKey;
 use crate::pki::request::SignRequest;
 use crate::reason::{Problem, Reason};
+use crate::secret;
 
-use super::SignedChain;
+use super::{Env, SignedChain};
+
+/// Load the CA key pair an issuer names, from its Secret namespace only.
+pub async fn build(ca: &CaIssuer, env: &Env<'_>) -> Result<CaSigner, Problem> {
+    let secret = env
+        .secrets
+        .read(&ca.secret_name, Reason::CaSecretMissing, "CA ")
+        .await?;
+    let get = |k: &str| secret::value(&secret, k);
+    CaSigner::load(get("tls.crt"), get("tls.key"), get("ca.crt"), env.now)
+}
 
 /// A validated CA, ready to sign.
 pub struct CaSigner {
@@ -73,7 +85,7 @@ impl CaSigner {
                 format!(
                     "CA certificate {:?} expired at {}",
                     ca.subject,
-                    crate::controller::certificate::decide::rfc3339(ca.not_after)
+                    crate::time::rfc3339(ca.not_after)
                 ),
             ));
         }
@@ -94,6 +106,20 @@ impl CaSigner {
             ca,
             intermediates_pem,
         })
+    }
+
+    /// What relying parties should trust for this CA's leaves: the CA and its intermediates,
+    /// then the root.
+    pub fn ca_certificates(&self) -> Vec<String> {
+        let mut pems: Vec<String> = pem::parse_many(&self.intermediates_pem)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| crate::pki::pem_lf("CERTIFICATE", b.contents().to_vec()))
+            .collect();
+        if !pems.contains(&self.root_pem) {
+            pems.push(self.root_pem.clone());
+        }
+        pems
     }
 
     pub fn not_after(&self) -> i64 {

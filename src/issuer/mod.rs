@@ -1,209 +1,294 @@
-//! Signers: one per issuer backend, chosen from the Issuer spec. Every backend but self-signed
-//! receives only the CSR and the requested parameters, never the private key.
+//! Issuer backends, one room each, behind one interface: [`Backend`]. A backend is built from
+//! an issuer's spec, signs an [`Order`] (at once, or over several calls for an asynchronous
+//! CA), says whether the issuer can sign (`check`), and names the CA certificates relying
+//! parties should trust (`ca_certificates`).
+//!
+//! The controller hands a backend two small capabilities instead of a client: a
+//! [`SecretReader`] for the Secrets the issuer names, and a [`PendingStore`] for a request in
+//! flight at an asynchronous CA. Every backend but self-signed receives only a CSR and the
+//! requested parameters, never the private key. Adding a backend: CONTRIBUTING.md.
 
 pub mod aws_pca;
 pub mod ca;
+mod cache;
+mod capabilities;
+mod chain;
+mod id;
 pub mod selfsigned;
 pub mod vault;
 
-use crate::pki::inspect;
+use std::sync::Arc;
+
+pub use cache::ClientCache;
+pub use capabilities::{PENDING_SECRET_SUFFIX, PendingRecord, PendingStore, SecretReader};
+pub use chain::{NOT_BEFORE_SKEW_SECS, SignedChain, assemble_chain, random_serial, validity};
+pub use id::IssuerId;
+
+use crate::api::{CertificateSpec, IssuerSpec};
+use crate::metrics::Metrics;
 use crate::pki::keys::PrivateKey;
 use crate::pki::request::SignRequest;
-use crate::reason::Problem;
+use crate::reason::{Problem, Reason};
 
-/// What a signer returns, in PEM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedChain {
-    /// The leaf followed by intermediates (no root, no duplicates): `tls.crt`.
-    pub chain_pem: String,
-    /// The root of the issuing chain: `ca.crt`.
-    pub ca_pem: String,
-}
-
-/// A ready-to-use backend. Future backends (Vault, AWS Private CA) are further variants; the
-/// enum is the factory's output and the only place that dispatches on the backend.
-#[derive(Debug)]
-pub enum Signer {
+/// An issuer's backend type: what signs. Spelled as the spec field that selects it, and so in
+/// the `certsmith.dev/issuer-type` annotation and the `backend` metric label. Not to be
+/// confused with an issuer's *kind* (Issuer or ClusterIssuer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendType {
     SelfSigned,
-    Ca(Box<ca::CaSigner>),
-    Vault(Box<vault::VaultSigner>),
-    /// Asynchronous: the Certificate controller drives it (submit, store, poll), not `sign`.
-    AwsPca(Box<aws_pca::AwsPcaSigner>),
+    Ca,
+    Vault,
+    AwsPca,
 }
 
-impl Signer {
-    /// Sign `request`. `key` is used only by the self-signed backend, which signs the
-    /// certificate with its own key; remote backends see `request` alone.
-    pub async fn sign(
-        &self,
-        request: &SignRequest,
-        key: &PrivateKey,
-        now: i64,
-    ) -> Result<SignedChain, Problem> {
+impl BackendType {
+    pub const ALL: [BackendType; 4] = [
+        BackendType::SelfSigned,
+        BackendType::Ca,
+        BackendType::Vault,
+        BackendType::AwsPca,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            Signer::SelfSigned => selfsigned::sign(request, key, now),
-            Signer::Ca(ca) => ca.sign(request, now),
-            Signer::Vault(v) => v.sign(request).await,
-            Signer::AwsPca(_) => Err(Problem::new(
-                crate::reason::Reason::SigningFailed,
-                "AWS Private CA issues asynchronously; use the pending-request flow",
+            BackendType::SelfSigned => "selfSigned",
+            BackendType::Ca => "ca",
+            BackendType::Vault => "vault",
+            BackendType::AwsPca => "awsPCA",
+        }
+    }
+
+    /// The type a spec selects; errors when not exactly one is set (admission prevents it).
+    pub fn of(spec: &IssuerSpec) -> Result<Self, Problem> {
+        match (&spec.self_signed, &spec.ca, &spec.vault, &spec.aws_pca) {
+            (Some(_), None, None, None) => Ok(BackendType::SelfSigned),
+            (None, Some(_), None, None) => Ok(BackendType::Ca),
+            (None, None, Some(_), None) => Ok(BackendType::Vault),
+            (None, None, None, Some(_)) => Ok(BackendType::AwsPca),
+            _ => Err(Problem::new(
+                Reason::InvalidSpec,
+                "exactly one issuer type must be set: selfSigned, ca, vault or awsPCA",
             )),
         }
     }
 
-    /// The backend's name, for metric labels and messages.
-    pub fn kind_label(&self) -> &'static str {
+    /// The type named in a Secret's `certsmith.dev/issuer-type` annotation.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// Whether the backend's own configuration (a Vault role, an AWS template) decides the
+    /// certificate profile: subject attributes, usages, the CA flag. Then only the requested
+    /// names and the key are compared with the spec, or a difference the CA imposes would
+    /// re-issue forever.
+    pub fn decides_profile(self) -> bool {
+        matches!(self, BackendType::Vault | BackendType::AwsPca)
+    }
+
+    /// Whether signing calls a server over the network (and so may hang or fail to connect).
+    pub fn is_remote(self) -> bool {
+        matches!(self, BackendType::Vault | BackendType::AwsPca)
+    }
+
+    /// Whether an issuance may leave a pending request behind (an asynchronous CA).
+    pub fn keeps_pending_requests(self) -> bool {
+        matches!(self, BackendType::AwsPca)
+    }
+}
+
+/// Operator settings that decide what backends may do.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    /// Whether namespaced Issuers may use the operator's own cloud identity (AWS default
+    /// chain). ClusterIssuers always may: only cluster admins create them.
+    pub issuer_ambient_credentials: bool,
+    /// The Vault servers namespaced Issuers may use (URL prefixes; empty: any). ClusterIssuers
+    /// may use any.
+    pub issuer_vault_servers: Vec<vault::ServerPrefix>,
+    /// AWS Private CA IssueCertificate calls per second per CA (reads get three times that).
+    pub aws_pca_issue_rate: std::num::NonZeroU32,
+}
+
+/// What outlives a single issuance: one client per issuer (Vault tokens, AWS credential
+/// providers and CA descriptions are reused), and the per-CA AWS rate limits.
+pub struct Caches {
+    pub vault: ClientCache<vault::VaultClient>,
+    pub aws: ClientCache<aws_pca::AwsPcaClient>,
+    pub aws_limits: Arc<aws_pca::RateLimits>,
+}
+
+impl Caches {
+    pub fn new(settings: &BackendSettings) -> Self {
+        Caches {
+            vault: ClientCache::default(),
+            aws: ClientCache::default(),
+            aws_limits: Arc::new(aws_pca::RateLimits::new(settings.aws_pca_issue_rate)),
+        }
+    }
+
+    /// Forget the clients of issuers that no longer exist.
+    pub fn retain(&self, exists: impl Fn(&IssuerId) -> bool) {
+        self.vault.retain(&exists);
+        self.aws.retain(&exists);
+    }
+}
+
+/// Everything a backend is built with.
+pub struct Env<'a> {
+    pub id: &'a IssuerId,
+    /// The Secrets the issuer names, in its Secret namespace only.
+    pub secrets: SecretReader,
+    /// For the one thing beyond reading Secrets a backend may ask of the API server: a
+    /// short-lived ServiceAccount token for Vault's Kubernetes auth.
+    pub client: kube::Client,
+    pub settings: &'a BackendSettings,
+    pub caches: &'a Caches,
+    pub metrics: Arc<Metrics>,
+    pub now: i64,
+}
+
+/// What an issuance asks a backend to sign.
+pub struct Order<'a> {
+    /// The Certificate's UID and the revision being issued: they make an asynchronous request
+    /// idempotent across restarts.
+    pub certificate_uid: &'a str,
+    pub revision: i64,
+    pub spec: &'a CertificateSpec,
+    pub now: i64,
+    /// Make the key and CSR to sign (a new key, or the one kept with `rotationPolicy:
+    /// Never`). Called only when a new request is made: an asynchronous CA resuming a stored
+    /// request uses the key stored with it.
+    pub new_key: &'a (dyn Fn() -> Result<(PrivateKey, SignRequest), Problem> + Sync),
+}
+
+/// What a backend answers.
+pub enum Signed {
+    /// The chain for `key`. `pending_since`: it came from a request stored at that time
+    /// (Unix seconds), which the controller discards once the certificate is safely in its
+    /// Secret.
+    Issued {
+        chain: SignedChain,
+        key: PrivateKey,
+        pending_since: Option<i64>,
+    },
+    /// An asynchronous CA is working on it: ask again at `retry_at`.
+    Pending { retry_at: i64, message: String },
+}
+
+/// A ready-to-use backend: the factory's output, and the only place that dispatches on the
+/// backend type.
+#[derive(Debug)]
+pub enum Backend {
+    SelfSigned,
+    Ca(Box<ca::CaSigner>),
+    Vault(Box<vault::VaultBackend>),
+    AwsPca(Box<aws_pca::AwsPcaBackend>),
+}
+
+impl Backend {
+    /// Build the backend an issuer spec selects, reading its Secrets through `env.secrets`.
+    pub async fn build(spec: &IssuerSpec, env: &Env<'_>) -> Result<Backend, Problem> {
+        match (&spec.ca, &spec.vault, &spec.aws_pca, BackendType::of(spec)?) {
+            (_, _, _, BackendType::SelfSigned) => Ok(Backend::SelfSigned),
+            (Some(ca), _, _, BackendType::Ca) => {
+                ca::build(ca, env).await.map(|c| Backend::Ca(Box::new(c)))
+            }
+            (_, Some(vault), _, BackendType::Vault) => vault::VaultBackend::build(vault, env)
+                .await
+                .map(|v| Backend::Vault(Box::new(v))),
+            (_, _, Some(pca), BackendType::AwsPca) => aws_pca::AwsPcaBackend::build(pca, env)
+                .await
+                .map(|p| Backend::AwsPca(Box::new(p))),
+            _ => Err(Problem::new(Reason::InvalidSpec, "no issuer type set")),
+        }
+    }
+
+    pub fn backend_type(&self) -> BackendType {
         match self {
-            Signer::SelfSigned => "selfSigned",
-            Signer::Ca(_) => "ca",
-            Signer::Vault(_) => "vault",
-            Signer::AwsPca(_) => "awsPCA",
+            Backend::SelfSigned => BackendType::SelfSigned,
+            Backend::Ca(_) => BackendType::Ca,
+            Backend::Vault(_) => BackendType::Vault,
+            Backend::AwsPca(_) => BackendType::AwsPca,
         }
     }
-}
 
-/// `tls.crt` and `ca.crt` from a leaf and the PEM blocks of its issuing chain, in any order
-/// and with duplicates: the leaf, then intermediates (roots and repeats dropped); the root (or
-/// the topmost certificate given) as `ca.crt`.
-pub(crate) fn assemble_chain(leaf: &str, chain_pems: &[String]) -> Result<SignedChain, String> {
-    let leaf_info = inspect::parse_chain(leaf.as_bytes())
-        .map_err(|e| format!("certificate: {e}"))?
-        .remove(0);
-    let mut seen = vec![leaf_info.der.clone()];
-    let mut intermediates = Vec::new();
-    let mut top = None;
-    for pem_text in chain_pems.iter().filter(|p| !p.trim().is_empty()) {
-        for cert in inspect::parse_chain(pem_text.as_bytes()).map_err(|e| format!("chain: {e}"))? {
-            if seen.contains(&cert.der) {
-                continue;
-            }
-            seen.push(cert.der.clone());
-            if cert.subject != cert.issuer {
-                intermediates.push(cert.clone());
-            }
-            top = Some(cert);
+    /// A cheap check before each issuance (cached where it asks a server); the full one is
+    /// [`Backend::check`], run by the issuer's own reconcile.
+    pub async fn ready_to_sign(&self) -> Result<(), Problem> {
+        match self {
+            Backend::AwsPca(pca) => pca.ready_to_sign().await,
+            Backend::SelfSigned | Backend::Ca(_) | Backend::Vault(_) => Ok(()),
         }
     }
-    let pem_of = |c: &inspect::CertInfo| crate::pki::pem_lf("CERTIFICATE", c.der.clone());
-    let root = top
-        .as_ref()
-        .map(pem_of)
-        .unwrap_or_else(|| pem_of(&leaf_info));
-    let chain_pem = std::iter::once(pem_of(&leaf_info))
-        .chain(intermediates.iter().map(pem_of))
-        .collect();
-    Ok(SignedChain {
-        chain_pem,
-        ca_pem: root,
-    })
-}
 
-/// How far before the moment of signing a new certificate becomes valid, so that a relying
-/// party whose clock runs a little behind the operator's accepts a fresh certificate at once
-/// instead of calling it "not yet valid". 30 s is Vault's default (`not_before_duration`), so
-/// certificates from the CA, self-signed and Vault issuers look alike.
-pub const NOT_BEFORE_SKEW_SECS: i64 = 30;
-/// ... but never more than 1/200 of the requested duration (so 30 s from 100 minutes on, 18 s
-/// for an hour, 1 s for the 5-minute minimum). Renewal is computed from the issued lifetime,
-/// notBefore to notAfter, which backdating lengthens: a percentage or the default 2/3 then
-/// renews earlier by up to the backdating. Bounded so, a renewal moves by at most 0.5% of the
-/// duration (the demo's 5-minute certificates at 90% still renew after 30 s, not after 3 s as
-/// with a flat 30 s), and a fresh certificate's renewal time, jitter included, stays after its
-/// issuance for every renewBeforePercentage (a flat 30 s would make `duration: 5m` with
-/// `renewBeforePercentage: 99` due at once, re-issuing in a loop).
-const NOT_BEFORE_SKEW_DIVISOR: i64 = 200;
-
-/// Validity window for a new certificate signed at `now`: backdated by the clock skew, valid
-/// for the requested `duration` from `now`, and within the validity of `issuer` (the signing
-/// CA's certificate; `None` when self-signed), since no certificate should claim validity
-/// where its issuer has none.
-pub(crate) fn validity(
-    now: i64,
-    duration: std::time::Duration,
-    issuer: Option<&inspect::CertInfo>,
-) -> Result<(time::OffsetDateTime, time::OffsetDateTime), String> {
-    let requested = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
-    let skew = NOT_BEFORE_SKEW_SECS.min(requested / NOT_BEFORE_SKEW_DIVISOR);
-    let mut not_before = now.saturating_sub(skew);
-    let mut not_after = now.saturating_add(requested);
-    if let Some(ca) = issuer {
-        not_before = not_before.max(ca.not_before);
-        not_after = not_after.min(ca.not_after);
+    /// Sign what `order` asks for. `pending` keeps an asynchronous CA's request across calls
+    /// and restarts; synchronous backends never touch it.
+    pub async fn sign(&self, order: &Order<'_>, pending: &PendingStore) -> Result<Signed, Problem> {
+        let issued = |chain, key| Signed::Issued {
+            chain,
+            key,
+            pending_since: None,
+        };
+        match self {
+            Backend::SelfSigned => {
+                let (key, request) = (order.new_key)()?;
+                selfsigned::sign(&request, &key, order.now).map(|chain| issued(chain, key))
+            }
+            Backend::Ca(ca) => {
+                let (key, request) = (order.new_key)()?;
+                ca.sign(&request, order.now).map(|chain| issued(chain, key))
+            }
+            Backend::Vault(vault) => {
+                let (key, request) = (order.new_key)()?;
+                vault.sign(&request).await.map(|chain| issued(chain, key))
+            }
+            Backend::AwsPca(pca) => pca.sign(order, pending).await,
+        }
     }
-    let from = time::OffsetDateTime::from_unix_timestamp(not_before).map_err(|e| e.to_string())?;
-    let to = time::OffsetDateTime::from_unix_timestamp(not_after).map_err(|e| e.to_string())?;
-    Ok((from, to))
-}
 
-/// A random positive 128-bit serial number.
-pub(crate) fn random_serial() -> rcgen::SerialNumber {
-    let mut bytes = [0u8; 16];
-    // aws-lc-rs' system random; on failure fall back to time-derived bytes rather than panic.
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        bytes = nanos.to_be_bytes();
+    /// Whether the issuer can sign now, in words for its Ready condition.
+    pub async fn check(&self) -> Result<String, Problem> {
+        match self {
+            Backend::SelfSigned => Ok("self-signed issuer is ready".into()),
+            Backend::Ca(ca) => Ok(format!(
+                "CA is valid until {}",
+                crate::time::rfc3339(ca.not_after())
+            )),
+            Backend::Vault(vault) => vault.check().await,
+            Backend::AwsPca(pca) => pca.check().await,
+        }
     }
-    bytes[0] &= 0x7f;
-    bytes[0] |= 0x01;
-    rcgen::SerialNumber::from_slice(&bytes)
+
+    /// The CA certificates (PEM, the issuing CA first, up to its root) that relying parties
+    /// should trust for what this issuer signs. A self-signed issuer has none: each
+    /// certificate is its own.
+    pub async fn ca_certificates(&self) -> Result<Vec<String>, Problem> {
+        match self {
+            Backend::SelfSigned => Ok(Vec::new()),
+            Backend::Ca(ca) => Ok(ca.ca_certificates()),
+            Backend::Vault(vault) => vault.ca_certificates().await,
+            Backend::AwsPca(pca) => pca.ca_certificates().await,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::renewal::{self, JITTER_SHARE, RenewBefore};
-
-    const T0: i64 = 1_800_000_000;
-
-    fn window(duration: i64) -> (i64, i64) {
-        let (from, to) =
-            validity(T0, std::time::Duration::from_secs(duration as u64), None).unwrap();
-        (from.unix_timestamp(), to.unix_timestamp())
-    }
 
     #[test]
-    fn the_skew_is_30_seconds_or_a_200th_of_the_duration() {
-        assert_eq!(window(86400), (T0 - 30, T0 + 86400));
-        assert_eq!(window(6000), (T0 - 30, T0 + 6000));
-        assert_eq!(window(3600), (T0 - 18, T0 + 3600));
-        assert_eq!(window(300), (T0 - 1, T0 + 300), "the 5-minute minimum");
-    }
-
-    /// The earliest renewal time of a certificate valid from `not_before` to `not_after`: the
-    /// base time minus the largest jitter.
-    fn earliest_renewal(not_before: i64, not_after: i64, renew_before: RenewBefore) -> i64 {
-        let base = renewal::base_renewal_time(not_before, not_after, renew_before);
-        base - ((base - not_before) as f64 * JITTER_SHARE) as i64
-    }
-
-    /// Backdating lengthens the lifetime renewal is computed from. Whatever the duration and
-    /// the renew setting, a fresh certificate's renewal moves earlier by at most 1/200 of its
-    /// duration, and with a percentage or the default it still comes after issuance, so the
-    /// certificate is not re-issued at once.
-    #[test]
-    fn backdating_barely_moves_renewal_and_never_before_issuance() {
-        for duration in (300..=7200).chain([86400, 90 * 86400]) {
-            let (not_before, not_after) = window(duration);
-            let percentages = (1..=99).map(RenewBefore::Percentage);
-            let durations = [1, duration / 2, duration - 1].map(RenewBefore::Duration);
-            for renew_before in percentages.chain([RenewBefore::Default]).chain(durations) {
-                let renews = earliest_renewal(not_before, not_after, renew_before);
-                let unshifted = earliest_renewal(T0, not_after, renew_before);
-                assert!(
-                    unshifted - renews <= duration / NOT_BEFORE_SKEW_DIVISOR + 1,
-                    "{duration} s, {renew_before:?}: {} s earlier",
-                    unshifted - renews
-                );
-                if !matches!(renew_before, RenewBefore::Duration(_)) {
-                    assert!(
-                        renews > T0,
-                        "{duration} s, {renew_before:?}: due {} s after issuance",
-                        renews - T0
-                    );
-                }
-            }
+    fn backend_types_are_spelled_as_the_spec_fields() {
+        for t in BackendType::ALL {
+            assert_eq!(BackendType::parse(t.as_str()), Some(t));
         }
+        assert_eq!(BackendType::parse("awspca"), None);
+        let spec: IssuerSpec =
+            serde_json::from_value(serde_json::json!({"selfSigned": {}})).expect("spec");
+        assert_eq!(BackendType::of(&spec), Ok(BackendType::SelfSigned));
+        let none: IssuerSpec = serde_json::from_value(serde_json::json!({})).expect("spec");
+        assert_eq!(
+            BackendType::of(&none).map_err(|p| p.reason),
+            Err(Reason::InvalidSpec)
+        );
     }
 }

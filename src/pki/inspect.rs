@@ -45,12 +45,6 @@ pub struct CertInfo {
     pub public_key_info: Vec<u8>,
 }
 
-impl CertInfo {
-    pub fn lifetime_secs(&self) -> i64 {
-        self.not_after - self.not_before
-    }
-}
-
 /// Parse every certificate in a PEM bundle, in order. Errors name the position, never the bytes.
 pub fn parse_chain(pem_text: &[u8]) -> Result<Vec<CertInfo>, String> {
     let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;

@@ -5,9 +5,11 @@ pub mod inspect;
 pub mod keys;
 pub mod renewal;
 pub mod request;
+pub mod sensitive;
 
 pub use inspect::{CertInfo, KeyInfo};
 pub use keys::PrivateKey;
+pub use sensitive::Sensitive;
 
 /// PEM with LF line endings, the convention of Kubernetes Secrets and every TLS tool.
 pub fn pem_lf(tag: &str, der: Vec<u8>) -> String {

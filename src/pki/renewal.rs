@@ -197,7 +197,13 @@ mod tests {
     fn jitter_never_goes_before_not_before_nor_the_floor() {
         for i in 0..200 {
             // 98% of 300 s would renew 6 s in; the floor (a tenth: 30 s) holds instead.
-            let t = renewal_time(&format!("c{i}"), 100, 400, RenewBefore::Percentage(98), None);
+            let t = renewal_time(
+                &format!("c{i}"),
+                100,
+                400,
+                RenewBefore::Percentage(98),
+                None,
+            );
             assert_eq!(t, 130, "{t}");
             let t = renewal_time(
                 &format!("c{i}"),
@@ -242,7 +248,10 @@ mod tests {
                 RenewBefore::Percentage(99),
                 Some(issued_at),
             );
-            assert!(at >= issued_at + 33, "{identity}: renews at {at}, issued at {issued_at}");
+            assert!(
+                at >= issued_at + 33,
+                "{identity}: renews at {at}, issued at {issued_at}"
+            );
             assert!(at < not_after, "{identity}: renews before expiry");
         }
         // The floor never delays an ordinary renewal.

@@ -60,6 +60,27 @@ pub fn sign_request(spec: &CertificateSpec, key: &PrivateKey) -> Result<SignRequ
     })
 }
 
+/// What in a spec shapes the request (names, subject, key, lifetime, usages, CA flag, issuer).
+/// Edits to anything else (renewBefore, secretTemplate, ...) keep a request in flight.
+pub fn fingerprint(spec: &CertificateSpec) -> String {
+    let mut value = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        for field in [
+            "secretName",
+            "secretTemplate",
+            "renewBefore",
+            "renewBeforePercentage",
+        ] {
+            map.remove(field);
+        }
+    }
+    use sha2::{Digest, Sha256};
+    Sha256::digest(value.to_string().as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn distinguished_name(spec: &CertificateSpec) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     if let Some(subject) = &spec.subject {

@@ -96,17 +96,12 @@ bao() { # METHOD PATH [JSON]
   curl -sf -X "$1" -H "X-Vault-Token: $VAULT_TOKEN" ${3:+-d "$3"} "$VAULT_ADDR/v1/$2"
 }
 if [ "$issuer" = vault ]; then
-  bao POST sys/mounts/bench-root '{"type":"pki","config":{"max_lease_ttl":"87600h"}}' >/dev/null
-  root_pem=$(bao POST bench-root/root/generate/internal '{"common_name":"bench root","ttl":"87600h"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["certificate"])')
-  bao POST sys/mounts/bench-int '{"type":"pki","config":{"max_lease_ttl":"43800h"}}' >/dev/null
-  csr=$(bao POST bench-int/intermediate/generate/internal '{"common_name":"bench intermediate"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["csr"])')
-  signed=$(bao POST bench-root/root/sign-intermediate "$(python3 -c 'import json,sys; print(json.dumps({"csr": sys.argv[1], "format": "pem", "ttl": "43800h"}))' "$csr")" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["certificate"])')
-  bao POST bench-int/intermediate/set-signed "$(python3 -c 'import json,sys; print(json.dumps({"certificate": sys.argv[1] + "\n" + sys.argv[2]}))' "$signed" "$root_pem")" >/dev/null
-  bao POST bench-int/roles/agents '{"allowed_domains":"bench.svc","allow_subdomains":true,"allowed_uri_sans":"spiffe://*","key_type":"any","max_ttl":"72h","no_store":true}' >/dev/null
-  bao POST sys/policies/acl/bench '{"policy":"path \"bench-int/sign/agents\" { capabilities = [\"create\", \"update\"] }"}' >/dev/null
+  # The same PKI the integration tests sign with (root, intermediate, role, policy).
+  pki=$(bash "$root/tests/testenv/openbao/pki.sh" bench '{"allowed_domains":"bench.svc","no_store":true}')
+  sign_path=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["sign_path"])' <<<"$pki")
+  policy=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["policy"])' <<<"$pki")
   bao POST sys/auth/approle '{"type":"approle"}' >/dev/null
-  bao POST auth/approle/role/bench '{"token_policies":["bench"],"token_ttl":"1h"}' >/dev/null
+  bao POST auth/approle/role/bench "{\"token_policies\":[\"$policy\"],\"token_ttl\":\"1h\"}" >/dev/null
   role_id=$(bao GET auth/approle/role/bench/role-id | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["role_id"])')
   secret_id=$(bao POST auth/approle/role/bench/secret-id '{}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["secret_id"])')
   kubectl create secret generic -n bench approle --from-literal=secret-id="$secret_id" >/dev/null
@@ -117,7 +112,7 @@ metadata: {name: vault}
 spec:
   vault:
     server: $VAULT_ADDR
-    path: bench-int/sign/agents
+    path: $sign_path
     auth: {appRole: {roleId: "$role_id", secretRef: {name: approle, key: secret-id}}}
 YAML
   kubectl wait -n bench --for condition=Ready=True issuer/vault --timeout=60s >/dev/null

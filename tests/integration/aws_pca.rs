@@ -2,8 +2,6 @@
 //! SigningAlgorithm and IdempotencyToken, so tests assert what the certificate actually says,
 //! and count the certificates it issued from its request recording.
 
-use std::process::{Child, Command, Stdio};
-
 use aws_sdk_acmpca::Client;
 use aws_sdk_acmpca::primitives::Blob;
 use aws_sdk_acmpca::types::{
@@ -18,8 +16,8 @@ use certsmith::api::Issuer;
 use certsmith::pki::inspect::parse_chain;
 
 use crate::support::{
-    Operator, TestNamespace, WAIT, certificate, condition, env, field, install_crds, leaf,
-    openssl_verify, request_renewal, wait_ready, wait_reissued, wait_until,
+    Operator, OperatorProcess, TestNamespace, WAIT, certificate, condition, env, field,
+    install_crds, leaf, openssl_verify, request_renewal, wait_ready, wait_reissued, wait_until,
 };
 use crate::vault::issuer_ready_reason;
 
@@ -234,7 +232,7 @@ async fn issues_with_secret_credentials_verifies_to_the_ca_and_rotates_keys() {
     let status = cert.status.clone().expect("status");
     assert_eq!(
         status.not_after.as_deref(),
-        Some(certsmith::controller::certificate::decide::rfc3339(issued.not_after).as_str())
+        Some(certsmith::time::rfc3339(issued.not_after).as_str())
     );
     assert!(issued.not_after - issued.not_before > 24 * 3600);
     assert_eq!(status.revision, Some(1));
@@ -283,7 +281,7 @@ async fn issues_with_secret_credentials_verifies_to_the_ca_and_rotates_keys() {
     assert_eq!(
         operator
             .metrics
-            .backend_request_count("awspca", "IssueCertificate"),
+            .backend_request_count("awsPCA", "IssueCertificate"),
         1,
         "the operator's metrics count the same call"
     );
@@ -453,47 +451,10 @@ async fn inactive_unknown_or_uncredentialed_cas_are_not_ready_with_the_reason() 
     ns.delete().await;
 }
 
-/// The operator as its own process, so it can be killed for real.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn operator_process(ns: &str) -> Process {
-    operator_process_with(ns, &["--issuer-ambient-credentials"])
-}
-
-fn operator_process_with(ns: &str, extra: &[&str]) -> Process {
-    let http = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_certsmith"))
-        .args([
-            "controller",
-            "--namespace",
-            ns,
-            "--cluster-resource-namespace",
-            ns,
-        ])
-        .args(["--cluster-issuer-selector", &format!("test={ns}")])
-        .args(["--metrics-addr", &http.to_string(), "--log-format", "text"])
-        .args(extra)
-        .env("KUBECONFIG", env("KUBECONFIG"))
-        .stdout(Stdio::null())
-        .stderr(
-            if std::env::var_os("CERTSMITH_TEST_OPERATOR_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            },
-        )
-        .spawn()
-        .expect("start operator");
-    Process(child)
+/// The operator as its own process (with the environment's AWS identity allowed for namespaced
+/// Issuers), so it can be killed for real.
+fn operator_process(ns: &str) -> OperatorProcess {
+    OperatorProcess::start(ns, &["--issuer-ambient-credentials"])
 }
 
 #[tokio::test]
@@ -509,7 +470,7 @@ async fn an_operator_killed_after_issue_certificate_resumes_without_issuing_agai
         json!({"arn": ca.arn, "endpoint": env("AWS_ENDPOINT_URL_ACM_PCA")}),
     )
     .await;
-    let mut first = operator_process(&ns.name);
+    let first = operator_process(&ns.name);
     issuer_ready_reason(&ns, "pca", "True").await;
     certificate(
         &ns,
@@ -543,8 +504,7 @@ async fn an_operator_killed_after_issue_certificate_resumes_without_issuing_agai
         );
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     };
-    first.0.kill().expect("SIGKILL the operator");
-    let _ = first.0.wait();
+    first.kill();
     assert!(
         secrets.get_opt("agent-tls").await.expect("get").is_none(),
         "killed before the Secret was written (otherwise this test proves nothing)"
@@ -622,7 +582,7 @@ async fn namespaced_issuers_may_not_use_the_operators_identity_unless_allowed() 
     let pca = client().await;
     let ca = create_ca(&pca, true).await;
     pca_issuer(&ns, "pca", json!({"arn": ca.arn})).await;
-    let _operator = operator_process_with(&ns.name, &[]);
+    let _operator = OperatorProcess::start(&ns.name, &[]);
     let c = issuer_ready_reason(&ns, "pca", "False").await;
     assert_eq!(c.reason, "AWSCredentialsMissing", "{c:?}");
     assert!(c.message.contains("--issuer-ambient-credentials"), "{c:?}");

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,108 +18,51 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use certsmith::api::{Certificate, Issuer};
 
-use crate::support::{TestNamespace, certificate, env, install_crds, wait_for, wait_ready};
+use crate::support::{
+    OperatorProcess, TestNamespace, certificate, env, install_crds, wait_for, wait_ready,
+};
 
-const LEASE: Duration = Duration::from_secs(6);
+/// Long enough that a replica on a machine busy with the rest of the suite still renews within its
+/// deadline (two thirds of it).
+const LEASE: Duration = Duration::from_secs(10);
 const LEASE_NAME: &str = "certsmith-controller";
 
-/// One `certsmith controller --leader-elect` process; its log goes to a file, its exit time is
-/// recorded (polled every 10 ms), and it is killed when dropped.
+/// One `certsmith controller --leader-elect` process; its log goes to a file.
 struct Replica {
     name: &'static str,
-    child: Arc<Mutex<Child>>,
-    pid: u32,
-    http: std::net::SocketAddr,
+    process: OperatorProcess,
     log: PathBuf,
-    exited: Arc<Mutex<Option<Instant>>>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 impl Replica {
     /// Start a replica in `ns` whose API server is the one `kubeconfig` names.
     fn start(name: &'static str, ns: &str, kubeconfig: &Path, logs: &Path) -> Replica {
-        let http = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port");
         let log = logs.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("replica log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_certsmith"))
-            .args([
-                "controller",
+        let lease = format!("{}s", LEASE.as_secs());
+        let process = OperatorProcess::scoped(ns)
+            .args(&[
                 "--leader-elect",
                 "--leader-election-namespace",
                 ns,
                 "--leader-election-lease-duration",
-                &format!("{}s", LEASE.as_secs()),
+                &lease,
             ])
-            .args([
-                "--namespace",
-                ns,
-                "--cluster-resource-namespace",
-                ns,
-                "--cluster-issuer-selector",
-                &format!("test={ns}"),
-            ])
-            .args(["--metrics-addr", &http.to_string(), "--log-format", "text"])
             .env("POD_NAME", name)
-            .env("KUBECONFIG", kubeconfig)
+            .env("KUBECONFIG", kubeconfig.display().to_string())
             .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start replica");
-        let pid = child.id();
-        let child = Arc::new(Mutex::new(child));
-        let exited = Arc::new(Mutex::new(None));
-        std::thread::spawn({
-            let (child, exited) = (child.clone(), exited.clone());
-            move || {
-                loop {
-                    let done = match child.lock() {
-                        Ok(mut c) => !matches!(c.try_wait(), Ok(None)),
-                        Err(_) => true,
-                    };
-                    if done {
-                        if let Ok(mut e) = exited.lock() {
-                            *e = Some(Instant::now());
-                        }
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        });
-        Replica {
-            name,
-            child,
-            pid,
-            http,
-            log,
-            exited,
-        }
+            .log_to(&log)
+            .start();
+        Replica { name, process, log }
     }
 
     /// When the process was seen to have exited, if it has.
     fn exited_at(&self) -> Option<Instant> {
-        *self.exited.lock().expect("exit time")
+        self.process.exited_at()
     }
 
     /// `kill -<signal> <pid>`.
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {}", self.pid);
+        self.process.signal(signal);
     }
 
     /// The last `lines` lines of its log that mention the lease.
@@ -134,20 +76,7 @@ impl Replica {
     }
 
     async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
-        let url = format!("http://{}/readyz", self.http);
-        wait_for(
-            &format!("{} ready", self.name),
-            Duration::from_secs(30),
-            || {
-                let (http, url) = (http.clone(), url.clone());
-                async move {
-                    let status = http.get(&url).send().await.ok()?.status();
-                    status.is_success().then_some(())
-                }
-            },
-        )
-        .await;
+        self.process.wait_ready().await;
     }
 }
 
@@ -185,7 +114,7 @@ async fn the_standby_takes_over_within_the_lease_and_reissues_nothing() {
     let standby = replicas.iter().find(|r| r.name != leader).expect("standby");
     let http = reqwest::Client::new();
     for path in ["healthz", "readyz"] {
-        let url = format!("http://{}/{path}", standby.http);
+        let url = format!("http://{}/{path}", standby.process.http);
         let status = wait_for(&format!("standby {path}"), Duration::from_secs(10), || {
             let (http, url) = (http.clone(), url.clone());
             async move {

@@ -13,6 +13,7 @@ mod hardening;
 mod hostile;
 mod keys;
 mod leader;
+mod openbao;
 mod rbac;
 mod smoke_kube;
 mod smoke_moto;

@@ -6,7 +6,6 @@
 //! rendered rules, that same check fails.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authorization::v1::{
@@ -21,18 +20,9 @@ use certsmith::api::{Certificate, ClusterIssuer, Issuer};
 
 use crate::chart::{CHART, kubectl, template, tool};
 use crate::support::{
-    TestNamespace, admin_client, certificate, condition, env, field, install_crds, openssl_verify,
-    service_account_client, service_account_token,
+    OperatorProcess, TestNamespace, admin_client, certificate, condition, env, field, install_crds,
+    openssl_verify, service_account_client, service_account_token,
 };
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The Deployment's container args as the chart renders them.
 fn deployment_args(rendered: &str) -> Vec<String> {
@@ -106,7 +96,7 @@ struct Install {
     /// Where the operator serves /metrics.
     metrics: std::net::SocketAddr,
     _kubeconfig: tempfile::NamedTempFile,
-    _operator: Process,
+    _operator: OperatorProcess,
 }
 
 impl Install {
@@ -174,35 +164,22 @@ impl Install {
         )
         .expect("write kubeconfig");
 
-        // The chart's own flags, with metrics on a free loopback port.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port");
-        let mut args: Vec<String> = deployment_args(&rendered)
-            .into_iter()
-            .filter(|a| !a.starts_with("--metrics-addr="))
-            .collect();
-        args.push(format!("--metrics-addr={port}"));
+        // The chart's own flags (metrics on a free loopback port).
+        let mut args = deployment_args(&rendered);
         args.push(format!("--cluster-issuer-selector=test={}", home.name));
         let log_path = std::env::temp_dir().join(format!("{}-operator.log", home.name));
-        let log = std::fs::File::create(&log_path).expect("log");
         eprintln!("operator log: {}", log_path.display());
-        let operator = Process(
-            Command::new(env!("CARGO_BIN_EXE_certsmith"))
-                .args(&args)
-                .env("KUBECONFIG", kubeconfig.path())
-                .env("POD_NAME", "rbac-test")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("start operator"),
-        );
+        let operator = OperatorProcess::command(args)
+            .env("KUBECONFIG", kubeconfig.path().display().to_string())
+            .env("POD_NAME", "rbac-test")
+            .log_to(&log_path)
+            .start();
         Install {
             admin,
             home,
             app,
             log_path,
-            metrics: port,
+            metrics: operator.http,
             _kubeconfig: kubeconfig,
             _operator: operator,
         }
@@ -403,7 +380,7 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
     .await;
 
     // Vault with Kubernetes auth: tokens minted for the one ServiceAccount the chart names.
-    let pki = crate::vault::Pki::setup(crate::support::Bao::from_env(), json!({})).await;
+    let pki = crate::openbao::Pki::setup(crate::support::Bao::from_env(), json!({})).await;
     let mount = pki.kubernetes(app, VAULT_SERVICE_ACCOUNT).await;
     app.apply::<Issuer>(install.issuer(
         "vault",
@@ -423,7 +400,15 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
 
     let verdict = install
         .verdict(
-            &["root", "leaf", "cluster", "cluster-ca", "aws", "vault", "adopter"],
+            &[
+                "root",
+                "leaf",
+                "cluster",
+                "cluster-ca",
+                "aws",
+                "vault",
+                "adopter",
+            ],
             Duration::from_secs(60),
         )
         .await;

@@ -1,8 +1,10 @@
-//! OpenBao from the test environment is a real Vault-API PKI: a two-level chain signs a CSR.
+//! OpenBao from the test environment is a real Vault-API PKI: a two-level chain (made by
+//! tests/testenv/openbao/pki.sh) signs a CSR.
 
 use serde_json::{Value, json};
 
-use crate::support::{Bao, openssl_verify, rand_u32};
+use crate::openbao::Pki;
+use crate::support::{Bao, openssl_verify};
 
 fn data<'a>(v: &'a Value, field: &str) -> &'a str {
     v["data"][field]
@@ -13,48 +15,8 @@ fn data<'a>(v: &'a Value, field: &str) -> &'a str {
 #[tokio::test]
 async fn openbao_signs_a_csr_through_a_root_and_an_intermediate() {
     let bao = Bao::from_env();
-    let id = format!("{:08x}", rand_u32());
-    let (root, int) = (format!("root-{id}"), format!("int-{id}"));
-    bao.post(
-        &format!("sys/mounts/{root}"),
-        json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}),
-    )
-    .await;
-    let root_ca = bao
-        .post(
-            &format!("{root}/root/generate/internal"),
-            json!({"common_name": "Test Root", "ttl": "87600h"}),
-        )
-        .await;
-    let root_pem = data(&root_ca, "certificate").to_string();
-
-    bao.post(
-        &format!("sys/mounts/{int}"),
-        json!({"type": "pki", "config": {"max_lease_ttl": "43800h"}}),
-    )
-    .await;
-    let int_csr = bao
-        .post(
-            &format!("{int}/intermediate/generate/internal"),
-            json!({"common_name": "Test Intermediate"}),
-        )
-        .await;
-    let signed = bao
-        .post(
-            &format!("{root}/root/sign-intermediate"),
-            json!({"csr": data(&int_csr, "csr"), "format": "pem", "ttl": "43800h"}),
-        )
-        .await;
-    bao.post(
-        &format!("{int}/intermediate/set-signed"),
-        json!({"certificate": data(&signed, "certificate")}),
-    )
-    .await;
-    bao.post(
-        &format!("{int}/roles/agents"),
-        json!({"allowed_domains": "example.test", "allow_subdomains": true, "max_ttl": "72h", "key_type": "any"}),
-    )
-    .await;
+    let pki = Pki::setup(bao.clone(), json!({})).await;
+    let (root_pem, sign_path) = (pki.root_pem.clone(), pki.sign_path());
 
     let key = rcgen::KeyPair::generate().expect("key");
     let mut params =
@@ -67,7 +29,7 @@ async fn openbao_signs_a_csr_through_a_root_and_an_intermediate() {
         .expect("pem");
     let leaf = bao
         .post(
-            &format!("{int}/sign/agents"),
+            &sign_path,
             json!({"csr": csr, "common_name": "orders.example.test", "ttl": "1h"}),
         )
         .await;
@@ -86,11 +48,11 @@ async fn openbao_signs_a_csr_through_a_root_and_an_intermediate() {
         "OpenBao signed our key"
     );
     assert!(parsed[0].dns_names.contains("orders.example.test"));
-    assert_eq!(parsed[1].subject, "CN=Test Intermediate");
+    assert_eq!(parsed[1].subject, "CN=Vault Test Intermediate");
     // A name outside the role is refused with OpenBao's own message.
     let refused = bao
         .http
-        .post(format!("{}/v1/{int}/sign/agents", bao.addr))
+        .post(format!("{}/v1/{sign_path}", bao.addr))
         .header("X-Vault-Token", &bao.token)
         .json(&json!({"csr": csr, "common_name": "evil.example.org"}))
         .send()

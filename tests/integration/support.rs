@@ -216,10 +216,12 @@ pub fn settings(namespaces: &[&str]) -> certsmith::controller::Settings {
         namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
         concurrency: 8,
         cluster_issuer_selector: Some(format!("test={namespace}")),
-        aws_pca_issue_rate: std::num::NonZeroU32::new(20).expect("nonzero"),
-        // The AWS tests use namespaced Issuers with the environment's (emulator) identity.
-        issuer_ambient_credentials: true,
-        issuer_vault_servers: Vec::new(),
+        backends: certsmith::issuer::BackendSettings {
+            aws_pca_issue_rate: std::num::NonZeroU32::new(20).expect("nonzero"),
+            // The AWS tests use namespaced Issuers with the environment's (emulator) identity.
+            issuer_ambient_credentials: true,
+            issuer_vault_servers: Vec::new(),
+        },
     }
 }
 
@@ -452,43 +454,157 @@ pub async fn request_renewal(ns: &TestNamespace, name: &str, value: &str) {
         .expect("request renewal");
 }
 
-/// The operator binary as users run it, watching one namespace (also its cluster-resource
-/// namespace), on a free port for /healthz, /readyz and /metrics. Killed when dropped.
+/// The operator binary as users run it, as its own process (so it can be killed, paused or
+/// measured for real). Its metrics are served on a free loopback port; its log goes to a file
+/// when asked (else nowhere, or to the test's stderr with CERTSMITH_TEST_OPERATOR_LOGS set);
+/// its exit time is recorded; it is killed when dropped.
 pub struct OperatorProcess {
-    child: std::process::Child,
+    child: Arc<std::sync::Mutex<std::process::Child>>,
+    pid: u32,
     pub http: std::net::SocketAddr,
+    exited: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
-impl OperatorProcess {
-    /// Start with the env's admin kubeconfig; `extra` flags are appended.
-    pub fn start(namespace: &str, extra: &[&str]) -> Self {
-        Self::start_with_env(namespace, extra, &[("KUBECONFIG", env("KUBECONFIG"))])
+/// How to start an [`OperatorProcess`].
+pub struct OperatorCommand {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: Option<std::path::PathBuf>,
+}
+
+impl OperatorCommand {
+    /// Set an environment variable (KUBECONFIG defaults to the test environment's).
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_string(), value.into()));
+        self
     }
 
-    /// Start with `vars` set in the process's environment (KUBECONFIG among them).
-    pub fn start_with_env(namespace: &str, extra: &[&str], vars: &[(&str, String)]) -> Self {
+    /// Append flags.
+    pub fn args<S: AsRef<str>>(mut self, extra: &[S]) -> Self {
+        self.args
+            .extend(extra.iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// Write the operator's log (stderr) to `path`.
+    pub fn log_to(mut self, path: &std::path::Path) -> Self {
+        self.log = Some(path.to_path_buf());
+        self
+    }
+
+    pub fn start(self) -> OperatorProcess {
         let http = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port");
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_certsmith"));
         command
-            .args(["controller", "--namespace", namespace])
-            .args(["--cluster-resource-namespace", namespace])
-            .args(["--cluster-issuer-selector", &format!("test={namespace}")])
-            .args(["--metrics-addr", &http.to_string(), "--log-format", "text"])
-            .args(extra)
-            .env_remove("KUBECONFIG")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        for (k, v) in vars {
+            .args(
+                self.args
+                    .iter()
+                    .filter(|a| !a.starts_with("--metrics-addr")),
+            )
+            .arg(format!("--metrics-addr={http}"))
+            .env("KUBECONFIG", env("KUBECONFIG"))
+            .stdout(std::process::Stdio::null());
+        for (k, v) in &self.env {
             command.env(k, v);
         }
-        let child = command.spawn().expect("start the operator binary");
-        OperatorProcess { child, http }
+        let stderr = match &self.log {
+            Some(path) => std::fs::File::create(path)
+                .map(std::process::Stdio::from)
+                .expect("operator log file"),
+            None if std::env::var_os("CERTSMITH_TEST_OPERATOR_LOGS").is_some() => {
+                std::process::Stdio::inherit()
+            }
+            None => std::process::Stdio::null(),
+        };
+        let child = command
+            .stderr(stderr)
+            .spawn()
+            .expect("start the operator binary");
+        let pid = child.id();
+        let child = Arc::new(std::sync::Mutex::new(child));
+        let exited = Arc::new(std::sync::Mutex::new(None));
+        // Watch for its exit (every 10 ms), so tests can tell when it stopped.
+        std::thread::spawn({
+            let (child, exited) = (child.clone(), exited.clone());
+            move || {
+                loop {
+                    let done = match child.lock() {
+                        Ok(mut c) => !matches!(c.try_wait(), Ok(None)),
+                        Err(_) => true,
+                    };
+                    if done {
+                        if let Ok(mut e) = exited.lock() {
+                            *e = Some(std::time::Instant::now());
+                        }
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        });
+        OperatorProcess {
+            child,
+            pid,
+            http,
+            exited,
+        }
+    }
+}
+
+impl OperatorProcess {
+    /// `certsmith controller` watching `namespace`, which is also its cluster-resource
+    /// namespace and names the ClusterIssuers it serves (`test=<namespace>`), logging text.
+    pub fn scoped(namespace: &str) -> OperatorCommand {
+        Self::command([
+            "controller".to_string(),
+            format!("--namespace={namespace}"),
+            format!("--cluster-resource-namespace={namespace}"),
+            format!("--cluster-issuer-selector=test={namespace}"),
+            "--log-format=text".to_string(),
+        ])
+    }
+
+    /// Exactly these arguments (but the metrics address, always a free port).
+    pub fn command(args: impl IntoIterator<Item = String>) -> OperatorCommand {
+        OperatorCommand {
+            args: args.into_iter().collect(),
+            env: Vec::new(),
+            log: None,
+        }
+    }
+
+    /// [`OperatorProcess::scoped`] with `extra` flags, started.
+    pub fn start(namespace: &str, extra: &[&str]) -> Self {
+        Self::scoped(namespace).args(extra).start()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
+    }
+
+    /// When the process was seen to have exited, if it has.
+    pub fn exited_at(&self) -> Option<std::time::Instant> {
+        self.exited.lock().ok().and_then(|e| *e)
+    }
+
+    /// `kill -<signal> <pid>`.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {}", self.pid);
+    }
+
+    /// Kill it now (SIGKILL) and wait for it.
+    pub fn kill(&self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Wait until /readyz answers 200.
@@ -519,7 +635,6 @@ impl OperatorProcess {
 
 impl Drop for OperatorProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }

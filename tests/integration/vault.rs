@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -15,237 +14,11 @@ use certsmith::api::{Certificate, ClusterIssuer, Issuer};
 use certsmith::pki::inspect::parse_chain;
 
 use crate::hostile::{self, Hostile, Recorded};
+use crate::openbao::{Pki, PrivateBao, secret};
 use crate::support::{
     Bao, Operator, TestNamespace, WAIT, certificate, condition, env, field, install_crds, leaf,
-    openssl_verify, rand_u32, request_renewal, wait_for, wait_ready, wait_reissued, wait_until,
+    openssl_verify, request_renewal, wait_for, wait_ready, wait_reissued, wait_until,
 };
-
-/// A root mount, an intermediate mount signed by it (imported with its root, so Vault returns
-/// the root in ca_chain), a role for *.example.test and a policy allowing only signing.
-pub(crate) struct Pki {
-    bao: Bao,
-    id: String,
-    root_pem: String,
-    policy: String,
-}
-
-impl Pki {
-    pub(crate) fn sign_path(&self) -> String {
-        format!("int-{}/sign/agents", self.id)
-    }
-
-    pub(crate) async fn setup(bao: Bao, role: Value) -> Self {
-        let id = format!("{:08x}", rand_u32());
-        let (root, int) = (format!("root-{id}"), format!("int-{id}"));
-        bao.post(
-            &format!("sys/mounts/{root}"),
-            json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}),
-        )
-        .await;
-        let root_ca = bao
-            .post(
-                &format!("{root}/root/generate/internal"),
-                json!({"common_name": "Vault Test Root", "ttl": "87600h"}),
-            )
-            .await;
-        let root_pem = root_ca["data"]["certificate"]
-            .as_str()
-            .expect("root")
-            .to_string();
-        bao.post(
-            &format!("sys/mounts/{int}"),
-            json!({"type": "pki", "config": {"max_lease_ttl": "43800h"}}),
-        )
-        .await;
-        let csr = bao
-            .post(
-                &format!("{int}/intermediate/generate/internal"),
-                json!({"common_name": "Vault Test Intermediate"}),
-            )
-            .await;
-        let signed = bao
-            .post(
-                &format!("{root}/root/sign-intermediate"),
-                json!({"csr": csr["data"]["csr"], "format": "pem", "ttl": "43800h"}),
-            )
-            .await;
-        let bundle = format!(
-            "{}\n{}",
-            signed["data"]["certificate"].as_str().expect("int"),
-            root_pem
-        );
-        bao.post(
-            &format!("{int}/intermediate/set-signed"),
-            json!({"certificate": bundle}),
-        )
-        .await;
-        let mut role_body = json!({"allowed_domains": "example.test", "allow_subdomains": true, "max_ttl": "72h",
-                                   "key_type": "any", "allowed_uri_sans": "spiffe://*"});
-        for (k, v) in role.as_object().expect("role") {
-            role_body[k] = v.clone();
-        }
-        bao.post(&format!("{int}/roles/agents"), role_body).await;
-        let policy = format!("certsmith-{id}");
-        let hcl =
-            format!("path \"{int}/sign/agents\" {{ capabilities = [\"create\", \"update\"] }}");
-        bao.post(
-            &format!("sys/policies/acl/{policy}"),
-            json!({"policy": hcl}),
-        )
-        .await;
-        Pki {
-            bao,
-            id,
-            root_pem,
-            policy,
-        }
-    }
-
-    /// A token with only the signing policy, stored in a Secret in `ns`.
-    pub(crate) async fn token_secret(&self, ns: &TestNamespace, name: &str) {
-        let token = self
-            .bao
-            .post(
-                "auth/token/create",
-                json!({"policies": [self.policy], "ttl": "1h"}),
-            )
-            .await;
-        let token = token["auth"]["client_token"]
-            .as_str()
-            .expect("token")
-            .to_string();
-        secret(ns, name, "token", &token).await;
-    }
-
-    /// An AppRole auth mount and role; returns (mount, role_id) with the secret ID in a Secret.
-    async fn approle(&self, ns: &TestNamespace, secret_name: &str) -> (String, String) {
-        self.approle_with_ttl(ns, secret_name, "1h").await
-    }
-
-    async fn approle_with_ttl(
-        &self,
-        ns: &TestNamespace,
-        secret_name: &str,
-        ttl: &str,
-    ) -> (String, String) {
-        let mount = format!("approle-{}", self.id);
-        self.bao
-            .post(&format!("sys/auth/{mount}"), json!({"type": "approle"}))
-            .await;
-        self.bao
-            .post(
-                &format!("auth/{mount}/role/certsmith"),
-                json!({"token_policies": [self.policy], "token_ttl": ttl, "token_max_ttl": "1h"}),
-            )
-            .await;
-        let role_id = self
-            .bao
-            .get(&format!("auth/{mount}/role/certsmith/role-id"))
-            .await["data"]["role_id"]
-            .as_str()
-            .expect("role id")
-            .to_string();
-        let secret_id = self
-            .bao
-            .post(&format!("auth/{mount}/role/certsmith/secret-id"), json!({}))
-            .await;
-        secret(
-            ns,
-            secret_name,
-            "secret-id",
-            secret_id["data"]["secret_id"].as_str().expect("secret id"),
-        )
-        .await;
-        (mount, role_id)
-    }
-
-    /// A Kubernetes auth mount pointed at the local API server and a role bound to `sa`.
-    /// OpenBao calls TokenReview with a reviewer ServiceAccount's token (system:auth-delegator);
-    /// the operator logs in with a short-lived token minted for `sa` with audience `vault`.
-    pub(crate) async fn kubernetes(&self, ns: &TestNamespace, sa: &str) -> String {
-        self.kubernetes_with_audience(ns, sa, "vault").await
-    }
-
-    /// The same, with a role that requires tokens for `audience`.
-    async fn kubernetes_with_audience(
-        &self,
-        ns: &TestNamespace,
-        sa: &str,
-        audience: &str,
-    ) -> String {
-        let mount = format!("k8s-{}", self.id);
-        self.bao
-            .post(&format!("sys/auth/{mount}"), json!({"type": "kubernetes"}))
-            .await;
-        for account in [sa, "vault-reviewer"] {
-            let account = ServiceAccount {
-                metadata: kube::api::ObjectMeta {
-                    name: Some(account.into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            ns.api::<ServiceAccount>()
-                .create(&PostParams::default(), &account)
-                .await
-                .expect("sa");
-        }
-        let binding: ClusterRoleBinding = serde_json::from_value(json!({
-            "metadata": {"name": format!("{}-vault-reviewer", ns.name)},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
-            "subjects": [{"kind": "ServiceAccount", "name": "vault-reviewer", "namespace": ns.name}],
-        }))
-        .expect("binding");
-        Api::<ClusterRoleBinding>::all(ns.client.clone())
-            .create(&PostParams::default(), &binding)
-            .await
-            .expect("binding");
-        let request = k8s_openapi::api::authentication::v1::TokenRequest {
-            spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
-                expiration_seconds: Some(3600),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let reviewer = ns
-            .api::<ServiceAccount>()
-            .create_token_request("vault-reviewer", &PostParams::default(), &request)
-            .await
-            .expect("reviewer token");
-        let config = crate::support::config().await;
-        let ca =
-            std::fs::read_to_string(format!("{}/certs/ca.crt", env("CERTSMITH_TESTENV_STATE")))
-                .expect("cluster CA");
-        let host = config.cluster_url.to_string();
-        self.bao
-            .post(
-                &format!("auth/{mount}/config"),
-                json!({"kubernetes_host": host.trim_end_matches('/'), "kubernetes_ca_cert": ca, "disable_local_ca_jwt": true,
-                       "token_reviewer_jwt": reviewer.status.expect("status").token}),
-            )
-            .await;
-        self.bao
-            .post(
-                &format!("auth/{mount}/role/certsmith"),
-                json!({"bound_service_account_names": [sa], "bound_service_account_namespaces": [ns.name],
-                       "token_policies": [self.policy], "audience": audience, "token_ttl": "1h"}),
-            )
-            .await;
-        mount
-    }
-}
-
-async fn secret(ns: &TestNamespace, name: &str, key: &str, value: &str) {
-    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: value}});
-    ns.api::<Secret>()
-        .patch(
-            name,
-            &PatchParams::apply("certsmith-tests").force(),
-            &Patch::Apply(body),
-        )
-        .await
-        .expect("secret");
-}
 
 pub(crate) async fn vault_issuer(
     ns: &TestNamespace,
@@ -522,72 +295,6 @@ async fn fifty_certificates_through_one_issuer_share_one_login() {
     );
     operator.stop().await;
     ns.delete().await;
-}
-
-/// A private OpenBao for the outage test, so pausing it cannot disturb other tests.
-pub(crate) struct PrivateBao {
-    child: std::process::Child,
-    pub(crate) addr: String,
-    pub(crate) token: String,
-}
-
-impl PrivateBao {
-    pub(crate) async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let token = format!("root-{:08x}", rand_u32());
-        let home = tempfile::tempdir().expect("home").keep();
-        let child = std::process::Command::new(env("CERTSMITH_TESTENV_BAO_BIN"))
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={token}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-                "-dev-no-store-token",
-            ])
-            .env("HOME", home)
-            .env_remove("VAULT_ADDR")
-            .env_remove("BAO_ADDR")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start bao");
-        let addr = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        wait_for("private OpenBao healthy", WAIT, || {
-            let (http, addr) = (http.clone(), addr.clone());
-            async move {
-                http.get(format!("{addr}/v1/sys/health"))
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
-        })
-        .await;
-        PrivateBao { child, addr, token }
-    }
-
-    pub(crate) fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for PrivateBao {
-    fn drop(&mut self) {
-        self.signal("CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
@@ -966,7 +673,7 @@ async fn namespaced_issuers_may_use_only_the_allowed_vault_servers() {
         .expect("create ClusterIssuer");
 
     let mut settings = crate::support::settings(&[&ns.name]);
-    settings.issuer_vault_servers = vec![
+    settings.backends.issuer_vault_servers = vec![
         format!("{allowed}/").parse().expect("prefix"),
         "https://vault.example:8200".parse().expect("prefix"),
     ];
@@ -1099,37 +806,6 @@ fn ca_and_server_certificate(name: &str) -> (String, String, String) {
     (ca.pem(), server.pem(), key.serialize_pem())
 }
 
-/// The operator binary as its own process, serving `ns` with the test environment's admin
-/// credentials and `envs`; killed on drop.
-struct OperatorProcess(std::process::Child);
-
-impl OperatorProcess {
-    fn start(ns: &str, envs: &[(&str, &std::path::Path)]) -> Self {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_certsmith"))
-            .args([
-                "controller".to_string(),
-                format!("--namespace={ns}"),
-                format!("--cluster-resource-namespace={ns}"),
-                format!("--cluster-issuer-selector=test={ns}"),
-                "--metrics-addr=127.0.0.1:0".to_string(),
-            ])
-            .env("KUBECONFIG", env("KUBECONFIG"))
-            .envs(envs.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the operator");
-        OperatorProcess(child)
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_ca_bundle_replaces_the_system_roots() {
     use base64::Engine;
@@ -1164,7 +840,9 @@ async fn a_ca_bundle_replaces_the_system_roots() {
         )
         .await;
     }
-    let _operator = OperatorProcess::start(&ns.name, &[("SSL_CERT_FILE", roots.path())]);
+    let _operator = crate::support::OperatorProcess::scoped(&ns.name)
+        .env("SSL_CERT_FILE", roots.path().display().to_string())
+        .start();
     issuer_ready_reason(&ns, "system-roots", "True").await;
     issuer_ready_reason(&ns, "bundle-with-that-ca", "True").await;
     let refused = issuer_ready_reason(&ns, "bundle-with-another-ca", "False").await;

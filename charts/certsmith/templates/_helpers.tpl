@@ -66,6 +66,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --leader-election-namespace={{ include "certsmith.leaseNamespace" . }}
 - --leader-election-lease-name={{ include "certsmith.fullname" . }}
 - --leader-election-lease-duration={{ .Values.leaderElection.leaseDuration }}
+{{- with .Values.leaderElection.renewDeadline }}
+- --leader-election-renew-deadline={{ . }}
+{{- end }}
 {{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}

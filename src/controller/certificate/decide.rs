@@ -1,11 +1,19 @@
 //! The pure heart of the Certificate reconciler: given what was observed and the time, decide
-//! whether to issue and why. An ordered chain of checks; the first that fires wins.
+//! whether to issue and why. An ordered list of small named checks ([`CHECKS`]); the first that
+//! fires wins, and when none does the certificate is up to date until its renewal time. Each
+//! check reads what it needs from [`Input`], which parses the Secret's certificate and key once.
 
-use crate::api::{CertificateSpec, KeyAlgorithm};
+use std::cell::OnceCell;
+
+use crate::api::CertificateSpec;
+use crate::issuer::{BackendType, PENDING_SECRET_SUFFIX};
 use crate::pki::inspect::{self, CertInfo};
 use crate::pki::keys::PrivateKey;
 use crate::pki::renewal::{self, RenewBefore};
 use crate::reason::{Problem, Reason};
+use crate::time::rfc3339;
+
+use super::profile;
 
 /// The Secret as the operator found it.
 #[derive(Debug, Clone, Copy)]
@@ -37,9 +45,11 @@ pub struct SecretData {
     pub issued_at: Option<i64>,
 }
 
-/// Backends whose own configuration decides the certificate profile.
-pub fn issuer_decides_profile(issuer_type: Option<&str>) -> bool {
-    matches!(issuer_type, Some("vault" | "awsPCA"))
+impl SecretData {
+    /// The backend type that signed the certificate, when the Secret says.
+    pub fn backend_type(&self) -> Option<BackendType> {
+        self.issuer_type.as_deref().and_then(BackendType::parse)
+    }
 }
 
 /// Everything `decide` needs.
@@ -81,150 +91,153 @@ pub enum Decision {
     Refuse(Problem),
 }
 
-/// Run the ordered chain of checks.
+/// One check of the chain: its name (for docs and tests) and what it looks at.
+pub struct Check {
+    pub name: &'static str,
+    run: fn(&Input<'_>) -> Option<Decision>,
+}
+
+/// The chain, in order. Refusals come first (nothing is issued into a Secret that is not
+/// ours), then whatever makes the Secret unusable, then what makes it outdated.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "reserved-secret-name",
+        run: reserved_secret_name,
+    },
+    Check {
+        name: "older-claimant",
+        run: older_claimant,
+    },
+    Check {
+        name: "secret-missing",
+        run: secret_missing,
+    },
+    Check {
+        name: "secret-of-another-certificate",
+        run: secret_of_another_certificate,
+    },
+    Check {
+        name: "secret-not-ours",
+        run: secret_not_ours,
+    },
+    Check {
+        name: "data-missing",
+        run: data_missing,
+    },
+    Check {
+        name: "certificate-unreadable",
+        run: certificate_unreadable,
+    },
+    Check {
+        name: "key-unreadable",
+        run: key_unreadable,
+    },
+    Check {
+        name: "key-mismatch",
+        run: key_mismatch,
+    },
+    Check {
+        name: "issuer-changed",
+        run: issuer_changed,
+    },
+    Check {
+        name: "spec-mismatch",
+        run: spec_mismatch,
+    },
+    Check {
+        name: "expired",
+        run: expired,
+    },
+    Check {
+        name: "ca-bundle-invalid",
+        run: ca_bundle_invalid,
+    },
+    Check {
+        name: "renewal-requested",
+        run: renewal_requested,
+    },
+    Check {
+        name: "renewal-due",
+        run: renewal_due,
+    },
+];
+
+/// Run the chain; the first check that fires decides.
 pub fn decide(o: &Observed<'_>) -> Decision {
-    if o.spec.secret_name.ends_with(super::pending::SECRET_SUFFIX) {
-        return Decision::Refuse(Problem::new(
-            Reason::InvalidSpec,
-            format!(
-                "secretName {:?} is reserved for certsmith's pending-request Secrets; choose another",
-                o.spec.secret_name
-            ),
-        ));
-    }
-    if let Some(other) = o.claimed_by {
-        return Decision::Refuse(Problem::new(
-            Reason::DuplicateSecretName,
-            format!(
-                "Secret {:?} is already used by Certificate {other:?}; choose another secretName",
-                o.spec.secret_name
-            ),
-        ));
-    }
-    let data = match o.secret {
-        SecretState::Missing => {
-            return issue(
-                Reason::DoesNotExist,
-                format!("Secret {:?} does not exist", o.spec.secret_name),
-                None,
-            );
+    let input = Input::new(o);
+    for check in CHECKS {
+        if let Some(decision) = (check.run)(&input) {
+            return decision;
         }
-        SecretState::Foreign { owner: Some(owner) } => {
-            return Decision::Refuse(Problem::new(
-                Reason::DuplicateSecretName,
-                format!(
-                    "Secret {:?} is managed for Certificate {owner:?}; choose another secretName",
-                    o.spec.secret_name
-                ),
-            ));
+    }
+    match input.current() {
+        Some(current) => Decision::UpToDate(current),
+        // Unreachable in practice: data-missing and the unreadable checks fire first.
+        None => issue(Reason::InvalidData, "the Secret cannot be read", None),
+    }
+}
+
+/// What the checks look at: the observation, and the Secret's certificate and key parsed once.
+pub struct Input<'a> {
+    o: &'a Observed<'a>,
+    leaf: OnceCell<Option<CertInfo>>,
+    key: OnceCell<Option<PrivateKey>>,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(o: &'a Observed<'a>) -> Self {
+        Input {
+            o,
+            leaf: OnceCell::new(),
+            key: OnceCell::new(),
         }
-        SecretState::Foreign { owner: None } => {
-            return Decision::Refuse(Problem::new(
-                Reason::SecretConflict,
-                format!(
-                    "Secret {:?} exists and was not created by certsmith; it is left untouched. Delete it or choose another secretName",
-                    o.spec.secret_name
-                ),
-            ));
+    }
+
+    /// The Secret's data, when the Secret is ours.
+    fn data(&self) -> Option<&'a SecretData> {
+        match self.o.secret {
+            SecretState::Ours(data) => Some(data),
+            _ => None,
         }
-        SecretState::Ours(data) => data,
-    };
-    let (Some(crt), Some(key)) = (nonempty(&data.tls_crt), nonempty(&data.tls_key)) else {
-        return issue(
-            Reason::MissingData,
-            "Secret is missing tls.crt or tls.key",
-            None,
-        );
-    };
-    let leaf = match inspect::parse_chain(crt) {
-        Ok(mut chain) => chain.remove(0),
-        Err(e) => {
-            return issue(
-                Reason::InvalidData,
-                format!("tls.crt cannot be parsed: {e}"),
-                None,
-            );
-        }
-    };
-    let Some(key) = std::str::from_utf8(key)
-        .ok()
-        .and_then(|k| PrivateKey::from_pem(k).ok())
-    else {
-        return issue(
-            Reason::InvalidData,
-            "tls.key cannot be parsed as a PEM private key",
-            None,
-        );
-    };
-    if key.public_key_info() != leaf.public_key_info {
-        return issue(
-            Reason::KeyMismatch,
-            "tls.key does not match the certificate in tls.crt",
-            None,
-        );
     }
-    if data.issuer_name.as_deref() != Some(o.spec.issuer_ref.name.as_str())
-        || data.issuer_kind.as_deref() != Some(o.spec.issuer_ref.kind.as_str())
-    {
-        return issue(
-            Reason::IssuerChanged,
-            format!(
-                "issued by {} {:?}, spec names {} {:?}",
-                data.issuer_kind.as_deref().unwrap_or("unknown kind"),
-                data.issuer_name.as_deref().unwrap_or(""),
-                o.spec.issuer_ref.kind.as_str(),
-                o.spec.issuer_ref.name
-            ),
-            None,
+
+    /// The leaf of `tls.crt`, when it parses.
+    fn leaf(&self) -> Option<&CertInfo> {
+        self.leaf
+            .get_or_init(|| {
+                let crt = nonempty(&self.data()?.tls_crt)?;
+                inspect::parse_chain(crt).ok()?.into_iter().next()
+            })
+            .as_ref()
+    }
+
+    /// The key in `tls.key`, when it parses.
+    fn key(&self) -> Option<&PrivateKey> {
+        self.key
+            .get_or_init(|| {
+                let key = nonempty(&self.data()?.tls_key)?;
+                PrivateKey::from_pem(std::str::from_utf8(key).ok()?).ok()
+            })
+            .as_ref()
+    }
+
+    /// The certificate in the Secret with its renewal time.
+    fn current(&self) -> Option<Current> {
+        let (data, leaf) = (self.data()?, self.leaf()?);
+        let renewal_time = renewal::renewal_time(
+            self.o.identity,
+            leaf.not_before,
+            leaf.not_after,
+            renew_before(self.o.spec),
+            data.issued_at,
         );
+        Some(Current {
+            leaf: leaf.clone(),
+            renewal_time,
+            revision: data.revision,
+            renew_request: data.renew_request.clone(),
+        })
     }
-    if let Some(diff) = spec_mismatch(
-        o.spec,
-        &leaf,
-        issuer_decides_profile(data.issuer_type.as_deref()),
-    ) {
-        return issue(
-            Reason::SpecMismatch,
-            format!("certificate does not match spec: {diff}"),
-            None,
-        );
-    }
-    if o.now >= leaf.not_after {
-        return issue(
-            Reason::Expired,
-            format!("certificate expired at {}", rfc3339(leaf.not_after)),
-            None,
-        );
-    }
-    if let Err(problem) = ca_anchors_chain(data.ca_crt.as_deref(), crt) {
-        return issue(Reason::InvalidData, problem, None);
-    }
-    let renewal_time = renewal::renewal_time(
-        o.identity,
-        leaf.not_before,
-        leaf.not_after,
-        renew_before(o.spec),
-        data.issued_at,
-    );
-    let current = Current {
-        leaf,
-        renewal_time,
-        revision: data.revision,
-        renew_request: data.renew_request.clone(),
-    };
-    let handled = |r: &str| Some(r) == o.renew_handled || Some(r) == data.renew_request.as_deref();
-    if let Some(request) = o.renew_requested.filter(|r| !handled(r)) {
-        return issue(
-            Reason::ManualTrigger,
-            format!("renewal requested at {request}"),
-            Some(current),
-        );
-    }
-    if o.now >= renewal_time {
-        let message = format!("renewal time {} reached", rfc3339(renewal_time));
-        return issue(Reason::Renewing, message, Some(current));
-    }
-    Decision::UpToDate(current)
 }
 
 fn issue(reason: Reason, message: impl Into<String>, current: Option<Current>) -> Decision {
@@ -234,12 +247,167 @@ fn issue(reason: Reason, message: impl Into<String>, current: Option<Current>) -
     }
 }
 
+fn refuse(reason: Reason, message: impl Into<String>) -> Option<Decision> {
+    Some(Decision::Refuse(Problem::new(reason, message)))
+}
+
 fn nonempty(v: &Option<Vec<u8>>) -> Option<&[u8]> {
     v.as_deref().filter(|b| !b.is_empty())
 }
 
+fn reserved_secret_name(i: &Input<'_>) -> Option<Decision> {
+    let name = &i.o.spec.secret_name;
+    name.ends_with(PENDING_SECRET_SUFFIX).then(|| {
+        Decision::Refuse(Problem::new(
+            Reason::InvalidSpec,
+            format!("secretName {name:?} is reserved for certsmith's pending-request Secrets; choose another"),
+        ))
+    })
+}
+
+fn older_claimant(i: &Input<'_>) -> Option<Decision> {
+    let other = i.o.claimed_by?;
+    refuse(
+        Reason::DuplicateSecretName,
+        format!(
+            "Secret {:?} is already used by Certificate {other:?}; choose another secretName",
+            i.o.spec.secret_name
+        ),
+    )
+}
+
+fn secret_missing(i: &Input<'_>) -> Option<Decision> {
+    matches!(i.o.secret, SecretState::Missing).then(|| {
+        issue(
+            Reason::DoesNotExist,
+            format!("Secret {:?} does not exist", i.o.spec.secret_name),
+            None,
+        )
+    })
+}
+
+fn secret_of_another_certificate(i: &Input<'_>) -> Option<Decision> {
+    let SecretState::Foreign { owner: Some(owner) } = i.o.secret else {
+        return None;
+    };
+    refuse(
+        Reason::DuplicateSecretName,
+        format!(
+            "Secret {:?} is managed for Certificate {owner:?}; choose another secretName",
+            i.o.spec.secret_name
+        ),
+    )
+}
+
+fn secret_not_ours(i: &Input<'_>) -> Option<Decision> {
+    let SecretState::Foreign { owner: None } = i.o.secret else {
+        return None;
+    };
+    refuse(
+        Reason::SecretConflict,
+        format!(
+            "Secret {:?} exists and was not created by certsmith; it is left untouched. Delete it or choose another secretName",
+            i.o.spec.secret_name
+        ),
+    )
+}
+
+fn data_missing(i: &Input<'_>) -> Option<Decision> {
+    let data = i.data()?;
+    (nonempty(&data.tls_crt).is_none() || nonempty(&data.tls_key).is_none()).then(|| {
+        issue(
+            Reason::MissingData,
+            "Secret is missing tls.crt or tls.key",
+            None,
+        )
+    })
+}
+
+fn certificate_unreadable(i: &Input<'_>) -> Option<Decision> {
+    let crt = nonempty(&i.data()?.tls_crt)?;
+    match inspect::parse_chain(crt) {
+        Ok(_) => None,
+        Err(e) => Some(issue(
+            Reason::InvalidData,
+            format!("tls.crt cannot be parsed: {e}"),
+            None,
+        )),
+    }
+}
+
+fn key_unreadable(i: &Input<'_>) -> Option<Decision> {
+    i.data()?;
+    i.key().is_none().then(|| {
+        issue(
+            Reason::InvalidData,
+            "tls.key cannot be parsed as a PEM private key",
+            None,
+        )
+    })
+}
+
+fn key_mismatch(i: &Input<'_>) -> Option<Decision> {
+    let (key, leaf) = (i.key()?, i.leaf()?);
+    (key.public_key_info() != leaf.public_key_info).then(|| {
+        issue(
+            Reason::KeyMismatch,
+            "tls.key does not match the certificate in tls.crt",
+            None,
+        )
+    })
+}
+
+fn issuer_changed(i: &Input<'_>) -> Option<Decision> {
+    let (data, wanted) = (i.data()?, &i.o.spec.issuer_ref);
+    let same = data.issuer_name.as_deref() == Some(wanted.name.as_str())
+        && data.issuer_kind.as_deref() == Some(wanted.kind.as_str());
+    (!same).then(|| {
+        issue(
+            Reason::IssuerChanged,
+            format!(
+                "issued by {} {:?}, spec names {} {:?}",
+                data.issuer_kind.as_deref().unwrap_or("unknown kind"),
+                data.issuer_name.as_deref().unwrap_or(""),
+                wanted.kind.as_str(),
+                wanted.name
+            ),
+            None,
+        )
+    })
+}
+
+fn spec_mismatch(i: &Input<'_>) -> Option<Decision> {
+    let decides_profile = i
+        .data()?
+        .backend_type()
+        .is_some_and(BackendType::decides_profile);
+    let diff = profile::mismatch(i.o.spec, i.leaf()?, decides_profile)?;
+    Some(issue(
+        Reason::SpecMismatch,
+        format!("certificate does not match spec: {diff}"),
+        None,
+    ))
+}
+
+fn expired(i: &Input<'_>) -> Option<Decision> {
+    let leaf = i.leaf()?;
+    (i.o.now >= leaf.not_after).then(|| {
+        issue(
+            Reason::Expired,
+            format!("certificate expired at {}", rfc3339(leaf.not_after)),
+            None,
+        )
+    })
+}
+
 /// `ca.crt` must hold certificates, one of which is the top of `tls.crt`'s chain or its
 /// issuer (by name and signature): what a relying party is told to trust must verify it.
+fn ca_bundle_invalid(i: &Input<'_>) -> Option<Decision> {
+    let data = i.data()?;
+    let problem = ca_anchors_chain(data.ca_crt.as_deref(), nonempty(&data.tls_crt)?).err()?;
+    Some(issue(Reason::InvalidData, problem, None))
+}
+
 fn ca_anchors_chain(ca_crt: Option<&[u8]>, tls_crt: &[u8]) -> Result<(), String> {
     let ca = match ca_crt.filter(|b| !b.is_empty()) {
         None => return Err("Secret is missing ca.crt".into()),
@@ -252,10 +420,10 @@ fn ca_anchors_chain(ca_crt: Option<&[u8]>, tls_crt: &[u8]) -> Result<(), String>
     let Some(top) = chain.last() else {
         return Err("tls.crt holds no certificate".into());
     };
-    let anchored = ca
+    if ca
         .iter()
-        .any(|c| c.der == top.der || inspect::issued_by(top, c));
-    if anchored {
+        .any(|c| c.der == top.der || inspect::issued_by(top, c))
+    {
         Ok(())
     } else {
         Err(format!(
@@ -265,17 +433,23 @@ fn ca_anchors_chain(ca_crt: Option<&[u8]>, tls_crt: &[u8]) -> Result<(), String>
     }
 }
 
-/// The revision a new issuance becomes: one more than the newest of the status and the
-/// Secret. The Secret's annotation is anyone's to edit, so the sum is checked.
-pub fn next_revision(in_status: Option<i64>, in_secret: Option<i64>) -> Result<i64, Problem> {
-    let last = in_status.max(in_secret).unwrap_or(0).max(0);
-    last.checked_add(1).ok_or_else(|| {
-        Problem::new(
-            Reason::InvalidData,
-            format!(
-                "revision {last} (annotation certsmith.dev/revision on the Secret) cannot be incremented; remove the annotation"
-            ),
-        )
+fn renewal_requested(i: &Input<'_>) -> Option<Decision> {
+    let data = i.data()?;
+    let handled =
+        |r: &str| Some(r) == i.o.renew_handled || Some(r) == data.renew_request.as_deref();
+    let request = i.o.renew_requested.filter(|r| !handled(r))?;
+    Some(issue(
+        Reason::ManualTrigger,
+        format!("renewal requested at {request}"),
+        i.current(),
+    ))
+}
+
+fn renewal_due(i: &Input<'_>) -> Option<Decision> {
+    let current = i.current()?;
+    (i.o.now >= current.renewal_time).then(|| {
+        let message = format!("renewal time {} reached", rfc3339(current.renewal_time));
+        issue(Reason::Renewing, message, Some(current))
     })
 }
 
@@ -294,107 +468,18 @@ pub fn renew_before(spec: &CertificateSpec) -> RenewBefore {
     }
 }
 
-/// The first way the certificate differs from the spec, in words; None when it matches.
-///
-/// Remote CAs (Vault, AWS Private CA) decide the certificate profile (subject attributes,
-/// usages, CA flag, a common name where none was asked) through their own roles and
-/// templates; for their certificates only the requested names and the key are compared, or
-/// a difference the CA imposes would re-issue forever.
-pub fn spec_mismatch(
-    spec: &CertificateSpec,
-    cert: &CertInfo,
-    issuer_decides_profile: bool,
-) -> Option<String> {
-    use std::collections::BTreeSet;
-    let cn_matters = !issuer_decides_profile || spec.common_name.is_some();
-    if cn_matters && spec.common_name != cert.common_name {
-        return Some(format!(
-            "commonName is {:?}, spec wants {:?}",
-            cert.common_name, spec.common_name
-        ));
-    }
-    let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
-    if set(&spec.dns_names) != cert.dns_names {
-        return Some(format!(
-            "dnsNames are {:?}, spec wants {:?}",
-            cert.dns_names,
-            set(&spec.dns_names)
-        ));
-    }
-    let ips: BTreeSet<std::net::IpAddr> = spec
-        .ip_addresses
-        .iter()
-        .filter_map(|ip| ip.parse().ok())
-        .collect();
-    if ips != cert.ip_addresses {
-        return Some(format!(
-            "ipAddresses are {:?}, spec wants {:?}",
-            cert.ip_addresses, ips
-        ));
-    }
-    if set(&spec.uris) != cert.uris {
-        return Some(format!(
-            "uris are {:?}, spec wants {:?}",
-            cert.uris,
-            set(&spec.uris)
-        ));
-    }
-    if set(&spec.email_addresses) != cert.emails {
-        return Some(format!(
-            "emailAddresses are {:?}, spec wants {:?}",
-            cert.emails,
-            set(&spec.email_addresses)
-        ));
-    }
-    let (algorithm, size) = (spec.key_algorithm(), spec.key_size());
-    match cert.key {
-        Some(k)
-            if k.algorithm == algorithm
-                && (algorithm == KeyAlgorithm::Ed25519 || k.size == size) => {}
-        other => {
-            return Some(format!("key is {other:?}, spec wants {algorithm:?} {size}"));
-        }
-    }
-    if issuer_decides_profile {
-        return None;
-    }
-    let subject = spec.subject.clone().unwrap_or_default();
-    for (field, want, have) in [
-        ("organizations", &subject.organizations, &cert.organizations),
-        (
-            "organizationalUnits",
-            &subject.organizational_units,
-            &cert.organizational_units,
-        ),
-        ("countries", &subject.countries, &cert.countries),
-        ("localities", &subject.localities, &cert.localities),
-        ("provinces", &subject.provinces, &cert.provinces),
-    ] {
-        if set(want) != set(have) {
-            return Some(format!("subject {field} are {have:?}, spec wants {want:?}"));
-        }
-    }
-    if spec.is_ca != cert.is_ca {
-        return Some(format!("isCA is {}, spec wants {}", cert.is_ca, spec.is_ca));
-    }
-    let usages: BTreeSet<_> = spec.usages().into_iter().collect();
-    if usages != cert.usages {
-        return Some(format!(
-            "usages are {:?}, spec wants {:?}",
-            cert.usages, usages
-        ));
-    }
-    None
-}
-
-/// Seconds since the epoch as RFC 3339 (UTC, whole seconds).
-pub fn rfc3339(secs: i64) -> String {
-    jiff::Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.to_string())
-}
-
-/// RFC 3339 back to seconds since the epoch (None when unreadable).
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
+/// The revision a new issuance becomes: one more than the newest of the status and the
+/// Secret. The Secret's annotation is anyone's to edit, so the sum is checked.
+pub fn next_revision(in_status: Option<i64>, in_secret: Option<i64>) -> Result<i64, Problem> {
+    let last = in_status.max(in_secret).unwrap_or(0).max(0);
+    last.checked_add(1).ok_or_else(|| {
+        Problem::new(
+            Reason::InvalidData,
+            format!(
+                "revision {last} (annotation certsmith.dev/revision on the Secret) cannot be incremented; remove the annotation"
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -757,6 +842,16 @@ mod tests {
             reason(&decide(&observe(&s, SecretState::Missing, T0))),
             Reason::InvalidSpec
         );
+    }
+
+    #[test]
+    fn every_check_has_its_own_name() {
+        let names: std::collections::BTreeSet<&str> = CHECKS.iter().map(|c| c.name).collect();
+        assert_eq!(names.len(), CHECKS.len());
+        // Refusals come before anything that would issue into the Secret.
+        let position = |n: &str| CHECKS.iter().position(|c| c.name == n);
+        assert!(position("secret-not-ours") < position("data-missing"));
+        assert!(position("expired") < position("renewal-due"));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use crate::api::conditions::{self, DesiredCondition, ISSUING, READY, RECONCILING
 use crate::pki::CertInfo;
 use crate::reason::{Problem, Reason};
 
-use super::decide::{Current, rfc3339};
+use super::decide::Current;
+use crate::time::rfc3339;
 
 /// How a reconcile ended.
 #[derive(Debug)]
@@ -29,7 +30,6 @@ pub enum Outcome<'a> {
         failure: &'a Problem,
         current: Option<&'a Current>,
         retry_at: i64,
-        counted: bool,
     },
 }
 
@@ -107,19 +107,13 @@ pub fn desired(
             failure,
             current,
             retry_at,
-            counted,
         } => {
             if let Some(c) = current {
                 describe(&mut next, c);
             }
             let attempts = prev.failed_issuance_attempts.unwrap_or(0);
-            if *counted {
-                next.failed_issuance_attempts = Some(attempts + 1);
-                next.last_failure_time = Some(rfc3339(now));
-            } else {
-                next.failed_issuance_attempts = prev.failed_issuance_attempts;
-                next.last_failure_time = prev.last_failure_time.clone();
-            }
+            next.failed_issuance_attempts = Some(attempts.saturating_add(1));
+            next.last_failure_time = Some(rfc3339(now));
             let progress = format!(
                 "{}; issuing failed: {}; next attempt at {}",
                 why.message,
@@ -235,7 +229,6 @@ mod tests {
             failure: &failure,
             current: Some(&c),
             retry_at: 600,
-            counted: true,
         };
         let s = desired(&CertificateStatus::default(), Some(3), &outcome, 500);
         assert_eq!(
@@ -254,7 +247,6 @@ mod tests {
             failure: &failure,
             current: None,
             retry_at: 600,
-            counted: true,
         };
         let s2 = desired(&s, Some(3), &gone, 510);
         assert_eq!(

@@ -1,10 +1,7 @@
-//! AWS Private CA: `IssueCertificate` with the CSR only, then `GetCertificate` until the
-//! certificate is ready. Issuance is asynchronous, so this backend does not sign in one call:
-//! the Certificate controller stores the request durably between the two (see
-//! `controller::certificate::pending`).
-//!
-//! Each call waits for the per-CA rate limit first and is counted in the backend metrics.
-//! Messages carry AWS's error code and text, never credentials.
+//! The AWS Private CA client: one per issuer, shared by every issuance. Every call goes through
+//! [`AwsPcaClient::call`]: it waits for the per-CA rate limit, is timed and counted in the
+//! backend metrics, and its error becomes a Problem with a fixed reason. Messages carry AWS's
+//! error code and text, never credentials.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -15,14 +12,15 @@ use aws_sdk_acmpca::primitives::Blob;
 use aws_sdk_acmpca::types::{SigningAlgorithm, Validity, ValidityPeriodType};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::api::{AwsSigningAlgorithm, KeyUsage};
+use aws_sdk_acmpca::config::http::HttpResponse;
+use aws_sdk_acmpca::operation::get_certificate::GetCertificateError;
+
+use crate::api::AwsSigningAlgorithm;
+use crate::issuer::{BackendType, SignedChain};
 use crate::metrics::Metrics;
-use crate::pki::request::SignRequest;
 use crate::reason::{Problem, Reason};
 
-use super::SignedChain;
-
-const BACKEND: &str = "awspca";
+use super::request::{Submission, default_signing_algorithm};
 /// How long a described CA (status, key algorithm) is trusted before asking again.
 const DESCRIBE_TTL: Duration = Duration::from_secs(300);
 
@@ -113,18 +111,57 @@ impl AwsPcaClient {
         }
     }
 
+    /// The one way every AWS call is made: it waits for the CA's rate limit, is timed and
+    /// counted in the backend metrics, and its error becomes a Problem with a fixed reason.
+    /// `peek` may answer an error itself (a poll still in progress) with a result label.
+    async fn call<T, E, Fut>(
+        &self,
+        operation: &'static str,
+        send: impl FnOnce() -> Fut,
+        peek: impl FnOnce(&SdkError<E, HttpResponse>) -> Option<(&'static str, T)>,
+    ) -> Result<T, Problem>
+    where
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.limits.wait(&self.ca_arn, operation).await;
+        let started = Instant::now();
+        let result = send().await;
+        let (label, outcome) = match result {
+            Ok(output) => ("success", Ok(output)),
+            Err(error) => match peek(&error) {
+                Some((label, answer)) => (label, Ok(answer)),
+                None => {
+                    let problem = classify(operation, &self.ca_arn, &self.region, &error);
+                    let label = match problem.reason {
+                        Reason::AwsThrottled => "throttled",
+                        Reason::AwsUnreachable => "unreachable",
+                        _ => "error",
+                    };
+                    (label, Err(problem))
+                }
+            },
+        };
+        self.metrics.backend_request(
+            BackendType::AwsPca.as_str(),
+            operation,
+            label,
+            started.elapsed(),
+        );
+        outcome
+    }
+
     /// Describe the CA (always asks AWS) and remember what it said.
     pub async fn describe(&self) -> Result<CaInfo, Problem> {
-        const OP: &str = "DescribeCertificateAuthority";
-        self.limits.wait(&self.ca_arn, OP).await;
-        let started = Instant::now();
-        let result = self
-            .client
-            .describe_certificate_authority()
-            .certificate_authority_arn(&self.ca_arn)
-            .send()
-            .await;
-        let output = self.observe(OP, started, result)?;
+        let send = || {
+            self.client
+                .describe_certificate_authority()
+                .certificate_authority_arn(&self.ca_arn)
+                .send()
+        };
+        let output = self
+            .call("DescribeCertificateAuthority", send, |_| None)
+            .await?;
         let ca = output.certificate_authority();
         let info = CaInfo {
             status: ca
@@ -203,26 +240,23 @@ impl AwsPcaClient {
 
     /// Submit the CSR. Returns the certificate's ARN; the certificate itself comes later.
     pub async fn issue(&self, request: &Submission<'_>) -> Result<String, Problem> {
-        const OP: &str = "IssueCertificate";
         let validity = Validity::builder()
             .r#type(ValidityPeriodType::Absolute)
             .value(request.not_after)
             .build()
             .map_err(|e| Problem::new(Reason::InvalidSpec, format!("validity: {e}")))?;
-        self.limits.wait(&self.ca_arn, OP).await;
-        let started = Instant::now();
-        let result = self
-            .client
-            .issue_certificate()
-            .certificate_authority_arn(&self.ca_arn)
-            .csr(Blob::new(request.csr_pem.as_bytes()))
-            .signing_algorithm(SigningAlgorithm::from(request.signing_algorithm))
-            .template_arn(request.template_arn)
-            .validity(validity)
-            .idempotency_token(request.idempotency_token)
-            .send()
-            .await;
-        let output = self.observe(OP, started, result)?;
+        let send = || {
+            self.client
+                .issue_certificate()
+                .certificate_authority_arn(&self.ca_arn)
+                .csr(Blob::new(request.csr_pem.as_bytes()))
+                .signing_algorithm(SigningAlgorithm::from(request.signing_algorithm))
+                .template_arn(request.template_arn)
+                .validity(validity)
+                .idempotency_token(request.idempotency_token)
+                .send()
+        };
+        let output = self.call("IssueCertificate", send, |_| None).await?;
         output.certificate_arn().map(str::to_string).ok_or_else(|| {
             Problem::new(
                 Reason::SigningFailed,
@@ -233,139 +267,69 @@ impl AwsPcaClient {
 
     /// Ask for an issued certificate.
     pub async fn get(&self, certificate_arn: &str) -> Result<Poll, Problem> {
-        const OP: &str = "GetCertificate";
-        self.limits.wait(&self.ca_arn, OP).await;
-        let started = Instant::now();
-        let result = self
-            .client
-            .get_certificate()
-            .certificate_authority_arn(&self.ca_arn)
-            .certificate_arn(certificate_arn)
-            .send()
-            .await;
-        if let Err(SdkError::ServiceError(e)) = &result {
-            let code = e.err().code().unwrap_or_default();
-            let text = e.err().message().unwrap_or_default();
+        let send = || async {
+            let output = self
+                .client
+                .get_certificate()
+                .certificate_authority_arn(&self.ca_arn)
+                .certificate_arn(certificate_arn)
+                .send()
+                .await?;
+            let leaf = output.certificate().unwrap_or_default();
+            let chain = output.certificate_chain().unwrap_or_default();
+            Ok(
+                match crate::issuer::assemble_chain(leaf, &[chain.to_string()]) {
+                    Ok(signed) => Poll::Issued(signed),
+                    Err(e) => Poll::Failed(Problem::new(
+                        Reason::SigningFailed,
+                        format!("AWS Private CA returned an unreadable certificate: {e}"),
+                    )),
+                },
+            )
+        };
+        // Still working, or given up on this request: answers, not failures of the call.
+        let peek = |error: &SdkError<GetCertificateError, HttpResponse>| {
+            let SdkError::ServiceError(e) = error else {
+                return None;
+            };
+            let (code, text) = (
+                e.err().code().unwrap_or_default(),
+                e.err().message().unwrap_or_default(),
+            );
             match code {
-                "RequestInProgressException" => {
-                    self.count(OP, "in_progress", started);
-                    return Ok(Poll::InProgress);
-                }
-                "RequestFailedException" | "ResourceNotFoundException" => {
-                    self.count(OP, "error", started);
-                    return Ok(Poll::Failed(Problem::new(
+                "RequestInProgressException" => Some(("in_progress", Poll::InProgress)),
+                "RequestFailedException" | "ResourceNotFoundException" => Some((
+                    "error",
+                    Poll::Failed(Problem::new(
                         Reason::SigningFailed,
                         format!("AWS Private CA did not issue {certificate_arn}: {code}: {text}"),
-                    )));
-                }
-                _ => {}
+                    )),
+                )),
+                _ => None,
             }
-        }
-        let output = self.observe(OP, started, result)?;
-        let leaf = output.certificate().unwrap_or_default();
-        let chain = output.certificate_chain().unwrap_or_default();
-        super::assemble_chain(leaf, &[chain.to_string()])
-            .map(Poll::Issued)
-            .map_err(|e| {
-                Problem::new(
-                    Reason::SigningFailed,
-                    format!("AWS Private CA returned an unreadable certificate: {e}"),
-                )
-            })
+        };
+        self.call("GetCertificate", send, peek).await
     }
 
-    /// Count the call and turn an SDK error into a Problem with a fixed reason.
-    fn observe<T, E>(
-        &self,
-        operation: &str,
-        started: Instant,
-        result: Result<T, SdkError<E, aws_sdk_acmpca::config::http::HttpResponse>>,
-    ) -> Result<T, Problem>
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        match result {
-            Ok(output) => {
-                self.count(operation, "success", started);
-                Ok(output)
-            }
-            Err(error) => {
-                let problem = classify(operation, &self.ca_arn, &self.region, &error);
-                let result = match problem.reason {
-                    Reason::AwsThrottled => "throttled",
-                    Reason::AwsUnreachable => "unreachable",
-                    _ => "error",
-                };
-                self.count(operation, result, started);
-                Err(problem)
-            }
-        }
+    /// The CA's own certificate and the chain above it (PEM, the CA first).
+    pub async fn ca_certificates(&self) -> Result<Vec<String>, Problem> {
+        let send = || {
+            self.client
+                .get_certificate_authority_certificate()
+                .certificate_authority_arn(&self.ca_arn)
+                .send()
+        };
+        let output = self
+            .call("GetCertificateAuthorityCertificate", send, |_| None)
+            .await?;
+        let mut pems: Vec<String> = output
+            .certificate()
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        pems.extend(output.certificate_chain().map(str::to_string));
+        Ok(pems)
     }
-
-    fn count(&self, operation: &str, result: &str, started: Instant) {
-        self.metrics
-            .backend_request(BACKEND, operation, result, started.elapsed());
-    }
-}
-
-/// One IssueCertificate call's parameters, all stored with the pending request so that a
-/// retry sends exactly the same request (AWS then honours the idempotency token).
-#[derive(Debug, Clone)]
-pub struct Submission<'a> {
-    pub csr_pem: &'a str,
-    pub template_arn: &'a str,
-    pub signing_algorithm: &'a str,
-    /// Unix seconds.
-    pub not_after: i64,
-    pub idempotency_token: &'a str,
-}
-
-/// A ready AWS Private CA backend.
-#[derive(Debug)]
-pub struct AwsPcaSigner {
-    pub client: Arc<AwsPcaClient>,
-    pub template_arn: Option<String>,
-    pub signing_algorithm: Option<AwsSigningAlgorithm>,
-}
-
-impl AwsPcaSigner {
-    /// The template for a request: the configured one, else chosen from its usages.
-    pub fn template_for(&self, request: &SignRequest) -> String {
-        self.template_arn
-            .clone()
-            .unwrap_or_else(|| default_template(request.is_ca, &request.usages).to_string())
-    }
-}
-
-/// The AWS template matching what the Certificate asks for.
-pub fn default_template(is_ca: bool, usages: &[KeyUsage]) -> &'static str {
-    if is_ca {
-        return "arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1";
-    }
-    let server = usages.contains(&KeyUsage::ServerAuth);
-    let client = usages.contains(&KeyUsage::ClientAuth);
-    match (server, client) {
-        (true, false) => "arn:aws:acm-pca:::template/EndEntityServerAuthCertificate/V1",
-        (false, true) => "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1",
-        _ => "arn:aws:acm-pca:::template/EndEntityCertificate/V1",
-    }
-}
-
-/// The signing algorithm for a CA key algorithm as DescribeCertificateAuthority names it.
-pub fn default_signing_algorithm(key_algorithm: &str) -> Option<&'static str> {
-    match key_algorithm {
-        "RSA_2048" | "RSA_3072" | "RSA_4096" => Some("SHA256WITHRSA"),
-        "EC_prime256v1" => Some("SHA256WITHECDSA"),
-        "EC_secp384r1" => Some("SHA384WITHECDSA"),
-        "EC_secp521r1" => Some("SHA512WITHECDSA"),
-        "SM2" => Some("SM3WITHSM2"),
-        _ => None,
-    }
-}
-
-/// The region named in a CA ARN (`arn:aws:acm-pca:<region>:<account>:certificate-authority/…`).
-pub fn region_of(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|r| !r.is_empty())
 }
 
 /// Map an SDK error to a reason: throttling, credentials, authorization, a missing or
@@ -432,46 +396,6 @@ fn reason_for_code(code: &str) -> Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates_follow_usages() {
-        use KeyUsage::*;
-        let both = [DigitalSignature, KeyEncipherment, ServerAuth, ClientAuth];
-        assert!(default_template(false, &both).ends_with("/EndEntityCertificate/V1"));
-        assert!(
-            default_template(false, &[DigitalSignature, ServerAuth])
-                .ends_with("/EndEntityServerAuthCertificate/V1")
-        );
-        assert!(
-            default_template(false, &[DigitalSignature, ClientAuth])
-                .ends_with("/EndEntityClientAuthCertificate/V1")
-        );
-        assert!(default_template(false, &[DigitalSignature]).ends_with("/EndEntityCertificate/V1"));
-        assert!(default_template(true, &both).contains("SubordinateCACertificate"));
-    }
-
-    #[test]
-    fn signing_algorithm_follows_the_ca_key() {
-        assert_eq!(
-            default_signing_algorithm("EC_prime256v1"),
-            Some("SHA256WITHECDSA")
-        );
-        assert_eq!(
-            default_signing_algorithm("EC_secp384r1"),
-            Some("SHA384WITHECDSA")
-        );
-        assert_eq!(default_signing_algorithm("RSA_4096"), Some("SHA256WITHRSA"));
-        assert_eq!(default_signing_algorithm("ML_DSA_65"), None);
-    }
-
-    #[test]
-    fn region_comes_from_the_arn() {
-        assert_eq!(
-            region_of("arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/abc"),
-            Some("eu-west-1")
-        );
-        assert_eq!(region_of("nonsense"), None);
-    }
 
     #[test]
     fn error_codes_map_to_fixed_reasons() {

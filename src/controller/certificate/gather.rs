@@ -1,0 +1,222 @@
+//! Gather what a decision looks at: the Secret as it is now (read live, so a stale cache
+//! cannot cause a second issuance) and the oldest other Certificate claiming it. A Secret
+//! written for a Certificate that no longer claims it is adopted first.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use tracing::info;
+
+use crate::api::Certificate;
+use crate::reason::{Problem, Reason};
+use crate::secret;
+
+use super::decide::{SecretData, SecretState};
+use super::{Context, Error, report};
+
+/// What was found.
+pub struct Gathered {
+    pub found: Option<Secret>,
+    /// An older Certificate in the namespace that names the same Secret.
+    pub claimed_by: Option<String>,
+    /// The Certificate's own name.
+    me: String,
+}
+
+impl Gathered {
+    /// The Secret's data, when it is this Certificate's.
+    pub fn data(&self) -> Option<SecretData> {
+        self.found
+            .as_ref()
+            .filter(|s| secret::owner(s) == Some(self.me.as_str()))
+            .map(secret_data)
+    }
+
+    pub fn state<'a>(&'a self, data: Option<&'a SecretData>) -> SecretState<'a> {
+        match (&self.found, data) {
+            (None, _) => SecretState::Missing,
+            (Some(_), Some(d)) => SecretState::Ours(d),
+            (Some(s), None) => SecretState::Foreign {
+                owner: secret::owner(s),
+            },
+        }
+    }
+}
+
+pub async fn gather(ctx: &Context, cert: &Certificate) -> Result<Gathered, Error> {
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
+    let claimed_by = older_claimant(ctx, cert);
+    let mut found = secrets.get_opt(&cert.spec.secret_name).await?;
+    if claimed_by.is_none()
+        && let Some(s) = &found
+        && let Some(owner) = secret::owner(s)
+        && owner != cert.name_any()
+        && !claims_secret(ctx, cert, owner).await?
+    {
+        found = Some(adopt(ctx, cert, &secrets, s, owner).await?);
+    }
+    Ok(Gathered {
+        found,
+        claimed_by,
+        me: cert.name_any(),
+    })
+}
+
+/// The parts of a Secret decisions look at (pure).
+pub fn secret_data(s: &Secret) -> SecretData {
+    let get = |k: &str| secret::value(s, k).map(<[u8]>::to_vec);
+    let ann = |k: &str| s.annotations().get(k).cloned();
+    SecretData {
+        tls_crt: get("tls.crt"),
+        tls_key: get("tls.key"),
+        ca_crt: get("ca.crt"),
+        issuer_name: ann(secret::ISSUER_NAME_ANNOTATION),
+        issuer_kind: ann(secret::ISSUER_KIND_ANNOTATION),
+        issuer_type: ann(secret::ISSUER_TYPE_ANNOTATION),
+        revision: ann(secret::REVISION_ANNOTATION).and_then(|r| r.trim().parse().ok()),
+        renew_request: ann(secret::RENEW_REQUEST_ANNOTATION),
+        issued_at: ann(secret::ISSUED_AT_ANNOTATION)
+            .as_deref()
+            .and_then(crate::time::parse),
+    }
+}
+
+/// The (creation time, name) a claim on a Secret is judged by: the older Certificate wins,
+/// and of two created in the same second the one whose name sorts first.
+pub fn claim_rank(meta: &ObjectMeta) -> (Option<jiff::Timestamp>, String) {
+    (
+        meta.creation_timestamp.clone().map(|t| t.0),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The oldest other Certificate in the namespace that names the same Secret, if it is older
+/// than this one (creation time, then name): the first claimant keeps the Secret.
+fn older_claimant(ctx: &Context, cert: &Certificate) -> Option<String> {
+    let me = claim_rank(&cert.metadata);
+    ctx.certificates
+        .state()
+        .iter()
+        .filter(|o| o.namespace() == cert.namespace() && o.name_any() != me.1)
+        .filter(|o| {
+            o.data.pointer("/spec/secretName").and_then(|v| v.as_str())
+                == Some(cert.spec.secret_name.as_str())
+        })
+        .map(|o| claim_rank(&o.metadata))
+        .filter(|other| *other < me)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Whether `owner`, the Certificate a Secret says it was written for, still holds it: it
+/// exists, still names that Secret, and is older than `cert` (creation time, then name). The
+/// cache may lag behind, so an owner missing from it is looked up live before the Secret is
+/// taken over.
+async fn claims_secret(ctx: &Context, cert: &Certificate, owner: &str) -> Result<bool, Error> {
+    let namespace = cert.namespace().unwrap_or_default();
+    let cached = ctx.certificates.get(
+        &ObjectRef::new_with(owner, kube::core::ApiResource::erase::<Certificate>(&()))
+            .within(&namespace),
+    );
+    let (meta, secret_name) = match cached {
+        Some(o) => (
+            o.metadata.clone(),
+            o.data
+                .pointer("/spec/secretName")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+        ),
+        None => match Api::<Certificate>::namespaced(ctx.client.clone(), &namespace)
+            .get_opt(owner)
+            .await?
+        {
+            Some(c) => (c.metadata, Some(c.spec.secret_name)),
+            None => return Ok(false),
+        },
+    };
+    Ok(
+        secret_name.as_deref() == Some(cert.spec.secret_name.as_str())
+            && claim_rank(&meta) < claim_rank(&cert.metadata),
+    )
+}
+
+/// Take over a Secret written for `previous`, which no longer holds it: mark it as this
+/// Certificate's (only onto the version that was read) and say so in an Event.
+async fn adopt(
+    ctx: &Context,
+    cert: &Certificate,
+    secrets: &Api<Secret>,
+    found: &Secret,
+    previous: &str,
+) -> Result<Secret, Error> {
+    if !ctx.is_leading() {
+        return Err(Error::NotLeading);
+    }
+    let body = serde_json::json!({"metadata": {
+        "resourceVersion": found.resource_version(),
+        "annotations": {secret::CERTIFICATE_ANNOTATION: cert.name_any()},
+    }});
+    let adopted = secrets
+        .patch(
+            &found.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(body),
+        )
+        .await?;
+    let problem = Problem::new(
+        Reason::Adopted,
+        format!(
+            "Secret {:?} was written for Certificate {previous:?}, which no longer claims it; this Certificate manages it now",
+            cert.spec.secret_name
+        ),
+    );
+    info!(certificate = %format!("{}/{}", cert.namespace().unwrap_or_default(), cert.name_any()), "{}", problem.message);
+    report::publish(ctx, cert, EventType::Normal, &problem).await;
+    Ok(adopted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    #[test]
+    fn secret_data_reads_what_the_operator_wrote_and_tolerates_the_rest() {
+        let mut s = Secret {
+            data: Some([("tls.crt".to_string(), ByteString(b"crt".to_vec()))].into()),
+            ..Default::default()
+        };
+        s.metadata.annotations = Some(
+            [
+                (secret::REVISION_ANNOTATION.to_string(), " 7 ".to_string()),
+                (
+                    secret::ISSUED_AT_ANNOTATION.to_string(),
+                    "garbage".to_string(),
+                ),
+                (secret::ISSUER_TYPE_ANNOTATION.to_string(), "ca".to_string()),
+            ]
+            .into(),
+        );
+        let data = secret_data(&s);
+        assert_eq!(data.tls_crt.as_deref(), Some(&b"crt"[..]));
+        assert_eq!(data.tls_key, None);
+        assert_eq!(data.revision, Some(7));
+        assert_eq!(data.issued_at, None, "an unreadable time is no time");
+        assert_eq!(data.backend_type(), Some(crate::issuer::BackendType::Ca));
+    }
+
+    #[test]
+    fn the_older_claim_wins_then_the_name() {
+        let meta = |name: &str, secs: i64| ObjectMeta {
+            name: Some(name.into()),
+            creation_timestamp: jiff::Timestamp::from_second(secs).ok().map(Time),
+            ..Default::default()
+        };
+        assert!(claim_rank(&meta("b", 1)) < claim_rank(&meta("a", 2)));
+        assert!(claim_rank(&meta("a", 1)) < claim_rank(&meta("b", 1)));
+    }
+}

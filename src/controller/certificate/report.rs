@@ -1,0 +1,137 @@
+//! Report: status (computed by `status`), Events and the per-Certificate metrics. Every
+//! write asks whether this replica may still write.
+
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use tracing::warn;
+
+use crate::api::conditions::bounded_message;
+use crate::api::{Certificate, CertificateStatus};
+use crate::reason::{Problem, Reason};
+use crate::secret;
+
+use super::status::{self, Outcome};
+use super::{Context, Error};
+
+/// Write status when it differs from what is there. Returns whether it wrote.
+pub async fn write_status(
+    ctx: &Context,
+    cert: &Certificate,
+    prev: &CertificateStatus,
+    outcome: &Outcome<'_>,
+    now: i64,
+) -> Result<bool, Error> {
+    let next = status::desired(prev, cert.metadata.generation, outcome, now);
+    let (namespace, name) = (cert.namespace().unwrap_or_default(), cert.name_any());
+    ctx.metrics.certificate(&crate::metrics::CertificateFacts {
+        namespace: &namespace,
+        name: &name,
+        issuer_kind: cert.spec.issuer_ref.kind.as_str(),
+        issuer_name: &cert.spec.issuer_ref.name,
+        not_before: next.not_before.as_deref().and_then(crate::time::parse),
+        not_after: next.not_after.as_deref().and_then(crate::time::parse),
+        renewal: next.renewal_time.as_deref().and_then(crate::time::parse),
+        ready: crate::api::conditions::find(&next.conditions, crate::api::conditions::READY)
+            .is_some_and(|c| c.status == "True"),
+    });
+    if cert.status.as_ref() == Some(&next) {
+        return Ok(false);
+    }
+    patch_status(ctx, cert, &next).await?;
+    Ok(true)
+}
+
+async fn patch_status(
+    ctx: &Context,
+    cert: &Certificate,
+    next: &CertificateStatus,
+) -> Result<(), Error> {
+    if !ctx.is_leading() {
+        return Err(Error::NotLeading);
+    }
+    let api: Api<Certificate> =
+        Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
+    let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate", "status": next});
+    api.patch_status(
+        &cert.name_any(),
+        &PatchParams::apply(secret::FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Report an internal error (a panic in this Certificate's reconcile): Ready=False with
+/// `InternalError`, and a Warning Event. The panic's text goes to the log only.
+pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
+    let Ok(cert) = crate::controller::typed::<Certificate>(obj) else {
+        return;
+    };
+    let problem = Problem::new(
+        Reason::InternalError,
+        "the operator failed while reconciling this Certificate (see its log); retrying with backoff",
+    );
+    let prev = cert.status.clone().unwrap_or_default();
+    let now = ctx.now();
+    let mut next = prev.clone();
+    next.conditions = crate::api::conditions::merge(
+        &prev.conditions,
+        &[crate::api::conditions::DesiredCondition {
+            type_: crate::api::conditions::READY,
+            status: false,
+            reason: problem.reason.as_str().into(),
+            message: problem.message.clone(),
+        }],
+        cert.metadata.generation,
+        &crate::time::rfc3339(now),
+    );
+    if next != prev
+        && let Err(e) = patch_status(ctx, &cert, &next).await
+    {
+        warn!("reporting an internal error in status failed: {e}");
+    }
+    publish(ctx, &cert, EventType::Warning, &problem).await;
+}
+
+pub async fn publish(ctx: &Context, cert: &Certificate, type_: EventType, problem: &Problem) {
+    if !ctx.is_leading() {
+        return;
+    }
+    let event = Event {
+        type_,
+        reason: problem.reason.as_str().into(),
+        note: Some(bounded_message(&problem.message)),
+        action: "Issue".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cert.object_ref(&())).await {
+        warn!("publishing event failed: {e}");
+    }
+}
+
+/// A Certificate that the API server accepted but this operator cannot read (for instance a
+/// newer schema): report it once and wait for a change, never retry in a hot loop.
+pub async fn malformed(obj: &DynamicObject, ctx: &Context, error: String) -> Result<Action, Error> {
+    warn!(certificate = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()), "cannot read Certificate: {error}");
+    ctx.metrics.reconcile_error(Reason::InvalidSpec);
+    let problem = Problem::new(
+        Reason::InvalidSpec,
+        format!("the operator cannot read this Certificate: {error}"),
+    );
+    let reference = obj.object_ref(&kube::core::ApiResource::erase::<Certificate>(&()));
+    let event = Event {
+        type_: EventType::Warning,
+        reason: problem.reason.as_str().into(),
+        note: Some(bounded_message(&problem.message)),
+        action: "Read".into(),
+        secondary: None,
+    };
+    if ctx.is_leading()
+        && let Err(e) = ctx.recorder.publish(&event, &reference).await
+    {
+        warn!("publishing event failed: {e}");
+    }
+    Ok(Action::await_change())
+}
