@@ -361,6 +361,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     let next = IssuerStatus {
         conditions: conditions::merge(&prev.conditions, &[condition], generation, &rfc3339(now)),
         observed_generation: generation,
+        policy: prev.policy.clone(),
     };
     if next != prev {
         write_status(&ctx, &obj, &next).await?;
@@ -403,6 +404,7 @@ pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
             &rfc3339(ctx.now()),
         ),
         observed_generation: generation,
+        policy: prev.policy.clone(),
     };
     if next != prev
         && let Err(e) = write_status(ctx, obj, &next).await
