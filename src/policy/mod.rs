@@ -470,9 +470,9 @@ fn check_names(policy: &Policy, request: &Request<'_>, out: &mut Vec<Denial>) {
     );
     match &policy.spiffe {
         Some(s) => {
-            check_svid(&s.trust_domain, s.require_service_account, request, out);
+            let svid_ok = check_svid(&s.trust_domain, s.require_service_account, request, out);
             // `allowed.uris`, when also given, narrows the SVID further.
-            if !allowed.uris.is_empty() {
+            if svid_ok && !allowed.uris.is_empty() {
                 check_kind(
                     Field::Uris,
                     &spec.uris,
@@ -502,12 +502,14 @@ fn check_names(policy: &Policy, request: &Request<'_>, out: &mut Vec<Denial>) {
     );
 }
 
+/// Whether the URIs are exactly the namespace's SVID (the ServiceAccount's existence is
+/// reported separately).
 fn check_svid(
     trust_domain: &str,
     require_service_account: bool,
     request: &Request<'_>,
     out: &mut Vec<Denial>,
-) {
+) -> bool {
     let expected = spiffe::svid(trust_domain, request.namespace, "<service account>");
     let uri = match request.spec.uris.as_slice() {
         [uri] => uri,
@@ -519,7 +521,7 @@ fn check_svid(
                     uris.len()
                 ),
             ));
-            return;
+            return false;
         }
     };
     let svid = match spiffe::parse(uri) {
@@ -529,7 +531,7 @@ fn check_svid(
                 Field::Uris,
                 format!("uris[0] {} {e}; expected {expected}", quote(uri)),
             ));
-            return;
+            return false;
         }
     };
     if svid.trust_domain != trust_domain || svid.namespace != request.namespace {
@@ -537,7 +539,7 @@ fn check_svid(
             Field::Uris,
             format!("uris[0] {} matches none of {expected}", quote(uri)),
         ));
-        return;
+        return false;
     }
     if require_service_account {
         match request.service_account_exists {
@@ -562,6 +564,7 @@ fn check_svid(
             )),
         }
     }
+    true
 }
 
 fn check_duration(policy: &Policy, spec: &CertificateSpec, out: &mut Vec<Denial>) {

@@ -254,6 +254,9 @@ fn spiffe_requires_exactly_one_svid_of_the_namespace() {
     assert_eq!(evaluate(Some(&narrowed), &request(&s)), Ok(()));
     let s = spec(json!({"uris": ["spiffe://cluster.local/ns/a/sa/other"]}));
     assert_eq!(denied(Some(&narrowed), &request(&s)).field, Field::Uris);
+    // One denial for a foreign SVID, not one per rule.
+    let s = spec(json!({"uris": ["spiffe://cluster.local/ns/payments/sa/web"]}));
+    assert_eq!(denials(Some(&narrowed), &request(&s)).len(), 1);
 }
 
 #[test]
