@@ -12,6 +12,7 @@ mod hardening;
 mod hostile;
 mod keys;
 mod leader;
+mod policy;
 mod rbac;
 mod smoke_kube;
 mod smoke_moto;
