@@ -57,7 +57,8 @@ struct Part {
     tokens: Vec<Token>,
 }
 
-/// One step of a compiled part: a byte, exactly one byte of anything, any run of bytes.
+/// One step of the reference matcher (tests): a byte, exactly one byte, any run of bytes.
+#[cfg(test)]
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Atom {
     Byte(u8),
@@ -113,24 +114,47 @@ impl Part {
     }
 
     /// Whether `value` (one validated part of a name) matches. `fold`: ignore ASCII case.
+    ///
+    /// The tokens between stars are literal chunks (a placeholder contributes its value's
+    /// bytes). The first chunk is a prefix, the last a suffix, the ones between are placed
+    /// leftmost, each star taking at least one byte: leftmost placement leaves the most
+    /// room for the rest, so it finds a match when there is one. No allocation.
     fn matches(&self, value: &str, vars: Vars<'_>, fold: bool) -> bool {
-        let mut atoms = Vec::with_capacity(value.len() + 4);
-        for token in &self.tokens {
-            let literal = match token {
-                Token::Lit(s) => s.as_str(),
-                Token::Star => {
-                    atoms.extend([Atom::One, Atom::Any]);
-                    continue;
-                }
-                Token::Namespace => vars.namespace,
-                Token::Name => vars.name,
-            };
-            if literal.is_empty() {
+        let text = value.as_bytes();
+        let stars = self.tokens.iter().filter(|t| **t == Token::Star).count();
+        let mut chunks = self.tokens.split(|t| *t == Token::Star);
+        let Some(first) = chunks.next() else {
+            return false;
+        };
+        let Some(mut pos) = chunk_at(first, text, 0, vars, fold) else {
+            return false;
+        };
+        if stars == 0 {
+            return pos == text.len();
+        }
+        for (i, chunk) in chunks.enumerate() {
+            pos += 1; // the star's first byte
+            if pos > text.len() {
                 return false;
             }
-            atoms.extend(literal.bytes().map(Atom::Byte));
+            let Some(len) = chunk_len(chunk, vars) else {
+                return false;
+            };
+            if i + 1 == stars {
+                // The last chunk ends the text.
+                let Some(start) = text.len().checked_sub(len).filter(|s| *s >= pos) else {
+                    return false;
+                };
+                return chunk_at(chunk, text, start, vars, fold) == Some(text.len());
+            }
+            let found = (pos..=text.len().saturating_sub(len))
+                .find_map(|start| chunk_at(chunk, text, start, vars, fold));
+            match found {
+                Some(end) => pos = end,
+                None => return false,
+            }
         }
-        glob(&atoms, value.as_bytes(), fold)
+        false
     }
 
     fn render(&self, out: &mut String) {
@@ -145,8 +169,53 @@ impl Part {
     }
 }
 
-/// Wildcard matching in O(pattern × text), without recursion: on a mismatch, the last `Any`
-/// takes one more byte.
+/// The bytes a literal token or placeholder stands for; None for a star or an empty value.
+fn token_bytes<'a>(token: &'a Token, vars: Vars<'a>) -> Option<&'a [u8]> {
+    let bytes = match token {
+        Token::Lit(s) => s.as_bytes(),
+        Token::Namespace => vars.namespace.as_bytes(),
+        Token::Name => vars.name.as_bytes(),
+        Token::Star => return None,
+    };
+    (!bytes.is_empty()).then_some(bytes)
+}
+
+fn chunk_len(chunk: &[Token], vars: Vars<'_>) -> Option<usize> {
+    chunk
+        .iter()
+        .map(|t| token_bytes(t, vars).map(<[u8]>::len))
+        .sum()
+}
+
+/// Where `chunk` ends when it matches `text` at `start`.
+fn chunk_at(
+    chunk: &[Token],
+    text: &[u8],
+    start: usize,
+    vars: Vars<'_>,
+    fold: bool,
+) -> Option<usize> {
+    let mut pos = start;
+    for token in chunk {
+        let bytes = token_bytes(token, vars)?;
+        let end = pos.checked_add(bytes.len()).filter(|e| *e <= text.len())?;
+        let here = &text[pos..end];
+        let equal = if fold {
+            here.eq_ignore_ascii_case(bytes)
+        } else {
+            here == bytes
+        };
+        if !equal {
+            return None;
+        }
+        pos = end;
+    }
+    Some(pos)
+}
+
+/// The reference matcher the tests compare [`Part::matches`] with: wildcard matching in
+/// O(pattern × text), on a mismatch the last `Any` takes one more byte.
+#[cfg(test)]
 fn glob(pattern: &[Atom], text: &[u8], fold: bool) -> bool {
     let eq = |a: u8, b: u8| {
         if fold {
@@ -1072,6 +1141,63 @@ mod tests {
         ] {
             assert!(parse_ip(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The reference: expand the part into atoms and run the backtracking glob.
+    fn reference(part: &Part, value: &str, vars: Vars<'_>, fold: bool) -> bool {
+        let mut atoms = Vec::new();
+        for token in &part.tokens {
+            let literal = match token {
+                Token::Lit(s) => s.as_str(),
+                Token::Star => {
+                    atoms.extend([Atom::One, Atom::Any]);
+                    continue;
+                }
+                Token::Namespace => vars.namespace,
+                Token::Name => vars.name,
+            };
+            if literal.is_empty() {
+                return false;
+            }
+            atoms.extend(literal.bytes().map(Atom::Byte));
+        }
+        glob(&atoms, value.as_bytes(), fold)
+    }
+
+    #[test]
+    fn the_chunk_matcher_agrees_with_a_reference_glob() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n) as usize
+        };
+        let pieces = ["a", "b", "ab", "A", "*", "{namespace}", "{name}"];
+        let values = ["a", "ab", "", "b*", "B"];
+        let mut agreed = 0;
+        for _ in 0..20_000 {
+            let mut pattern = String::new();
+            for _ in 0..1 + next(5) {
+                pattern.push_str(pieces[next(pieces.len() as u64)]);
+            }
+            let Ok(part) = Part::parse(&pattern, |c| c.is_ascii_alphabetic()) else {
+                continue;
+            };
+            let text: String = (0..next(8))
+                .map(|_| ['a', 'b', 'A', '*'][next(4)])
+                .collect();
+            let vars = vars(values[next(5)], values[next(5)]);
+            for fold in [false, true] {
+                assert_eq!(
+                    part.matches(&text, vars, fold),
+                    reference(&part, &text, vars, fold),
+                    "{pattern:?} {text:?} {vars:?} fold={fold}"
+                );
+                agreed += 1;
+            }
+        }
+        assert!(agreed > 10_000, "{agreed}");
     }
 
     #[test]
