@@ -58,6 +58,37 @@ enum Command {
         #[command(subcommand)]
         what: InspectCommand,
     },
+    /// Identity policies: would the cluster's issuers sign these Certificates?
+    Policy {
+        #[command(subcommand)]
+        what: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Evaluate Certificate manifests against the policies of the issuers they name, in the
+    /// cluster (read-only). Exit status: 0 all allowed, 1 a Certificate is denied, 2 one could
+    /// not be checked (issuer or namespace missing, invalid manifest).
+    Check {
+        /// A manifest file, a directory of them, or - for stdin (repeat for more).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Read directories recursively.
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        /// Namespace of manifests that name none (default: the kubeconfig's).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// The operator's cluster-resource namespace: a ClusterIssuer without a policy signs
+        /// CA certificates only there.
+        #[arg(
+            long,
+            env = "CERTSMITH_CLUSTER_RESOURCE_NAMESPACE",
+            default_value = "certsmith"
+        )]
+        cluster_resource_namespace: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +174,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Controller(args) => controller(args).await,
+        Command::Policy { what } => policy(what).await,
         other => match cli(other).await {
             Ok(text) => {
                 print!("{text}");
@@ -153,6 +185,38 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         },
+    }
+}
+
+/// `certsmith policy ...`: its exit status says allowed, denied or not checked.
+async fn policy(what: PolicyCommand) -> anyhow::Result<()> {
+    use certsmith::cli::policy::{CheckArgs, EXIT_UNCHECKED, check};
+    let PolicyCommand::Check {
+        files,
+        recursive,
+        namespace,
+        cluster_resource_namespace,
+    } = what;
+    let outcome = async {
+        let client = certsmith::cli::client().await?;
+        let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+        let args = CheckArgs {
+            files,
+            recursive,
+            namespace,
+            cluster_resource_namespace,
+        };
+        check(client, args).await
+    };
+    match outcome.await {
+        Ok(report) => {
+            print!("{}", report.text);
+            std::process::exit(report.exit_code);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(EXIT_UNCHECKED);
+        }
     }
 }
 
@@ -206,7 +270,9 @@ async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
         Command::Inspect {
             what: InspectCommand::Secret { name, namespace },
         } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
-        Command::Controller(_) | Command::Crds { .. } => Err(CliError("unreachable".into())),
+        Command::Controller(_) | Command::Crds { .. } | Command::Policy { .. } => {
+            Err(CliError("unreachable".into()))
+        }
     }
 }
 

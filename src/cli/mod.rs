@@ -1,7 +1,9 @@
-//! The companion commands: see the fleet (`status`), act on it (`renew`) and look inside a
-//! Secret (`inspect secret`). Also usable as the kubectl plugin `kubectl-certsmith`.
+//! The companion commands: see the fleet (`status`), act on it (`renew`), look inside a
+//! Secret (`inspect secret`) and check Certificates against issuers' policies
+//! (`policy check`). Also usable as the kubectl plugin `kubectl-certsmith`.
 
 pub mod inspect;
+pub mod policy;
 pub mod renew;
 pub mod status;
 

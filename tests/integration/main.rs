@@ -13,6 +13,7 @@ mod hostile;
 mod keys;
 mod leader;
 mod openbao;
+mod policy;
 mod rbac;
 mod smoke_kube;
 mod smoke_moto;
