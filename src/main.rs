@@ -33,6 +33,19 @@ enum Command {
         #[arg(long)]
         helm: bool,
     },
+    #[command(flatten)]
+    Companion(Companion),
+    /// Identity policies: would the cluster's issuers sign these Certificates?
+    Policy {
+        #[command(subcommand)]
+        what: PolicyCommand,
+    },
+}
+
+/// The companion commands that print a text for the user (the controller, `crds` and
+/// `policy` have their own output and exit status).
+#[derive(Subcommand)]
+enum Companion {
     /// Certificates at a glance (-n NS, -A for all namespaces), or one in depth (NAME).
     Status {
         name: Option<String>,
@@ -57,11 +70,6 @@ enum Command {
     Inspect {
         #[command(subcommand)]
         what: InspectCommand,
-    },
-    /// Identity policies: would the cluster's issuers sign these Certificates?
-    Policy {
-        #[command(subcommand)]
-        what: PolicyCommand,
     },
 }
 
@@ -175,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Controller(args) => controller(args).await,
         Command::Policy { what } => policy(what).await,
-        other => match cli(other).await {
+        Command::Companion(command) => match cli(command).await {
             Ok(text) => {
                 print!("{text}");
                 Ok(())
@@ -221,17 +229,17 @@ async fn policy(what: PolicyCommand) -> anyhow::Result<()> {
 }
 
 /// The companion commands; every failure is one sentence for the user.
-async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
+async fn cli(command: Companion) -> Result<String, certsmith::cli::CliError> {
     use certsmith::cli::{CliError, client, inspect, renew, status};
     let client = client().await?;
     let default_ns = client.default_namespace().to_string();
     match command {
-        Command::Status {
+        Companion::Status {
             name: Some(name),
             namespace,
             ..
         } => status::one(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
-        Command::Status {
+        Companion::Status {
             name: None,
             namespace,
             all_namespaces,
@@ -243,7 +251,7 @@ async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
             };
             status::fleet(client, scope.as_deref()).await
         }
-        Command::Renew {
+        Companion::Renew {
             name,
             all,
             namespace,
@@ -267,12 +275,9 @@ async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
             };
             renew::renew(client, target).await
         }
-        Command::Inspect {
+        Companion::Inspect {
             what: InspectCommand::Secret { name, namespace },
         } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
-        Command::Controller(_) | Command::Crds { .. } | Command::Policy { .. } => {
-            Err(CliError("unreachable".into()))
-        }
     }
 }
 
