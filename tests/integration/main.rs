@@ -10,6 +10,7 @@ mod cli;
 mod crds;
 mod hardening;
 mod hostile;
+mod identity_policy;
 mod keys;
 mod leader;
 mod openbao;
