@@ -19,11 +19,11 @@ use crate::reason::{Problem, Reason};
 
 use super::decide::{self, Current, Observed, SecretState};
 use super::policy::Blocked;
-use crate::policy::Denial;
 use super::status::Outcome;
 use super::store::{self, StoreError, WriteTarget};
 use super::{Context, Error, REFUSED_REQUEUE, report, requeue_at};
 use crate::controller::limits::{Pass, Refusal};
+use crate::policy::Denial;
 
 /// How long an issuance waits for one of its issuer's permits before it gives the worker back.
 const GATE_WAIT: Duration = Duration::from_millis(500);
@@ -162,11 +162,8 @@ pub async fn issue(
                 current: current.as_ref(),
             };
             if report::write_status(ctx, cert, prev, &outcome, now).await? {
-                ctx.metrics.policy_denial(
-                    &issuer_label(cert),
-                    issuer_kind,
-                    denial.field,
-                );
+                ctx.metrics
+                    .policy_denial(&issuer_label(cert), issuer_kind, denial.field);
                 warn!(certificate = %observed.identity, reason = %Reason::PolicyDenied, "{}", problem.message);
                 report::publish(ctx, cert, EventType::Warning, &problem).await;
             }
