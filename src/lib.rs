@@ -18,6 +18,7 @@ pub mod issuer;
 pub mod leader;
 pub mod metrics;
 pub mod pki;
+pub mod policy;
 pub mod reason;
 pub mod secret;
 pub mod telemetry;

@@ -37,6 +37,8 @@ pub enum Reason {
     Adopted,
     /// The remote backend of an issuer is known to be unreachable: fail fast, retry later.
     BackendUnavailable,
+    /// The issuer's policy does not allow what the Certificate asks for; nothing was signed.
+    PolicyDenied,
     // Issuer readiness.
     IssuerReady,
     CaSecretMissing,
@@ -93,6 +95,7 @@ impl Reason {
             Reason::InternalError => "InternalError",
             Reason::Adopted => "Adopted",
             Reason::BackendUnavailable => "BackendUnavailable",
+            Reason::PolicyDenied => "PolicyDenied",
             Reason::IssuerReady => "IssuerReady",
             Reason::CaSecretMissing => "CASecretMissing",
             Reason::CaSecretInvalid => "CASecretInvalid",

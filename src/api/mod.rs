@@ -7,6 +7,7 @@ pub mod certificate;
 pub mod conditions;
 pub mod duration;
 pub mod issuer;
+pub mod policy;
 mod schema;
 
 pub use certificate::{
@@ -19,6 +20,9 @@ pub use issuer::{
     ClusterIssuer, Issuer, IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector,
     SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
 };
+
+/// The API group of every certsmith resource.
+pub const GROUP: &str = "certsmith.dev";
 
 /// Annotation that `certsmith renew` sets to request a re-issuance; any new value triggers one.
 pub const RENEW_ANNOTATION: &str = "certsmith.dev/renew-requested-at";

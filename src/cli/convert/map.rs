@@ -903,6 +903,7 @@ fn issuer(map: &mut Map<String, Value>, notes: &mut Notes, cluster: bool) -> Opt
         ca: None,
         vault: None,
         aws_pca: None,
+        policy: None,
     };
     if let Some(mut s) = take_object(&mut spec, "spec", "selfSigned", notes) {
         if let Some(points) = take(&mut s, "crlDistributionPoints")
@@ -1266,6 +1267,7 @@ fn aws_pca_issuer(
         self_signed: None,
         ca: None,
         vault: None,
+        policy: None,
         aws_pca: Some(AwsPcaIssuer {
             arn,
             region,

@@ -4,7 +4,7 @@
 //!    claimant of it (I/O);
 //! 2. `decide`: an ordered list of named checks says whether to issue and why (pure; the
 //!    certificate-to-spec comparisons are in `profile`);
-//! 3. `issue`: ask the issuer's backend to sign (through its gate), or wait out a backoff;
+//! 3. `issue`: check the issuer's identity policy (`policy`), ask the issuer's backend to sign (through its gate), or wait out a backoff;
 //! 4. `store`: write the Secret, conditional on what the decision saw;
 //! 5. `status` (pure) and `report`: conditions, Events and metrics.
 //!
@@ -13,6 +13,7 @@
 pub mod decide;
 mod gather;
 mod issue;
+mod policy;
 pub mod profile;
 mod report;
 pub mod status;
@@ -40,7 +41,7 @@ use status::Outcome;
 /// Longest time between two looks at a healthy Certificate, as a safety net.
 const MAX_REQUEUE: Duration = Duration::from_secs(8 * 3600);
 /// How often to look again at a Certificate blocked by something the operator does not watch.
-const REFUSED_REQUEUE: Duration = Duration::from_secs(60);
+pub(crate) const REFUSED_REQUEUE: Duration = Duration::from_secs(60);
 
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let cert: Certificate = match super::typed(&obj) {
