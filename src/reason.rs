@@ -39,6 +39,11 @@ pub enum Reason {
     BackendUnavailable,
     /// The issuer's policy does not allow what the Certificate asks for; nothing was signed.
     PolicyDenied,
+    /// A keystore's password Secret or key is missing, or the password is unusable.
+    KeystorePasswordUnavailable,
+    /// The Secret's extra outputs, keystores or owner reference were written again from the
+    /// same key and certificate.
+    OutputsUpdated,
     // Issuer readiness.
     IssuerReady,
     CaSecretMissing,
@@ -96,6 +101,8 @@ impl Reason {
             Reason::Adopted => "Adopted",
             Reason::BackendUnavailable => "BackendUnavailable",
             Reason::PolicyDenied => "PolicyDenied",
+            Reason::KeystorePasswordUnavailable => "KeystorePasswordUnavailable",
+            Reason::OutputsUpdated => "OutputsUpdated",
             Reason::IssuerReady => "IssuerReady",
             Reason::CaSecretMissing => "CASecretMissing",
             Reason::CaSecretInvalid => "CASecretInvalid",

@@ -11,8 +11,10 @@ pub mod policy;
 mod schema;
 
 pub use certificate::{
-    Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, KeyAlgorithm,
-    KeyEncoding, KeyUsage, PrivateKeySpec, RotationPolicy, SecretTemplate, Subject,
+    Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, JksKeystore,
+    KeyAlgorithm, KeyEncoding, KeyUsage, Keystores, OutputFormat, OutputFormatType,
+    PasswordSecretRef, Pkcs12Keystore, Pkcs12Profile, PrivateKeySpec, RotationPolicy,
+    SecretCleanupPolicy, SecretTemplate, Subject,
 };
 pub use conditions::Condition;
 pub use issuer::{

@@ -69,6 +69,8 @@ pub struct Shared {
     pub panics: Mutex<HashMap<String, u32>>,
     /// Ask the issuer controllers to look at an issuer again (its backend became unreachable).
     pub rechecks: super::issuer::Rechecks,
+    /// Keystore password Secrets and the Certificates that name them.
+    pub secret_refs: super::secret_refs::SecretRefs,
 }
 
 impl Shared {
@@ -80,6 +82,7 @@ impl Shared {
             unwritten: Mutex::default(),
             panics: Mutex::default(),
             rechecks: super::issuer::Rechecks::default(),
+            secret_refs: super::secret_refs::SecretRefs::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod identity_policy;
 mod keys;
 mod leader;
 mod openbao;
+mod outputs;
 mod policy;
 mod rbac;
 mod smoke_kube;

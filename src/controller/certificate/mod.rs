@@ -26,6 +26,7 @@ use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
+use tracing::info;
 
 use crate::api::{Certificate, RENEW_ANNOTATION};
 use crate::issuer::PendingStore;
@@ -49,6 +50,9 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         Err(e) => return report::malformed(&obj, &ctx, e).await,
     };
     let namespace = cert.namespace().unwrap_or_default();
+    ctx.shared
+        .secret_refs
+        .set(&namespace, &cert.name_any(), cert.spec.password_secrets());
     let now = ctx.now();
     let identity = format!("{namespace}/{}", cert.name_any());
 
@@ -62,6 +66,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         claimed_by: gathered.claimed_by.as_deref(),
         renew_requested: cert.annotations().get(RENEW_ANNOTATION).map(String::as_str),
         renew_handled: prev.last_renew_request.as_deref(),
+        passwords: gathered.passwords.as_ref(),
         now,
     };
 
@@ -72,6 +77,29 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             remove_leftover_request(&ctx, &cert, &prev, &observed).await;
             report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await?;
             Ok(requeue_at(current.renewal_time, now))
+        }
+        Decision::Rewrite { why, current } => {
+            let target = store::WriteTarget::after(gathered.found.as_ref());
+            let secrets = Api::namespaced(ctx.client.clone(), &namespace);
+            let Some(data) = data.as_ref() else {
+                return Ok(Action::requeue(REFUSED_REQUEUE));
+            };
+            match store::rewrite(&ctx, &cert, &observed, data, &secrets, &target).await {
+                Ok(()) => {
+                    info!(certificate = %identity, reason = %why.reason, "Secret written again: {}", why.message);
+                    report::publish(&ctx, &cert, EventType::Normal, &why).await;
+                    report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now)
+                        .await?;
+                    Ok(requeue_at(current.renewal_time, now))
+                }
+                Err(store::RewriteError::NotLeading) => Err(Error::NotLeading),
+                Err(store::RewriteError::Conflict) => Ok(Action::requeue(Duration::from_secs(1))),
+                Err(store::RewriteError::Failed(problem)) => {
+                    tracing::warn!(certificate = %identity, reason = %problem.reason, "{}", problem.message);
+                    report::publish(&ctx, &cert, EventType::Warning, &problem).await;
+                    Ok(Action::requeue(REFUSED_REQUEUE))
+                }
+            }
         }
         Decision::Refuse(problem) => {
             if report::write_status(&ctx, &cert, &prev, &Outcome::Refused(&problem), now).await? {
