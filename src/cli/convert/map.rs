@@ -34,8 +34,9 @@ use serde_json::{Map, Value};
 
 use crate::api::{
     AwsCredentials, AwsCredentialsSecretRef, AwsPcaIssuer, CaIssuer, Certificate, CertificateSpec,
-    ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, KeyAlgorithm, KeyEncoding, KeyUsage,
-    PrivateKeySpec, RotationPolicy, SecretKeySelector, SecretTemplate, SelfSignedIssuer,
+    ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, JksKeystore, KeyAlgorithm,
+    KeyEncoding, KeyUsage, Keystores, OutputFormat, PasswordSecretRef, Pkcs12Keystore,
+    Pkcs12Profile, PrivateKeySpec, RotationPolicy, SecretKeySelector, SecretTemplate, SelfSignedIssuer,
     ServiceAccountRef, Subject, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
     duration,
 };
@@ -148,11 +149,8 @@ fn unsupported(path: &str) -> String {
         | "spec.subject.serialNumber" => {
             "certsmith's subject has organizations, organizationalUnits, countries, localities and provinces only"
         }
-        "spec.keystores" => {
-            "certsmith does not write PKCS#12 or JKS keystores yet; the Secret holds tls.crt, tls.key and ca.crt"
-        }
-        "spec.additionalOutputFormats" => {
-            "certsmith does not write the CombinedPEM or DER keys yet; the Secret holds tls.crt, tls.key and ca.crt"
+        "spec.keystores.pkcs12.password" | "spec.keystores.jks.password" => {
+            "certsmith reads keystore passwords only from a Secret: use passwordSecretRef"
         }
         "spec.nameConstraints" => "certsmith does not request name constraints",
         "spec.otherNames" => "certsmith does not request otherName subject alternative names",
@@ -369,6 +367,108 @@ fn ingress_hint(doc: &Value) -> String {
 }
 
 // ----- typed extraction: every read takes the field out, and a wrong type is reported -----
+
+/// `additionalOutputFormats`: the same types under the same names.
+fn output_formats(value: Value, notes: &mut Notes) -> Vec<OutputFormat> {
+    let path = "spec.additionalOutputFormats";
+    let Value::Array(items) = value else {
+        notes.add(path, format!("expected a list, found {value}: dropped"));
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            serde_json::from_value::<OutputFormat>(item.clone())
+                .map_err(|_| {
+                    notes.add(
+                        format!("{path}[{i}]"),
+                        format!("expected {{type: CombinedPEM}} or {{type: DER}}, found {item}: dropped"),
+                    )
+                })
+                .ok()
+        })
+        .collect()
+}
+
+/// `keystores`: the same shape. An unset PKCS#12 profile becomes `LegacyRC2`, cert-manager's
+/// default, so existing readers keep opening the store (certsmith's own default is
+/// `Modern2023`).
+fn keystores(mut map: Map<String, Value>, notes: &mut Notes) -> Option<Keystores> {
+    let p = "spec.keystores";
+    let mut out = Keystores::default();
+    if let Some(mut m) = take_object(&mut map, p, "pkcs12", notes) {
+        let path = join(p, "pkcs12");
+        let create = take_bool(&mut m, &path, "create", notes).unwrap_or(false);
+        let profile = match take_string(&mut m, &path, "profile", notes).as_deref() {
+            None | Some("LegacyRC2") => Some(Pkcs12Profile::LegacyRc2),
+            Some("LegacyDES") => Some(Pkcs12Profile::LegacyDes),
+            Some("Modern2023") => Some(Pkcs12Profile::Modern2023),
+            Some(other) => {
+                notes.add(
+                    join(&path, "profile"),
+                    format!("unknown profile {other:?}: LegacyRC2 (cert-manager's default) used"),
+                );
+                Some(Pkcs12Profile::LegacyRc2)
+            }
+        };
+        let password = password_ref(&mut m, &path, notes);
+        notes.leftovers(&path, m);
+        if let Some(password_secret_ref) = password {
+            out.pkcs12 = Some(Pkcs12Keystore {
+                create,
+                password_secret_ref,
+                profile,
+            });
+        }
+    }
+    if let Some(mut m) = take_object(&mut map, p, "jks", notes) {
+        let path = join(p, "jks");
+        let create = take_bool(&mut m, &path, "create", notes).unwrap_or(false);
+        let alias = take_string(&mut m, &path, "alias", notes);
+        let password = password_ref(&mut m, &path, notes);
+        notes.leftovers(&path, m);
+        if let Some(password_secret_ref) = password {
+            out.jks = Some(JksKeystore {
+                create,
+                password_secret_ref,
+                alias,
+            });
+        }
+    }
+    notes.leftovers(p, map);
+    (out.pkcs12.is_some() || out.jks.is_some()).then_some(out)
+}
+
+fn password_ref(
+    map: &mut Map<String, Value>,
+    prefix: &str,
+    notes: &mut Notes,
+) -> Option<PasswordSecretRef> {
+    let path = join(prefix, "passwordSecretRef");
+    let Some(mut r) = take_object(map, prefix, "passwordSecretRef", notes) else {
+        if !notes.0.iter().any(|n| n.path.starts_with(&path)) {
+            notes.add(
+                path,
+                "missing: certsmith needs the password's Secret and key; this keystore is not converted",
+            );
+        }
+        return None;
+    };
+    let name = take_string(&mut r, &path, "name", notes);
+    let key = take_string(&mut r, &path, "key", notes);
+    notes.leftovers(&path, r);
+    match (name, key) {
+        (Some(name), Some(key)) => Some(PasswordSecretRef { name, key }),
+        _ => {
+            notes.add(
+                path,
+                "needs both name and key: this keystore is not converted",
+            );
+            None
+        }
+    }
+}
 
 fn take(map: &mut Map<String, Value>, key: &str) -> Option<Value> {
     map.remove(key).filter(|v| !v.is_null())
@@ -595,6 +695,11 @@ fn certificate(map: &mut Map<String, Value>, notes: &mut Notes) -> Option<Object
         is_ca: take_bool(&mut spec, p, "isCA", notes).unwrap_or(false),
         secret_template: take_object(&mut spec, p, "secretTemplate", notes)
             .and_then(|t| secret_template(t, notes)),
+        additional_output_formats: take(&mut spec, "additionalOutputFormats")
+            .map(|v| output_formats(v, notes))
+            .unwrap_or_default(),
+        keystores: take_object(&mut spec, p, "keystores", notes).and_then(|k| keystores(k, notes)),
+        secret_cleanup_policy: None,
     };
     if let Some(value) = take(&mut spec, "renewBeforePercentage") {
         match value.as_u64() {

@@ -185,9 +185,7 @@ fn every_field_certsmith_cannot_honour_is_reported_with_its_path() {
     assert_eq!(
         got,
         [
-            "spec.additionalOutputFormats",
             "spec.encodeUsagesInRequest",
-            "spec.keystores",
             "spec.literalSubject",
             "spec.nameConstraints",
             "spec.otherNames",
@@ -207,7 +205,15 @@ fn every_field_certsmith_cannot_honour_is_reported_with_its_path() {
             .map(|(_, m)| m.as_str())
             .unwrap()
     };
-    assert!(message("spec.keystores").contains("PKCS#12 or JKS"));
+    let spec = &object.expect("converted")["spec"];
+    assert_eq!(
+        spec["additionalOutputFormats"],
+        json!([{"type": "CombinedPEM"}, {"type": "DER"}])
+    );
+    assert_eq!(
+        spec["keystores"],
+        json!({"jks": {"create": true, "passwordSecretRef": {"name": "p", "key": "k"}}})
+    );
     assert!(message("spec.someFutureField").contains("no such field"));
 }
 
@@ -711,7 +717,7 @@ fn lists_are_unpacked_and_items_keep_their_position() {
             .map(|f| f.to_string())
             .collect::<Vec<_>>(),
         [
-            "in.yaml (document 2, item 1): Certificate apps/b: spec.keystores: certsmith does not write PKCS#12 or JKS keystores yet; the Secret holds tls.crt, tls.key and ca.crt"
+            "in.yaml (document 2, item 1): Certificate apps/b: spec.keystores.pkcs12.passwordSecretRef: missing: certsmith needs the password's Secret and key; this keystore is not converted"
         ]
     );
 }
