@@ -152,6 +152,49 @@ pub async fn apply_at(
     .await
 }
 
+/// Replace the Secret that was read (`read`, at its resourceVersion: a newer one makes this
+/// fail with 409 Conflict) with what `desired` says of the operator's part: its data keys
+/// (`ours`: every key the operator may write; those not in `desired` are removed), labels,
+/// annotations and its owner reference to `certificate_uid`. Everything else stays as read.
+/// A replace, not an apply: keys and references the operator stopped writing must go even
+/// when they were first written by a create, which server-side apply does not own.
+pub async fn replace_at(
+    api: &Api<Secret>,
+    read: &Secret,
+    desired: &Secret,
+    ours: &[&str],
+    certificate_uid: &str,
+) -> Result<Secret, kube::Error> {
+    let mut next = read.clone();
+    next.metadata.managed_fields = None;
+    let mut data = next.data.take().unwrap_or_default();
+    data.retain(|k, _| !ours.contains(&k.as_str()));
+    data.extend(desired.data.clone().unwrap_or_default());
+    next.data = Some(data);
+    next.string_data = None;
+    let mut labels = next.metadata.labels.take().unwrap_or_default();
+    labels.extend(desired.metadata.labels.clone().unwrap_or_default());
+    next.metadata.labels = Some(labels);
+    let mut annotations = next.metadata.annotations.take().unwrap_or_default();
+    annotations.extend(desired.metadata.annotations.clone().unwrap_or_default());
+    next.metadata.annotations = Some(annotations);
+    let mut owners = next.metadata.owner_references.take().unwrap_or_default();
+    owners.retain(|o| o.uid != certificate_uid);
+    owners.extend(
+        desired
+            .metadata
+            .owner_references
+            .clone()
+            .unwrap_or_default(),
+    );
+    next.metadata.owner_references = (!owners.is_empty()).then_some(owners);
+    let params = kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.replace(&read.name_any(), &params, &next).await
+}
+
 /// Delete exactly the Secret that was read (UID precondition): never another object that took
 /// its name since. Already gone is fine.
 pub async fn delete_exactly(api: &Api<Secret>, read: &Secret) -> Result<(), kube::Error> {

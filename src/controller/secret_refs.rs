@@ -71,7 +71,11 @@ mod tests {
     fn a_secret_maps_to_the_certificates_naming_it_now() {
         let refs = SecretRefs::default();
         refs.set("a", "web", BTreeSet::from(["pw".to_string()]));
-        refs.set("a", "api", BTreeSet::from(["pw".to_string(), "jks".to_string()]));
+        refs.set(
+            "a",
+            "api",
+            BTreeSet::from(["pw".to_string(), "jks".to_string()]),
+        );
         assert_eq!(refs.certificates("a", "pw"), vec!["api", "web"]);
         assert!(refs.certificates("b", "pw").is_empty());
         refs.set("a", "api", BTreeSet::from(["jks".to_string()]));

@@ -26,7 +26,10 @@ pub const JKS_MIN_PASSWORD: usize = 6;
 
 fn p12_writer_settings(
     profile: Pkcs12Profile,
-) -> (p12_keystore::EncryptionAlgorithm, p12_keystore::MacAlgorithm) {
+) -> (
+    p12_keystore::EncryptionAlgorithm,
+    p12_keystore::MacAlgorithm,
+) {
     use p12_keystore::{EncryptionAlgorithm as E, MacAlgorithm as M};
     match profile {
         Pkcs12Profile::Modern2023 => (E::PbeWithHmacSha256AndAes256, M::HmacSha256),
@@ -56,7 +59,10 @@ pub fn pkcs12_keystore(
     // The local key ID ties the key bag to its certificate; any stable value does.
     let chain = p12_keystore::PrivateKeyChain::new(KEY_ALIAS.as_bytes().to_vec(), key, certs);
     let mut store = p12_keystore::KeyStore::new();
-    store.add_entry(KEY_ALIAS, p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    store.add_entry(
+        KEY_ALIAS,
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+    );
     write_p12(&store, password, profile)
 }
 
@@ -116,11 +122,9 @@ pub fn pkcs12_keystore_holds(store: &[u8], password: &str, m: &Material<'_>) -> 
 
 /// Whether `store` opens with `password` and holds exactly the CA certificates of `m`.
 pub fn pkcs12_truststore_holds(store: &[u8], password: &str, m: &Material<'_>) -> bool {
-    let Ok(opened) = p12_keystore::KeyStore::from_pkcs12(
-        store,
-        password,
-        p12_keystore::Pkcs12ImportPolicy::Raw,
-    ) else {
+    let Ok(opened) =
+        p12_keystore::KeyStore::from_pkcs12(store, password, p12_keystore::Pkcs12ImportPolicy::Raw)
+    else {
         return false;
     };
     let mut found: Vec<&[u8]> = opened

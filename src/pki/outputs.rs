@@ -51,10 +51,16 @@ pub fn wanted(spec: &CertificateSpec) -> BTreeSet<&'static str> {
         });
     }
     let stores = spec.keystores.as_ref();
-    if stores.and_then(|k| k.pkcs12.as_ref()).is_some_and(|p| p.create) {
+    if stores
+        .and_then(|k| k.pkcs12.as_ref())
+        .is_some_and(|p| p.create)
+    {
         keys.extend([KEYSTORE_P12, TRUSTSTORE_P12]);
     }
-    if stores.and_then(|k| k.jks.as_ref()).is_some_and(|j| j.create) {
+    if stores
+        .and_then(|k| k.jks.as_ref())
+        .is_some_and(|j| j.create)
+    {
         keys.extend([KEYSTORE_JKS, TRUSTSTORE_JKS]);
     }
     keys
@@ -200,7 +206,9 @@ pub fn stale(
         let current = match key {
             COMBINED_PEM => *found == combined(src),
             KEY_DER => *found == parsed.key_der,
-            KEYSTORE_P12 => pkcs12().is_some_and(|pw| keystore::pkcs12_keystore_holds(found, pw, &m)),
+            KEYSTORE_P12 => {
+                pkcs12().is_some_and(|pw| keystore::pkcs12_keystore_holds(found, pw, &m))
+            }
             TRUSTSTORE_P12 => {
                 pkcs12().is_some_and(|pw| keystore::pkcs12_truststore_holds(found, pw, &m))
             }
@@ -225,7 +233,8 @@ mod tests {
     use crate::pki::request::sign_request;
 
     fn spec(extra: serde_json::Value) -> CertificateSpec {
-        let mut base = serde_json::json!({"secretName": "s", "issuerRef": {"name": "i"}, "commonName": "app"});
+        let mut base =
+            serde_json::json!({"secretName": "s", "issuerRef": {"name": "i"}, "commonName": "app"});
         if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
@@ -272,7 +281,14 @@ mod tests {
         let out = render(&s, &source(&key, &cert), &pw).unwrap();
         assert_eq!(
             out.keys().map(String::as_str).collect::<Vec<_>>(),
-            vec![KEY_DER, KEYSTORE_JKS, KEYSTORE_P12, COMBINED_PEM, TRUSTSTORE_JKS, TRUSTSTORE_P12]
+            vec![
+                KEY_DER,
+                KEYSTORE_JKS,
+                KEYSTORE_P12,
+                COMBINED_PEM,
+                TRUSTSTORE_JKS,
+                TRUSTSTORE_P12
+            ]
         );
         assert_eq!(out[COMBINED_PEM], format!("{key}{cert}").into_bytes());
         assert_eq!(
@@ -298,15 +314,22 @@ mod tests {
         assert!(render(&none, &source(&key, &cert), &pw).unwrap().is_empty());
         let leftover = BTreeMap::from([(KEY_DER.to_string(), vec![1])]);
         assert!(stale(&none, &source(&key, &cert), &pw, &leftover).is_some());
-        assert_eq!(stale(&none, &source(&key, &cert), &pw, &BTreeMap::new()), None);
-        let off = spec(serde_json::json!({"keystores": {"pkcs12": {"create": false, "passwordSecretRef": {"name": "p", "key": "k"}}}}));
+        assert_eq!(
+            stale(&none, &source(&key, &cert), &pw, &BTreeMap::new()),
+            None
+        );
+        let off = spec(
+            serde_json::json!({"keystores": {"pkcs12": {"create": false, "passwordSecretRef": {"name": "p", "key": "k"}}}}),
+        );
         assert!(wanted(&off).is_empty());
     }
 
     #[test]
     fn a_missing_password_is_an_error_not_an_empty_store() {
         let (key, cert) = pems();
-        let s = spec(serde_json::json!({"keystores": {"jks": {"create": true, "passwordSecretRef": {"name": "p", "key": "k"}}}}));
+        let s = spec(
+            serde_json::json!({"keystores": {"jks": {"create": true, "passwordSecretRef": {"name": "p", "key": "k"}}}}),
+        );
         let err = render(&s, &source(&key, &cert), &Passwords::default()).unwrap_err();
         assert!(err.contains("JKS"), "{err}");
     }

@@ -19,22 +19,32 @@ use crate::support::{
 
 /// A self-signed root and a CA Issuer `ca` on it.
 async fn ca_issuer(ns: &TestNamespace) {
-    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
-        "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}}))
-        .await;
-    certificate(ns, "root", json!({"secretName": "root-ca", "issuerRef": {"name": "selfsigned"},
-        "commonName": "outputs test root", "isCA": true}))
+    ns.apply::<Issuer>(
+        json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
+        "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}}),
+    )
+    .await;
+    certificate(
+        ns,
+        "root",
+        json!({"secretName": "root-ca", "issuerRef": {"name": "selfsigned"},
+        "commonName": "outputs test root", "isCA": true}),
+    )
     .await;
     wait_ready(ns, "root").await;
-    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
-        "metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "root-ca"}}}))
-        .await;
+    ns.apply::<Issuer>(
+        json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
+        "metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "root-ca"}}}),
+    )
+    .await;
 }
 
 async fn password_secret(ns: &TestNamespace, name: &str, password: &str) {
-    ns.apply::<Secret>(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-        "stringData": {"password": password}}))
-        .await;
+    ns.apply::<Secret>(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+        "stringData": {"password": password}}),
+    )
+    .await;
 }
 
 /// Run a command; its stdout, or a panic with its stderr.
@@ -87,8 +97,16 @@ fn keytool_cert(store: &str, storetype: &str, password: &str, alias: &str) -> Ve
     let pem = run(
         &keytool(),
         &[
-            "-exportcert", "-rfc", "-keystore", store, "-storetype", storetype, "-storepass",
-            password, "-alias", alias,
+            "-exportcert",
+            "-rfc",
+            "-keystore",
+            store,
+            "-storetype",
+            storetype,
+            "-storepass",
+            password,
+            "-alias",
+            alias,
         ],
     );
     parse_chain(&pem).expect("exported")[0].der.clone()
@@ -98,7 +116,14 @@ fn keytool_list(store: &str, storetype: &str, password: &str) -> String {
     String::from_utf8_lossy(&run(
         &keytool(),
         &[
-            "-list", "-v", "-keystore", store, "-storetype", storetype, "-storepass", password,
+            "-list",
+            "-v",
+            "-keystore",
+            store,
+            "-storetype",
+            storetype,
+            "-storepass",
+            password,
         ],
     ))
     .into_owned()
@@ -121,7 +146,9 @@ fn outputs_spec(profile: &str) -> Value {
 fn check_stores(s: &Secret, password: &str, legacy: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let the_leaf = leaf(s).der;
-    let ca = parse_chain(field(s, "ca.crt")).expect("ca.crt")[0].der.clone();
+    let ca = parse_chain(field(s, "ca.crt")).expect("ca.crt")[0]
+        .der
+        .clone();
     let extra: &[&str] = if legacy { &["-legacy"] } else { &[] };
 
     let ks = write(dir.path(), s, "keystore.p12");
@@ -138,12 +165,22 @@ fn check_stores(s: &Secret, password: &str, legacy: bool) {
     assert_eq!(key.public_key_info(), leaf(s).public_key_info);
     let ts = write(dir.path(), s, "truststore.p12");
     assert_eq!(p12_certs(&ts, password, extra), vec![ca.clone()]);
-    let mut wrong = vec!["pkcs12", "-in", &ks, "-passin", "pass:wrong-password", "-nokeys"];
+    let mut wrong = vec![
+        "pkcs12",
+        "-in",
+        &ks,
+        "-passin",
+        "pass:wrong-password",
+        "-nokeys",
+    ];
     wrong.extend_from_slice(extra);
     assert!(!succeeds("openssl", &wrong), "a wrong password is refused");
     if !legacy {
         // Java reads the PKCS#12 store too.
-        assert_eq!(keytool_cert(&ks, "PKCS12", password, "certificate"), the_leaf);
+        assert_eq!(
+            keytool_cert(&ks, "PKCS12", password, "certificate"),
+            the_leaf
+        );
     }
 
     let jks = write(dir.path(), s, "keystore.jks");
@@ -161,7 +198,10 @@ fn check_stores(s: &Secret, password: &str, legacy: bool) {
     combined.extend_from_slice(field(s, "tls.crt"));
     assert_eq!(field(s, "tls-combined.pem"), combined.as_slice());
     let der = write(dir.path(), s, "key.der");
-    let from_der = run("openssl", &["pkey", "-inform", "DER", "-in", &der, "-pubout"]);
+    let from_der = run(
+        "openssl",
+        &["pkey", "-inform", "DER", "-in", &der, "-pubout"],
+    );
     let from_pem_path = write(dir.path(), s, "tls.key");
     let from_pem = run("openssl", &["pkey", "-in", &from_pem_path, "-pubout"]);
     assert_eq!(from_der, from_pem, "key.der is tls.key in DER");
@@ -182,7 +222,7 @@ async fn outputs_and_keystores_open_in_openssl_and_keytool_and_follow_every_rene
     // A renewal moves every output to the new key.
     let first = leaf(&s).serial;
     request_renewal(&ns, "app", "1").await;
-    let renewed = wait_reissued(&ns, "app", &first).await;
+    let renewed = wait_reissued(&ns, "app-tls", &first).await;
     check_stores(&renewed, "changeit", false);
 
     // A new password re-encodes the stores without re-issuing.
@@ -196,7 +236,15 @@ async fn outputs_and_keystores_open_in_openssl_and_keytool_and_follow_every_rene
             let ks = write(dir.path(), &s, "keystore.jks");
             succeeds(
                 &keytool(),
-                &["-list", "-keystore", &ks, "-storetype", "JKS", "-storepass", "changed-it"],
+                &[
+                    "-list",
+                    "-keystore",
+                    &ks,
+                    "-storetype",
+                    "JKS",
+                    "-storepass",
+                    "changed-it",
+                ],
             )
             .then_some(s)
         }
@@ -298,7 +346,12 @@ async fn secret_cleanup_policy_delete_lets_garbage_collection_remove_the_secret(
                "secretCleanupPolicy": policy})
     };
     // Keep (also the default): the Secret outlives its Certificate.
-    certificate(&ns, "kept", json!({"secretName": "kept-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["k.example"]})).await;
+    certificate(
+        &ns,
+        "kept",
+        json!({"secretName": "kept-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["k.example"]}),
+    )
+    .await;
     wait_ready(&ns, "kept").await;
     assert!(
         secret(&ns, "kept-tls")

@@ -109,13 +109,16 @@ namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 # create, patch: TLS Secrets are written with server-side apply (secret::apply_at), which
 # creates them the first time; pending-request Secrets are created, then patched with the
 # certificate ARN (issuer::capabilities::PendingStore).
+# update: a Secret whose extra outputs, keystores or owner reference no longer match the
+# spec is replaced (with its resourceVersion) around the same certificate, so keys and
+# references the operator stopped writing go (certificate::store::rewrite, secret::replace_at).
 # delete: the pending-request Secret <certificate>-certsmith-pending is removed once the
 # signed certificate is stored, or when it no longer matches the Certificate
 # (PendingStore::discard_leftover, secret::delete_exactly with a UID precondition). TLS
 # Secrets are never deleted.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, update, patch, delete]
 # Identity policy at issuance (controller::certificate::policy): a ClusterIssuer's
 # policy.namespaces.selector needs the Certificate's namespace's labels (namespaces: get),
 # and spiffe.requireServiceAccount needs to know that the SVID's ServiceAccount exists

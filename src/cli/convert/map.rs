@@ -36,9 +36,9 @@ use crate::api::{
     AwsCredentials, AwsCredentialsSecretRef, AwsPcaIssuer, CaIssuer, Certificate, CertificateSpec,
     ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, JksKeystore, KeyAlgorithm,
     KeyEncoding, KeyUsage, Keystores, OutputFormat, PasswordSecretRef, Pkcs12Keystore,
-    Pkcs12Profile, PrivateKeySpec, RotationPolicy, SecretKeySelector, SecretTemplate, SelfSignedIssuer,
-    ServiceAccountRef, Subject, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
-    duration,
+    Pkcs12Profile, PrivateKeySpec, RotationPolicy, SecretKeySelector, SecretTemplate,
+    SelfSignedIssuer, ServiceAccountRef, Subject, VaultAppRole, VaultAuth, VaultIssuer,
+    VaultKubernetesAuth, duration,
 };
 
 /// cert-manager's API group.
@@ -383,7 +383,9 @@ fn output_formats(value: Value, notes: &mut Notes) -> Vec<OutputFormat> {
                 .map_err(|_| {
                     notes.add(
                         format!("{path}[{i}]"),
-                        format!("expected {{type: CombinedPEM}} or {{type: DER}}, found {item}: dropped"),
+                        format!(
+                            "expected {{type: CombinedPEM}} or {{type: DER}}, found {item}: dropped"
+                        ),
                     )
                 })
                 .ok()

@@ -79,12 +79,11 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             Ok(requeue_at(current.renewal_time, now))
         }
         Decision::Rewrite { why, current } => {
-            let target = store::WriteTarget::after(gathered.found.as_ref());
             let secrets = Api::namespaced(ctx.client.clone(), &namespace);
-            let Some(data) = data.as_ref() else {
+            let (Some(data), Some(read)) = (data.as_ref(), gathered.found.as_ref()) else {
                 return Ok(Action::requeue(REFUSED_REQUEUE));
             };
-            match store::rewrite(&ctx, &cert, &observed, data, &secrets, &target).await {
+            match store::rewrite(&ctx, &cert, &observed, data, &secrets, read).await {
                 Ok(()) => {
                     info!(certificate = %identity, reason = %why.reason, "Secret written again: {}", why.message);
                     report::publish(&ctx, &cert, EventType::Normal, &why).await;

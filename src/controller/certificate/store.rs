@@ -177,11 +177,8 @@ pub async fn rewrite(
     observed: &Observed<'_>,
     data: &SecretData,
     secrets: &Api<Secret>,
-    target: &WriteTarget,
+    read: &Secret,
 ) -> Result<(), RewriteError> {
-    let WriteTarget::Replace(version) = target else {
-        return Err(RewriteError::Conflict);
-    };
     let text = |v: &Option<Vec<u8>>| String::from_utf8(v.clone().unwrap_or_default()).ok();
     let (Some(chain_pem), Some(key_pem), Some(ca_pem)) =
         (text(&data.tls_crt), text(&data.tls_key), text(&data.ca_crt))
@@ -213,7 +210,13 @@ pub async fn rewrite(
     if !ctx.is_leading() {
         return Err(RewriteError::NotLeading);
     }
-    match secret::apply_at(secrets, &secret::build(cert, &contents), version).await {
+    let ours: Vec<&str> = ["tls.crt", "tls.key", "ca.crt"]
+        .into_iter()
+        .chain(outputs::ALL)
+        .collect();
+    let uid = cert.metadata.uid.as_deref().unwrap_or_default();
+    let desired = secret::build(cert, &contents);
+    match secret::replace_at(secrets, read, &desired, &ours, uid).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Err(RewriteError::Conflict),
         Err(e) => Err(RewriteError::Failed(Problem::new(
