@@ -398,6 +398,49 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
 
     install.adoption().await;
 
+    // An identity policy that needs the namespace's labels and the SVID's ServiceAccount
+    // (namespaces get, serviceaccounts get).
+    let svid_issuer = format!("{home}-svid");
+    Api::<ClusterIssuer>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "ClusterIssuer",
+                "metadata": {"name": svid_issuer, "labels": {"test": home}},
+                "spec": {"selfSigned": {}, "policy": {
+                    "namespaces": {"selector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "Exists"}]}},
+                    "spiffe": {"trustDomain": "cluster.local", "requireServiceAccount": true}}}}))
+            .expect("cluster issuer"),
+        )
+        .await
+        .expect("create ClusterIssuer");
+    app.apply::<k8s_openapi::api::core::v1::ServiceAccount>(
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "agent"}}),
+    )
+    .await;
+    certificate(
+        app,
+        "svid",
+        json!({"secretName": "svid-tls",
+        "issuerRef": {"name": svid_issuer, "kind": "ClusterIssuer"},
+        "uris": [format!("spiffe://cluster.local/ns/{}/sa/agent", app.name)]}),
+    )
+    .await;
+    // Keystores (their password Secret read and watched) and an owner reference.
+    app.apply::<Secret>(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "store-pw"},
+        "stringData": {"password": "changeit"}}),
+    )
+    .await;
+    let stores = |keystores: bool| {
+        let mut spec = json!({"secretName": "stores-tls", "issuerRef": {"name": "ca"},
+            "dnsNames": ["stores.example.test"], "secretCleanupPolicy": "Delete"});
+        if keystores {
+            spec["keystores"] = json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "store-pw", "key": "password"}}});
+        }
+        spec
+    };
+    certificate(app, "stores", stores(true)).await;
+
     let verdict = install
         .verdict(
             &[
@@ -408,10 +451,21 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
                 "aws",
                 "vault",
                 "adopter",
+                "svid",
+                "stores",
             ],
             Duration::from_secs(60),
         )
         .await;
+    assert!(verdict.is_ok(), "{}", verdict.unwrap_err());
+    // Dropping the keystores replaces the Secret around the same certificate (update).
+    certificate(app, "stores", stores(false)).await;
+    crate::support::wait_for("keystore.p12 removed", Duration::from_secs(60), || async {
+        let s = crate::support::secret(app, "stores-tls").await;
+        (!s.data.unwrap_or_default().contains_key("keystore.p12")).then_some(())
+    })
+    .await;
+    let verdict = install.verdict(&["stores"], Duration::from_secs(30)).await;
     assert!(verdict.is_ok(), "{}", verdict.unwrap_err());
     let leaf = crate::support::secret(app, "leaf-tls").await;
     openssl_verify(field(&leaf, "ca.crt"), field(&leaf, "tls.crt")).expect("leaf verifies");
