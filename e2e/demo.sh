@@ -3,7 +3,8 @@
 #   1. starts a private control plane, installs the CRDs and runs the operator;
 #   2. applies config/samples/ (a self-signed root, a CA ClusterIssuer, an mTLS server agent
 #      and a client agent with SPIFFE IDs and 5-minute certificates renewed every ~30 s);
-#   3. waits for Ready and shows the certificates;
+#   3. waits for Ready and shows the certificates, then has agents-ca's SPIFFE policy refuse
+#      an impostor asking for another namespace's identity;
 #   4. projects each agent's Secret into a directory (atomically, as the kubelet does) and runs
 #      a real mTLS server and client (examples/mtls.rs) that reload their files on change,
 #      printing every rotation and the failed-handshake count, which must stay 0.
@@ -48,6 +49,29 @@ for s in orders-agent-tls billing-agent-tls; do
   kubectl get secret -n agents "$s" -o 'jsonpath={.data.tls\.crt}' | base64 -d |
     openssl x509 -noout -subject -issuer -serial -dates -ext subjectAltName,extendedKeyUsage
 done
+
+# agents-ca's SPIFFE policy in action: a Certificate in `agents` asking for another
+# namespace's identity is refused before anything is signed, and no Secret appears.
+echo; echo "==> an impostor in agents asks agents-ca for spiffe://cluster.local/ns/payments/sa/billing"
+kubectl get clusterissuer agents-ca -o wide
+kubectl apply -f - <<'YAML'
+apiVersion: certsmith.dev/v1alpha1
+kind: Certificate
+metadata: {name: impostor, namespace: agents}
+spec:
+  secretName: impostor-tls
+  issuerRef: {name: agents-ca, kind: ClusterIssuer}
+  uris: [spiffe://cluster.local/ns/payments/sa/billing]
+YAML
+kubectl wait --for jsonpath='{.status.conditions[?(@.type=="Ready")].reason}'=PolicyDenied \
+  -n agents certificate/impostor --timeout=60s >/dev/null
+kubectl get certificate -n agents impostor \
+  -o 'jsonpath=Ready={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].reason}: {.status.conditions[?(@.type=="Ready")].message}{"\n"}'
+if kubectl get secret -n agents impostor-tls >/dev/null 2>&1; then
+  echo "demo: FAILED (the impostor got a Secret)" >&2
+  exit 1
+fi
+kubectl delete certificate -n agents impostor >/dev/null
 
 # Keep DIR/current pointing at the Secret's latest contents: each change is written to a new
 # directory and the symlink is swapped with one rename, so readers never see a mix.

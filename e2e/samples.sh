@@ -29,6 +29,9 @@ for cert in certsmith/agents-root agents/orders-agent agents/billing-agent; do
   fi
 done
 kubectl get certificates -A
+# Every sample Certificate is allowed by its issuer's policy as the cluster now holds it.
+"$bin" policy check -f "$root/config/samples/" --cluster-resource-namespace certsmith
+kubectl get clusterissuers selfsigned agents-ca -o wide
 for s in agents/orders-agent-tls agents/billing-agent-tls certsmith/agents-root-ca; do
   for k in tls.crt tls.key ca.crt; do
     kubectl get secret -n "${s%/*}" "${s#*/}" -o "jsonpath={.data.${k//./\\.}}" | base64 -d >"$work/$k"

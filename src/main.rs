@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use certsmith::controller::{Settings, run};
@@ -33,6 +33,35 @@ enum Command {
         #[arg(long)]
         helm: bool,
     },
+    #[command(flatten)]
+    Companion(Companion),
+    /// Convert cert-manager Certificates, Issuers and ClusterIssuers (and aws-privateca-issuer
+    /// issuers) to certsmith manifests on stdout; what cannot be carried over goes to stderr.
+    Convert {
+        /// A manifest file, a directory (searched recursively for .yaml, .yml and .json), or -
+        /// for standard input. Repeatable.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<String>,
+        /// Exit with status 1 when anything was reported.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Identity policies: would the cluster's issuers sign these Certificates?
+    Policy {
+        #[command(subcommand)]
+        what: PolicyCommand,
+    },
+}
+
+/// The companion commands that print a text for the user (the controller, `crds` and
+/// `policy` have their own output and exit status).
+#[derive(Subcommand)]
+enum Companion {
     /// Certificates at a glance (-n NS, -A for all namespaces), or one in depth (NAME).
     Status {
         name: Option<String>,
@@ -57,6 +86,44 @@ enum Command {
     Inspect {
         #[command(subcommand)]
         what: InspectCommand,
+    },
+    /// Checks for scripts, CI and GitOps waits.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Exit 0 once the certsmith API is served and the operator answers; otherwise exit 1
+    /// with the reason after --wait.
+    Api(certsmith::cli::check::ApiArgs),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Evaluate Certificate manifests against the policies of the issuers they name, in the
+    /// cluster (read-only). Exit status: 0 all allowed, 1 a Certificate is denied, 2 one could
+    /// not be checked (issuer or namespace missing, invalid manifest).
+    Check {
+        /// A manifest file, a directory of them, or - for stdin (repeat for more).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Read directories recursively.
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        /// Namespace of manifests that name none (default: the kubeconfig's).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// The operator's cluster-resource namespace: a ClusterIssuer without a policy signs
+        /// CA certificates only there.
+        #[arg(
+            long,
+            env = "CERTSMITH_CLUSTER_RESOURCE_NAMESPACE",
+            default_value = "certsmith"
+        )]
+        cluster_resource_namespace: String,
     },
 }
 
@@ -127,12 +194,12 @@ struct ControllerArgs {
     #[arg(long, default_value = "certsmith-controller")]
     leader_election_lease_name: String,
     /// A leader that has not renewed for this long is replaced (renewals every third of it).
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = certsmith::api::duration::parse)]
     leader_election_lease_duration: std::time::Duration,
     /// A leader that has not renewed for this long (a stalled connection, a frozen process,
     /// another holder) stops writing and exits, before any standby may take over. Longer than
     /// a third of the lease duration, shorter than the lease duration. Default: two thirds of it.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = certsmith::api::duration::parse)]
     leader_election_renew_deadline: Option<std::time::Duration>,
 }
 
@@ -149,7 +216,18 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Controller(args) => controller(args).await,
-        other => match cli(other).await {
+        Command::Convert { files, strict } => std::process::exit(convert(&files, strict)),
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "certsmith",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Policy { what } => policy(what).await,
+        Command::Companion(command) => match cli(command).await {
             Ok(text) => {
                 print!("{text}");
                 Ok(())
@@ -162,18 +240,50 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// `certsmith policy ...`: its exit status says allowed, denied or not checked.
+async fn policy(what: PolicyCommand) -> anyhow::Result<()> {
+    use certsmith::cli::policy::{CheckArgs, EXIT_UNCHECKED, check};
+    let PolicyCommand::Check {
+        files,
+        recursive,
+        namespace,
+        cluster_resource_namespace,
+    } = what;
+    let outcome = async {
+        let client = certsmith::cli::client().await?;
+        let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+        let args = CheckArgs {
+            files,
+            recursive,
+            namespace,
+            cluster_resource_namespace,
+        };
+        check(client, args).await
+    };
+    match outcome.await {
+        Ok(report) => {
+            print!("{}", report.text);
+            std::process::exit(report.exit_code);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(EXIT_UNCHECKED);
+        }
+    }
+}
+
 /// The companion commands; every failure is one sentence for the user.
-async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
+async fn cli(command: Companion) -> Result<String, certsmith::cli::CliError> {
     use certsmith::cli::{CliError, client, inspect, renew, status};
     let client = client().await?;
     let default_ns = client.default_namespace().to_string();
     match command {
-        Command::Status {
+        Companion::Status {
             name: Some(name),
             namespace,
             ..
         } => status::one(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
-        Command::Status {
+        Companion::Status {
             name: None,
             namespace,
             all_namespaces,
@@ -185,7 +295,7 @@ async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
             };
             status::fleet(client, scope.as_deref()).await
         }
-        Command::Renew {
+        Companion::Renew {
             name,
             all,
             namespace,
@@ -209,11 +319,36 @@ async fn cli(command: Command) -> Result<String, certsmith::cli::CliError> {
             };
             renew::renew(client, target).await
         }
-        Command::Inspect {
+        Companion::Inspect {
             what: InspectCommand::Secret { name, namespace },
         } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
-        Command::Controller(_) | Command::Crds { .. } => Err(CliError("unreachable".into())),
+        Companion::Check {
+            what: CheckCommand::Api(args),
+        } => certsmith::cli::check::api(client, args).await,
     }
+}
+
+/// `certsmith convert`: objects to stdout, findings and a summary to stderr. Exit status 0,
+/// 1 with --strict when anything was reported, 2 when the input cannot be read.
+fn convert(files: &[String], strict: bool) -> i32 {
+    use certsmith::cli::convert;
+    let documents = match convert::read_inputs(files) {
+        Ok(documents) => documents,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let conversion = convert::convert(documents);
+    match convert::render(&conversion) {
+        Ok(yaml) => print!("{yaml}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
+    eprint!("{}", convert::report(&conversion));
+    i32::from(strict && !conversion.findings.is_empty())
 }
 
 async fn controller(args: ControllerArgs) -> anyhow::Result<()> {

@@ -47,6 +47,13 @@ struct BackendLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyDenialLabels {
+    issuer: String,
+    issuer_kind: String,
+    field: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CertificateLabels {
     namespace: String,
     name: String,
@@ -119,6 +126,7 @@ pub struct Metrics {
     backend_requests: Family<BackendLabels, Counter>,
     backend_seconds: Family<BackendLabels, Histogram>,
     bundles: BundleSeries,
+    policy_denials: Family<PolicyDenialLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -163,6 +171,12 @@ impl Default for Metrics {
             "backend_request_duration_seconds",
             "Latency of requests to signing backends",
             backend_seconds.clone(),
+        );
+        let policy_denials = Family::<PolicyDenialLabels, Counter>::default();
+        registry.register(
+            "policy_denials",
+            "Certificates an issuer's policy refused, by issuer, issuer kind and field",
+            policy_denials.clone(),
         );
         let certificates = CertificateGauges {
             expiration: Family::default(),
@@ -223,6 +237,7 @@ impl Default for Metrics {
             reconcile_errors,
             issuer_ready,
             known_issuers: Mutex::default(),
+            policy_denials,
         }
     }
 }
@@ -288,6 +303,19 @@ impl Metrics {
         self.backend_seconds
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// An issuer's policy refused a Certificate. `issuer` is the issuer's name (for a
+    /// namespaced Issuer `namespace/name`), `field` a [`crate::policy::Field`] label: the
+    /// label values come from object names and a fixed set, never from the message.
+    pub fn policy_denial(&self, issuer: &str, issuer_kind: &str, field: crate::policy::Field) {
+        self.policy_denials
+            .get_or_create(&PolicyDenialLabels {
+                issuer: issuer.into(),
+                issuer_kind: issuer_kind.into(),
+                field: field.as_str().into(),
+            })
+            .inc();
     }
 
     /// How many requests of one operation a backend has seen (all results).
@@ -484,5 +512,17 @@ mod tests {
         );
         metrics.retain_certificates(|_, _| false);
         assert!(!metrics.render().contains(r#"name="web""#));
+    }
+
+    #[test]
+    fn policy_denials_are_counted_by_issuer_kind_and_field() {
+        let metrics = Metrics::default();
+        metrics.policy_denial("agents-ca", "ClusterIssuer", crate::policy::Field::Uris);
+        metrics.policy_denial("agents-ca", "ClusterIssuer", crate::policy::Field::Uris);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"certsmith_policy_denials_total{issuer="agents-ca",issuer_kind="ClusterIssuer",field="uris"} 2"#),
+            "{text}"
+        );
     }
 }

@@ -37,6 +37,13 @@ pub enum Reason {
     Adopted,
     /// The remote backend of an issuer is known to be unreachable: fail fast, retry later.
     BackendUnavailable,
+    /// The issuer's policy does not allow what the Certificate asks for; nothing was signed.
+    PolicyDenied,
+    /// A keystore's password Secret or key is missing, or the password is unusable.
+    KeystorePasswordUnavailable,
+    /// The Secret's extra outputs, keystores or owner reference were written again from the
+    /// same key and certificate.
+    OutputsUpdated,
     // Issuer readiness.
     IssuerReady,
     CaSecretMissing,
@@ -108,6 +115,9 @@ impl Reason {
             Reason::InternalError => "InternalError",
             Reason::Adopted => "Adopted",
             Reason::BackendUnavailable => "BackendUnavailable",
+            Reason::PolicyDenied => "PolicyDenied",
+            Reason::KeystorePasswordUnavailable => "KeystorePasswordUnavailable",
+            Reason::OutputsUpdated => "OutputsUpdated",
             Reason::IssuerReady => "IssuerReady",
             Reason::CaSecretMissing => "CASecretMissing",
             Reason::CaSecretInvalid => "CASecretInvalid",

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 
@@ -44,6 +45,8 @@ pub struct Contents<'a> {
     pub renew_request: Option<&'a str>,
     /// Unix seconds.
     pub issued_at: i64,
+    /// Extra outputs and keystores (`tls-combined.pem`, `keystore.p12`, ...), by key.
+    pub outputs: BTreeMap<String, Vec<u8>>,
 }
 
 /// Build the desired Secret for `cert` (pure).
@@ -79,7 +82,7 @@ pub fn build(cert: &Certificate, contents: &Contents<'_>) -> Secret {
     if let Some(request) = contents.renew_request {
         annotations.insert(RENEW_REQUEST_ANNOTATION.into(), request.into());
     }
-    let data = BTreeMap::from([
+    let mut data = BTreeMap::from([
         (
             "tls.crt".to_string(),
             ByteString(contents.chain_pem.as_bytes().to_vec()),
@@ -93,18 +96,39 @@ pub fn build(cert: &Certificate, contents: &Contents<'_>) -> Secret {
             ByteString(contents.ca_pem.as_bytes().to_vec()),
         ),
     ]);
+    for (k, v) in &contents.outputs {
+        data.insert(k.clone(), ByteString(v.clone()));
+    }
     Secret {
         metadata: ObjectMeta {
             name: Some(cert.spec.secret_name.clone()),
             namespace: cert.namespace(),
             labels: Some(labels),
             annotations: Some(annotations),
+            owner_references: owner_reference(cert).map(|o| vec![o]),
             ..ObjectMeta::default()
         },
         type_: Some("kubernetes.io/tls".into()),
         data: Some(data),
         ..Secret::default()
     }
+}
+
+/// With `secretCleanupPolicy: Delete`, the owner reference that lets garbage collection
+/// remove the Secret with its Certificate. `blockOwnerDeletion` stays false: the Certificate's
+/// deletion never waits for the Secret (and the operator needs no finalizer rights).
+fn owner_reference(cert: &Certificate) -> Option<OwnerReference> {
+    if cert.spec.secret_cleanup_policy != Some(crate::api::SecretCleanupPolicy::Delete) {
+        return None;
+    }
+    Some(OwnerReference {
+        api_version: format!("{}/v1alpha1", crate::api::GROUP),
+        kind: "Certificate".into(),
+        name: cert.name_any(),
+        uid: cert.metadata.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(false),
+    })
 }
 
 /// Apply a built Secret onto the version `resource_version` only (server-side apply, forced:
@@ -126,6 +150,49 @@ pub async fn apply_at(
         &Patch::Apply(body),
     )
     .await
+}
+
+/// Replace the Secret that was read (`read`, at its resourceVersion: a newer one makes this
+/// fail with 409 Conflict) with what `desired` says of the operator's part: its data keys
+/// (`ours`: every key the operator may write; those not in `desired` are removed), labels,
+/// annotations and its owner reference to `certificate_uid`. Everything else stays as read.
+/// A replace, not an apply: keys and references the operator stopped writing must go even
+/// when they were first written by a create, which server-side apply does not own.
+pub async fn replace_at(
+    api: &Api<Secret>,
+    read: &Secret,
+    desired: &Secret,
+    ours: &[&str],
+    certificate_uid: &str,
+) -> Result<Secret, kube::Error> {
+    let mut next = read.clone();
+    next.metadata.managed_fields = None;
+    let mut data = next.data.take().unwrap_or_default();
+    data.retain(|k, _| !ours.contains(&k.as_str()));
+    data.extend(desired.data.clone().unwrap_or_default());
+    next.data = Some(data);
+    next.string_data = None;
+    let mut labels = next.metadata.labels.take().unwrap_or_default();
+    labels.extend(desired.metadata.labels.clone().unwrap_or_default());
+    next.metadata.labels = Some(labels);
+    let mut annotations = next.metadata.annotations.take().unwrap_or_default();
+    annotations.extend(desired.metadata.annotations.clone().unwrap_or_default());
+    next.metadata.annotations = Some(annotations);
+    let mut owners = next.metadata.owner_references.take().unwrap_or_default();
+    owners.retain(|o| o.uid != certificate_uid);
+    owners.extend(
+        desired
+            .metadata
+            .owner_references
+            .clone()
+            .unwrap_or_default(),
+    );
+    next.metadata.owner_references = (!owners.is_empty()).then_some(owners);
+    let params = kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.replace(&read.name_any(), &params, &next).await
 }
 
 /// Delete exactly the Secret that was read (UID precondition): never another object that took
@@ -213,6 +280,7 @@ mod tests {
             issuer_type: "ca",
             renew_request: None,
             issued_at: 1_800_000_000,
+            outputs: BTreeMap::from([("key.der".to_string(), vec![1, 2])]),
         };
         let s = build(&cert, &contents);
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));

@@ -16,6 +16,9 @@ cargo build --all-targets
 # helm and kube-score for the chart tests (built from the Go module proxy once, then cached).
 CERTSMITH_TOOLS_BIN=$(bash "$root/tests/testenv/tools/build.sh")
 export CERTSMITH_TOOLS_BIN
+# Java's keytool for the JKS tests (installed from Debian's packages when missing).
+CERTSMITH_KEYTOOL=$(bash "$root/tests/testenv/tools/keytool.sh")
+export CERTSMITH_KEYTOOL
 bash "$launcher" up
 # shellcheck disable=SC1091
 source "$CERTSMITH_TESTENV_STATE/env"

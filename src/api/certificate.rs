@@ -121,6 +121,117 @@ pub struct CertificateSpec {
     /// Labels and annotations copied onto the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_template: Option<SecretTemplate>,
+
+    /// More encodings of the key and certificate in the same Secret, kept in step with every
+    /// renewal: `CombinedPEM` (`tls-combined.pem`: the key, then the chain) and `DER`
+    /// (`key.der`: the key in DER, encoded as `privateKey.encoding` says).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2))]
+    pub additional_output_formats: Vec<OutputFormat>,
+
+    /// Java and PKCS#12 keystores in the same Secret, kept in step with every renewal; a
+    /// password change re-encodes them without re-issuing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystores: Option<Keystores>,
+
+    /// What happens to the Secret when this Certificate is deleted: `Keep` (the default: the
+    /// Secret stays, workloads keep their certificate until it expires) or `Delete` (an owner
+    /// reference lets Kubernetes garbage collection remove it with the Certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_cleanup_policy: Option<SecretCleanupPolicy>,
+}
+
+/// One more encoding of the key and certificate (cert-manager's `additionalOutputFormats`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct OutputFormat {
+    #[serde(rename = "type")]
+    pub type_: OutputFormatType,
+}
+
+/// The encodings `additionalOutputFormats` offers.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum OutputFormatType {
+    /// `tls-combined.pem`: the private key followed by the certificate chain, PEM.
+    #[serde(rename = "CombinedPEM")]
+    CombinedPem,
+    /// `key.der`: the private key, DER.
+    #[serde(rename = "DER")]
+    Der,
+}
+
+/// Keystores written beside `tls.crt` and `tls.key`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Keystores {
+    /// `keystore.p12` (the key and its chain) and `truststore.p12` (the CA certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs12: Option<Pkcs12Keystore>,
+    /// `keystore.jks` (the key and its chain, and the CA as a trusted entry) and
+    /// `truststore.jks` (the CA certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jks: Option<JksKeystore>,
+}
+
+/// A PKCS#12 keystore and truststore.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pkcs12Keystore {
+    /// Write the stores (false: do not, and remove them).
+    pub create: bool,
+    /// The password, from a Secret in the Certificate's namespace.
+    pub password_secret_ref: PasswordSecretRef,
+    /// Encryption profile. `Modern2023` (default: PBES2 with PBKDF2-HMAC-SHA-256 and
+    /// AES-256-CBC, HMAC-SHA-256 MAC), `LegacyDES` (3DES, HMAC-SHA-1 MAC) or `LegacyRC2` (RC2-40,
+    /// HMAC-SHA-1 MAC) for readers that know nothing newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Pkcs12Profile>,
+}
+
+/// How a PKCS#12 file is encrypted.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Pkcs12Profile {
+    #[default]
+    Modern2023,
+    #[serde(rename = "LegacyDES")]
+    LegacyDes,
+    #[serde(rename = "LegacyRC2")]
+    LegacyRc2,
+}
+
+/// A Java KeyStore (JKS) keystore and truststore.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JksKeystore {
+    /// Write the stores (false: do not, and remove them).
+    pub create: bool,
+    /// The password of the store and of its key entry, from a Secret in the Certificate's
+    /// namespace (JKS needs at least 6 characters).
+    pub password_secret_ref: PasswordSecretRef,
+    /// Alias of the key entry. Default `certificate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub alias: Option<String>,
+}
+
+/// A key in a Secret in the Certificate's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub struct PasswordSecretRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret's data.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// What happens to the Secret when its Certificate is deleted.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum SecretCleanupPolicy {
+    /// The Secret stays.
+    #[default]
+    Keep,
+    /// The Secret carries an owner reference to the Certificate and is garbage-collected with it.
+    Delete,
 }
 
 /// Which issuer signs a Certificate.
@@ -315,6 +426,24 @@ pub struct CertificateStatus {
 }
 
 impl CertificateSpec {
+    /// The Secrets (same namespace) whose keys are keystore passwords.
+    pub fn password_secrets(&self) -> std::collections::BTreeSet<String> {
+        let stores = self.keystores.as_ref();
+        [
+            stores
+                .and_then(|k| k.pkcs12.as_ref())
+                .filter(|p| p.create)
+                .map(|p| p.password_secret_ref.name.clone()),
+            stores
+                .and_then(|k| k.jks.as_ref())
+                .filter(|j| j.create)
+                .map(|j| j.password_secret_ref.name.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// The requested lifetime, defaulted.
     pub fn duration(&self) -> Result<Duration, String> {
         self.duration

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::conditions::Condition;
+use super::policy::Policy;
 
 /// A signer for Certificates. Exactly one backend is set.
 ///
@@ -33,7 +34,14 @@ use super::conditions::Condition;
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    printcolumn(
+        name = "Policy",
+        type_ = "string",
+        json_path = ".status.policy",
+        priority = 1
+    ),
+    validation = Rule::new("!has(self.spec.policy) || !has(self.spec.policy.namespaces)").message("spec.policy.namespaces is only for ClusterIssuers: an Issuer serves its own namespace")
 )]
 #[x_kube(validation = Rule::new("(has(self.selfSigned) ? 1 : 0) + (has(self.ca) ? 1 : 0) + (has(self.vault) ? 1 : 0) + (has(self.awsPCA) ? 1 : 0) == 1").message("exactly one issuer type must be set: selfSigned, ca, vault or awsPCA"))]
 #[serde(rename_all = "camelCase")]
@@ -50,6 +58,11 @@ pub struct IssuerSpec {
     /// Sign CSRs with an AWS Private CA.
     #[serde(rename = "awsPCA", default, skip_serializing_if = "Option::is_none")]
     pub aws_pca: Option<AwsPcaIssuer>,
+    /// Which Certificates this issuer signs: namespaces (ClusterIssuer only), names, SPIFFE
+    /// IDs, lifetime, key types, usages, CA certificates. Omitted: any Certificate, except
+    /// that a ClusterIssuer signs `isCA: true` only in the cluster-resource namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
 }
 
 /// AWS Private CA: the operator sends only a CSR to `IssueCertificate`.
@@ -332,6 +345,9 @@ pub struct IssuerStatus {
     /// The metadata.generation last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The effective policy in one line: what a Certificate may ask this issuer for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// The cluster-scoped twin of [`Issuer`], declared with the same spec and status types.
@@ -357,6 +373,12 @@ pub struct IssuerStatus {
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Policy",
+        type_ = "string",
+        json_path = ".status.policy",
+        priority = 1
     )
 )]
 #[serde(transparent)]

@@ -7,12 +7,15 @@ pub mod certificate;
 pub mod conditions;
 pub mod duration;
 pub mod issuer;
+pub mod policy;
 mod schema;
 pub mod trust_bundle;
 
 pub use certificate::{
-    Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, KeyAlgorithm,
-    KeyEncoding, KeyUsage, PrivateKeySpec, RotationPolicy, SecretTemplate, Subject,
+    Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, JksKeystore,
+    KeyAlgorithm, KeyEncoding, KeyUsage, Keystores, OutputFormat, OutputFormatType,
+    PasswordSecretRef, Pkcs12Keystore, Pkcs12Profile, PrivateKeySpec, RotationPolicy,
+    SecretCleanupPolicy, SecretTemplate, Subject,
 };
 pub use conditions::Condition;
 pub use issuer::{
@@ -25,6 +28,9 @@ pub use trust_bundle::{
     ClusterTrustBundleTarget, ConfigMapTarget, NamespaceSelector, SelectorOperator,
     SelectorRequirement, TrustBundle, TrustBundleSpec, TrustBundleStatus,
 };
+
+/// The API group of every certsmith resource.
+pub const GROUP: &str = "certsmith.dev";
 
 /// Annotation that `certsmith renew` sets to request a re-issuance; any new value triggers one.
 pub const RENEW_ANNOTATION: &str = "certsmith.dev/renew-requested-at";

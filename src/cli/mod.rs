@@ -1,7 +1,12 @@
-//! The companion commands: see the fleet (`status`), act on it (`renew`) and look inside a
-//! Secret (`inspect secret`). Also usable as the kubectl plugin `kubectl-certsmith`.
+//! The companion commands: see the fleet (`status`), act on it (`renew`), look inside a
+//! Secret (`inspect secret`), check Certificates against issuers' policies (`policy check`),
+//! convert cert-manager manifests (`convert`) and wait for the API (`check api`). Also usable
+//! as the kubectl plugin `kubectl-certsmith`.
 
+pub mod check;
+pub mod convert;
 pub mod inspect;
+pub mod policy;
 pub mod renew;
 pub mod status;
 

@@ -76,6 +76,8 @@ pub struct Shared {
     pub rechecks: super::issuer::Rechecks,
     /// Ask the TrustBundle controller to rebuild the bundles sourcing an issuer.
     pub trust_bundles: super::trust_bundle::Triggers,
+    /// Keystore password Secrets and the Certificates that name them.
+    pub secret_refs: super::secret_refs::SecretRefs,
 }
 
 impl Shared {
@@ -88,6 +90,7 @@ impl Shared {
             panics: Mutex::default(),
             rechecks: super::issuer::Rechecks::default(),
             trust_bundles: super::trust_bundle::Triggers::default(),
+            secret_refs: super::secret_refs::SecretRefs::default(),
         }
     }
 }

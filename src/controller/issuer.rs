@@ -14,6 +14,7 @@ use kube::{Api, ResourceExt};
 use crate::api::conditions::{self, DesiredCondition, READY};
 use crate::api::{ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, IssuerStatus};
 use crate::issuer::{Backend, Env, IssuerId, SecretReader};
+use crate::policy;
 use crate::reason::{Problem, Reason};
 use crate::time::rfc3339;
 
@@ -24,26 +25,25 @@ const NOT_READY_REQUEUE: Duration = Duration::from_secs(10);
 /// How often a ready issuer is re-checked (a remote CA's health, expiry).
 const READY_REQUEUE: Duration = Duration::from_secs(300);
 
-/// The backend a Certificate in `namespace` gets from `issuer_ref`, ready to sign, or why
-/// there is none (`IssuerNotFound`, or `IssuerNotReady` with the backend's own reason).
-pub async fn resolve(
-    ctx: &Context,
-    namespace: &str,
-    issuer_ref: &IssuerRef,
-) -> Result<Backend, Problem> {
-    let id = IssuerId::referenced(namespace, issuer_ref);
-    let spec = fetch(ctx, &id)
+/// The spec of the issuer a Certificate names (read live: a policy or credential change
+/// applies to the very next issuance), or `IssuerNotFound`.
+pub async fn spec_of(ctx: &Context, id: &IssuerId) -> Result<IssuerSpec, Problem> {
+    fetch(ctx, id)
         .await
         .map_err(|e| Problem::new(Reason::ApiError, format!("reading {id}: {e}")))?
-        .map(|(spec, _)| spec);
-    let Some(spec) = spec else {
-        return Err(Problem::new(
-            Reason::IssuerNotFound,
-            format!("{id} not found"),
-        ));
-    };
+        .map(|(spec, _)| spec)
+        .ok_or_else(|| Problem::new(Reason::IssuerNotFound, format!("{id} not found")))
+}
+
+/// The issuer's backend, ready to sign, or why not (`IssuerNotReady` with the backend's own
+/// reason).
+pub async fn ready_backend(
+    ctx: &Context,
+    id: &IssuerId,
+    spec: &IssuerSpec,
+) -> Result<Backend, Problem> {
     let ready = async {
-        let backend = Backend::build(&spec, &env(ctx, &id)).await?;
+        let backend = Backend::build(spec, &env(ctx, id)).await?;
         backend.ready_to_sign().await?;
         Ok(backend)
     };
@@ -220,6 +220,11 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         .ok_or_else(|| "no spec".to_string())
         .and_then(|s| serde_json::from_value(s).map_err(|e| e.to_string()))
         .map_err(|e| Problem::new(Reason::InvalidSpec, format!("cannot read spec: {e}")));
+    // What a tenant may ask for, shown even while the issuer is not ready.
+    let summary = spec
+        .as_ref()
+        .ok()
+        .map(|s| policy::summary(s.policy.as_ref(), id.kind));
     let readiness = match spec {
         Ok(spec) => match Backend::build(&spec, &env(&ctx, &id)).await {
             Ok(backend) => {
@@ -259,7 +264,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     };
     // Whatever changed (its Secrets, a remote CA's chain), bundles of its CAs look again.
     ctx.shared.trust_bundles.issuer_changed(&id);
-    write_condition(&ctx, &obj, condition).await?;
+    write_condition(&ctx, &obj, condition, summary).await?;
     Ok(Action::requeue(requeue))
 }
 
@@ -281,16 +286,18 @@ pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
             "the operator failed while checking this issuer (see its log); retrying with backoff"
                 .into(),
     };
-    if let Err(e) = write_condition(ctx, obj, condition).await {
+    if let Err(e) = write_condition(ctx, obj, condition, None).await {
         tracing::warn!("reporting an internal error in status failed: {e}");
     }
 }
 
-/// Set the issuer's Ready condition, writing only when the status changes.
+/// Set the issuer's Ready condition and (when known) its policy summary, writing only when the
+/// status changes.
 async fn write_condition(
     ctx: &Context,
     obj: &DynamicObject,
     condition: DesiredCondition,
+    policy_summary: Option<String>,
 ) -> Result<(), Error> {
     let prev: IssuerStatus = obj
         .data
@@ -307,6 +314,7 @@ async fn write_condition(
             &rfc3339(ctx.now()),
         ),
         observed_generation: generation,
+        policy: policy_summary.or_else(|| prev.policy.clone()),
     };
     if next == prev {
         return Ok(());

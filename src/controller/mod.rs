@@ -5,6 +5,7 @@ pub mod context;
 pub mod issuer;
 pub mod limits;
 pub mod run;
+pub mod secret_refs;
 pub mod trust_bundle;
 
 pub use context::{Context, Settings};

@@ -184,6 +184,25 @@ fn scope_controllers(
                 })
             },
         )
+        // A keystore password Secret changed: the Certificates naming it re-encode their
+        // stores (looked up in an index the reconciles keep, not by scanning the cache).
+        .watches_with(
+            secret_metadata(client, ns),
+            (),
+            watcher::Config::default(),
+            {
+                let (shared, ar) = (ctx.shared.clone(), cert_ar.clone());
+                move |s: PartialObjectMeta<Secret>| {
+                    let namespace = s.namespace().unwrap_or_default();
+                    shared
+                        .secret_refs
+                        .certificates(&namespace, &s.name_any())
+                        .into_iter()
+                        .map(|name| ObjectRef::new_with(&name, ar.clone()).within(&namespace))
+                        .collect::<Vec<_>>()
+                }
+            },
+        )
         .watches_with(
             api_for(client, &issuer_ar, ns),
             issuer_ar.clone(),

@@ -76,6 +76,13 @@ impl PrivateKey {
         self.pair.subject_public_key_info()
     }
 
+    /// PKCS#8 (v1) DER, for keystores.
+    pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, KeyError> {
+        let info = pkcs8::PrivateKeyInfo::from_der(self.pair.serialized_der())
+            .map_err(|e| KeyError::Unsupported(e.to_string()))?;
+        pkcs8_v1(info)
+    }
+
     /// PEM encoding for `tls.key`.
     pub fn to_pem(&self, encoding: KeyEncoding) -> Result<String, KeyError> {
         let info = pkcs8::PrivateKeyInfo::from_der(self.pair.serialized_der())

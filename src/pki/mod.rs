@@ -3,6 +3,8 @@
 
 pub mod inspect;
 pub mod keys;
+pub mod keystore;
+pub mod outputs;
 pub mod renewal;
 pub mod request;
 pub mod sensitive;

@@ -13,9 +13,19 @@ impl Sensitive {
         Sensitive(value.into().trim().to_string())
     }
 
+    /// Exactly as given, whitespace included: a keystore password is used byte for byte.
+    pub fn verbatim(value: impl Into<String>) -> Self {
+        Sensitive(value.into())
+    }
+
     /// The value, for the one place it is sent (a header, a login body, an SDK call).
     pub(crate) fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Its length in characters (JKS has a minimum).
+    pub fn len_chars(&self) -> usize {
+        self.0.chars().count()
     }
 
     /// SHA-256 of the value, to notice a rotated credential without keeping it in clear.

@@ -119,7 +119,7 @@ async fn set_status(pca: &Client, arn: &str, status: CertificateAuthorityStatus)
 }
 
 /// One IssueCertificate request as the emulator received it.
-struct Recorded {
+pub(crate) struct Recorded {
     authorization: String,
     body: Value,
 }
@@ -127,7 +127,7 @@ struct Recorded {
 /// Every IssueCertificate request the emulator received for `ca_arn`, except the tests' own
 /// root certificates (turns the emulator's request recording on first; it is process-wide
 /// and only ever appended to).
-async fn issue_requests(ca_arn: &str) -> Vec<Recorded> {
+pub(crate) async fn issue_requests(ca_arn: &str) -> Vec<Recorded> {
     use base64::Engine;
     let base = env("AWS_ENDPOINT_URL_ACM_PCA");
     let http = reqwest::Client::new();

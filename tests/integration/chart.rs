@@ -125,11 +125,10 @@ fn the_chart_lints_and_scores_clean() {
 }
 
 /// Leaf keys of values.yaml (`a.b.c`) with their values: scalars, lists and empty maps.
-fn value_keys(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String, serde_yaml::Value)>) {
+fn value_keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
     match value {
-        serde_yaml::Value::Mapping(map) if !map.is_empty() => {
-            for (k, v) in map {
-                let key = k.as_str().expect("string key");
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (key, v) in map {
                 let path = if prefix.is_empty() {
                     key.to_string()
                 } else {
@@ -144,7 +143,7 @@ fn value_keys(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String, se
 
 #[test]
 fn every_value_is_documented_in_the_chart_readme() {
-    let values: serde_yaml::Value = serde_yaml::from_str(
+    let values: serde_json::Value = certsmith::yaml::from_str(
         &std::fs::read_to_string(format!("{CHART}/values.yaml")).expect("values.yaml"),
     )
     .expect("parse values.yaml");
@@ -178,12 +177,12 @@ fn every_value_is_documented_in_the_chart_readme() {
         };
         let shown = row.split('|').nth(2).unwrap_or_default().trim();
         let default = match value {
-            serde_yaml::Value::String(s) if s.is_empty() => "\"\"".to_string(),
-            serde_yaml::Value::String(s) => s.clone(),
-            serde_yaml::Value::Number(n) => n.to_string(),
-            serde_yaml::Value::Bool(b) => b.to_string(),
-            serde_yaml::Value::Sequence(v) if v.is_empty() => "[]".to_string(),
-            serde_yaml::Value::Mapping(m) if m.is_empty() => "{}".to_string(),
+            serde_json::Value::String(s) if s.is_empty() => "\"\"".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::Array(v) if v.is_empty() => "[]".to_string(),
+            serde_json::Value::Object(m) if m.is_empty() => "{}".to_string(),
             other => panic!("{key}: a non-empty collection needs a prose default: {other:?}"),
         };
         if shown != format!("`{default}`") {
@@ -295,29 +294,31 @@ fn service_account_tokens_are_minted_only_for_the_service_accounts_values_name()
             "vault.tokenServiceAccounts[1].name=agents-vault",
         ],
     );
-    let rules: Vec<(String, serde_yaml::Value)> = serde_yaml::Deserializer::from_str(&rendered)
-        .filter_map(|doc| serde::Deserialize::deserialize(doc).ok())
-        .filter(|doc: &serde_yaml::Value| doc["kind"].as_str() == Some("Role"))
-        .flat_map(|role| {
-            let ns = role["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let rules = role["rules"].as_sequence().cloned().unwrap_or_default();
-            rules.into_iter().map(move |rule| (ns.clone(), rule))
-        })
-        .filter(|(_, rule)| {
-            rule["resources"].as_sequence().is_some_and(|r| {
-                r.iter()
-                    .any(|r| r.as_str() == Some("serviceaccounts/token"))
+    let rules: Vec<(String, serde_json::Value)> =
+        certsmith::yaml::documents::<serde_json::Value>(&rendered)
+            .expect("rendered chart yaml")
+            .into_iter()
+            .filter(|doc| doc["kind"].as_str() == Some("Role"))
+            .flat_map(|role| {
+                let ns = role["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let rules = role["rules"].as_array().cloned().unwrap_or_default();
+                rules.into_iter().map(move |rule| (ns.clone(), rule))
             })
-        })
-        .collect();
+            .filter(|(_, rule)| {
+                rule["resources"].as_array().is_some_and(|r| {
+                    r.iter()
+                        .any(|r| r.as_str() == Some("serviceaccounts/token"))
+                })
+            })
+            .collect();
     let granted: Vec<(String, Vec<String>)> = rules
         .iter()
         .map(|(ns, rule)| {
             let names = rule["resourceNames"]
-                .as_sequence()
+                .as_array()
                 .map(|n| {
                     n.iter()
                         .filter_map(|n| n.as_str())

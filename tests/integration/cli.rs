@@ -1,5 +1,6 @@
-//! The CLI (`certsmith status | renew | inspect secret`) as a user runs it: the real binary,
-//! kubeconfig resolution, the local API server, and its error messages.
+//! The CLI (`certsmith status | renew | inspect secret | check api | completion`) as a user
+//! runs it: the real binary, kubeconfig resolution, the local API server, and its error
+//! messages.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -11,7 +12,8 @@ use serde_json::json;
 use certsmith::api::{Certificate, Issuer};
 
 use crate::support::{
-    Operator, TestNamespace, env, install_crds, leaf, secret, wait_for, wait_reissued,
+    Operator, OperatorProcess, TestNamespace, env, install_crds, leaf, secret, wait_for,
+    wait_reissued,
 };
 
 fn run(kubeconfig: &str, args: &[&str]) -> Output {
@@ -35,7 +37,7 @@ fn stderr(o: &Output) -> String {
 /// admin's client certificate.
 fn variant_kubeconfig(dir: &std::path::Path, server: Option<&str>, token: Option<&str>) -> String {
     let admin = std::fs::read_to_string(env("KUBECONFIG")).expect("kubeconfig");
-    let mut doc: serde_json::Value = serde_yaml::from_str(&admin).expect("yaml");
+    let mut doc: serde_json::Value = certsmith::yaml::from_str(&admin).expect("yaml");
     if let Some(server) = server {
         doc["clusters"][0]["cluster"]["server"] = server.into();
     }
@@ -43,7 +45,7 @@ fn variant_kubeconfig(dir: &std::path::Path, server: Option<&str>, token: Option
         doc["users"][0]["user"] = json!({"token": token});
     }
     let path = dir.join(format!("kubeconfig-{}", crate::support::rand_u32()));
-    std::fs::write(&path, serde_yaml::to_string(&doc).expect("yaml")).expect("write");
+    std::fs::write(&path, certsmith::yaml::to_string(&doc).expect("yaml")).expect("write");
     path.to_string_lossy().into_owned()
 }
 
@@ -117,8 +119,13 @@ async fn status_renew_and_inspect_against_the_api_server() {
             && text.contains("Key:           Ecdsa 256"),
         "{text}"
     );
+    // Verified by webpki, as rustls will: the selfSigned issuer's leaf is its own anchor.
     assert!(
-        text.contains("Chain verifies against ca.crt: yes"),
+        text.contains("Chain verifies against ca.crt: yes (webpki, the verifier rustls uses)")
+            && text.contains("Usable as mTLS server: yes, client: yes\n")
+            && text.contains("note: as a server, for clients dialling DNS:web.example")
+            && text.contains("Usages:        digital signature, server auth, client auth")
+            && text.contains("CA:            no"),
         "{text}"
     );
 
@@ -251,4 +258,253 @@ async fn kubectl_finds_it_as_the_certsmith_plugin() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("0 certificates"), "{}", stdout(&out));
     ns.delete().await;
+}
+
+/// `certsmith completion SHELL` prints a script the shell loads and completes with. bash is
+/// always there; zsh and fish are checked where installed.
+#[test]
+fn completion_scripts_complete_in_their_shells() {
+    let bin = env!("CARGO_BIN_EXE_certsmith");
+    let bash = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source <({bin} completion bash) && COMP_WORDS=(certsmith con) && COMP_CWORD=1 \
+             && _certsmith certsmith con certsmith && echo \"${{COMPREPLY[@]}}\""
+        ))
+        .output()
+        .expect("bash");
+    assert!(bash.status.success(), "{}", stderr(&bash));
+    assert_eq!(stdout(&bash).trim(), "controller convert");
+
+    let unknown = Command::new(bin)
+        .args(["completion", "tcsh"])
+        .output()
+        .expect("run");
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("possible values: bash"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    let installed = |shell: &str| {
+        Command::new(shell)
+            .arg("-c")
+            .arg("exit 0")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if installed("fish") {
+        let fish = Command::new("fish")
+            .arg("-c")
+            .arg(format!(
+                "{bin} completion fish | source; complete -C 'certsmith con'"
+            ))
+            .output()
+            .expect("fish");
+        assert!(
+            stdout(&fish).starts_with("controller\t"),
+            "{}{}",
+            stdout(&fish),
+            stderr(&fish)
+        );
+    }
+    if installed("zsh") {
+        let script = Command::new(bin)
+            .args(["completion", "zsh"])
+            .output()
+            .expect("run");
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("_certsmith");
+        std::fs::write(&file, &script.stdout).expect("write");
+        let zsh = Command::new("zsh")
+            .arg("-n")
+            .arg(&file)
+            .output()
+            .expect("zsh");
+        assert!(zsh.status.success(), "{}", stderr(&zsh));
+    }
+}
+
+/// `check api` against the real API server: the CRDs served, then the operator's Lease —
+/// missing, acquired while `--wait` waits, found without being named, and stale once the
+/// operator is killed.
+#[tokio::test]
+async fn check_api_waits_for_the_crds_and_the_operators_lease() {
+    let ns = TestNamespace::new("cli-check").await;
+    install_crds(&ns.client).await;
+    let kubeconfig = env("KUBECONFIG");
+    let lease = format!("{}/certsmith-controller", ns.name);
+
+    let crds = run(&kubeconfig, &["check", "api", "--crds-only"]);
+    assert!(crds.status.success(), "{}", stderr(&crds));
+    assert_eq!(
+        stdout(&crds),
+        "certsmith.dev/v1alpha1 served (certificates, issuers, clusterissuers)\n"
+    );
+
+    let none = run(&kubeconfig, &["check", "api", "--lease", &lease]);
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(
+        stderr(&none).trim(),
+        format!(
+            "error: no Lease {lease}: the operator has not run with leader election under that name"
+        )
+    );
+
+    // A wait that starts before the operator does ends once it holds its Lease.
+    let waiting = Command::new(env!("CARGO_BIN_EXE_certsmith"))
+        .args(["check", "api", "--lease", &lease, "--wait", "60s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start check api");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let operator = OperatorProcess::start(
+        &ns.name,
+        &[
+            "--leader-elect",
+            "--leader-election-namespace",
+            &ns.name,
+            "--leader-election-lease-duration",
+            "3s",
+        ],
+    );
+    let waited = tokio::task::spawn_blocking(move || waiting.wait_with_output())
+        .await
+        .expect("join")
+        .expect("check api");
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    let text = stdout(&waited);
+    assert!(
+        text.starts_with("certsmith.dev/v1alpha1 served (certificates, issuers, clusterissuers); operator answers (Lease ")
+            && text.contains(&format!("{lease} held by ")),
+        "{text}"
+    );
+    // Without --lease: a Lease named certsmith-controller in any namespace will do.
+    let found = run(&kubeconfig, &["check", "api"]);
+    assert!(found.status.success(), "{}", stderr(&found));
+
+    // Killed, the operator renews nothing: after the lease duration (and the skew allowance)
+    // the check fails, with the reason, once --wait is over.
+    drop(operator);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let stale = run(
+        &kubeconfig,
+        &["check", "api", "--lease", &lease, "--wait", "2s"],
+    );
+    assert_eq!(stale.status.code(), Some(1));
+    let text = stderr(&stale);
+    assert!(
+        text.starts_with(&format!(
+            "error: not ready after 2s: Lease {lease} held by "
+        )) && text.contains("longer than its 3s lease: the operator is not running"),
+        "{text}"
+    );
+    ns.delete().await;
+}
+
+/// `check api --operator-url`: the operator's /readyz, for an operator without leader election.
+/// (Multi-threaded: the in-process operator serves /readyz while the CLI blocks this thread.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_api_asks_the_operator_itself_with_operator_url() {
+    let ns = TestNamespace::new("cli-readyz").await;
+    install_crds(&ns.client).await;
+    let kubeconfig = env("KUBECONFIG");
+    let operator = Operator::start(&ns.name).await;
+    let url = format!("http://{}", operator.http);
+    let ready = run(
+        &kubeconfig,
+        &["check", "api", "--operator-url", &url, "--wait", "60s"],
+    );
+    assert!(ready.status.success(), "{}", stderr(&ready));
+    assert!(
+        stdout(&ready).ends_with(&format!("operator ready ({url}/readyz answered 200)\n")),
+        "{}",
+        stdout(&ready)
+    );
+    operator.stop().await;
+
+    let down = run(
+        &kubeconfig,
+        &["check", "api", "--operator-url", &url, "--wait", "2s"],
+    );
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        stderr(&down).starts_with(&format!(
+            "error: not ready after 2s: the operator does not answer at {url}/readyz"
+        )),
+        "{}",
+        stderr(&down)
+    );
+    let usage = run(
+        &kubeconfig,
+        &["check", "api", "--crds-only", "--operator-url", &url],
+    );
+    assert!(
+        stderr(&usage).contains("cannot be used with"),
+        "{}",
+        stderr(&usage)
+    );
+    ns.delete().await;
+}
+
+/// Discovery without the CRDs, and with only some of them, on the real API server: asked
+/// about a group of this test's own, so the CRDs every other test uses stay in place.
+#[tokio::test]
+async fn check_api_says_which_crds_are_missing() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DeleteParams, Patch, PatchParams};
+    let client = crate::support::admin_client().await;
+    let group = format!("check-{:08x}.certsmith.test", crate::support::rand_u32());
+
+    let missing = certsmith::cli::check::served(&client, &group)
+        .await
+        .unwrap_err()
+        .0;
+    assert_eq!(
+        missing,
+        format!(
+            "{group}/v1alpha1 is not served: the certsmith CRDs are not installed (`certsmith crds | kubectl apply --server-side -f -`)"
+        )
+    );
+
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let name = format!("certificates.{group}");
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "certificates", "singular": "certificate", "kind": "Certificate"},
+                 "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .expect("crd");
+    crds.patch(
+        &name,
+        &PatchParams::apply("certsmith-tests"),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply crd");
+    let partial = wait_for("the partial group served", Duration::from_secs(30), || {
+        let client = client.clone();
+        let group = group.clone();
+        async move {
+            let e = certsmith::cli::check::served(&client, &group)
+                .await
+                .unwrap_err();
+            e.0.contains("installed only in part").then_some(e.0)
+        }
+    })
+    .await;
+    assert_eq!(
+        partial,
+        format!(
+            "{group}/v1alpha1 does not serve issuers, clusterissuers: the certsmith CRDs are installed only in part"
+        )
+    );
+    let _ = crds.delete(&name, &DeleteParams::default()).await;
 }

@@ -263,7 +263,7 @@ async fn pump(
 /// The `host:port` of the environment's API server.
 fn upstream() -> String {
     let text = std::fs::read_to_string(kubeconfig()).expect("read KUBECONFIG");
-    let config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
+    let config: serde_json::Value = certsmith::yaml::from_str(&text).expect("kubeconfig yaml");
     let server = config["clusters"][0]["cluster"]["server"]
         .as_str()
         .expect("cluster server");
@@ -279,17 +279,17 @@ fn upstream() -> String {
 /// the serving certificate covers 127.0.0.1).
 fn kubeconfig_via(addr: std::net::SocketAddr, dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(kubeconfig()).expect("read KUBECONFIG");
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
+    let mut config: serde_json::Value = certsmith::yaml::from_str(&text).expect("kubeconfig yaml");
     for cluster in config["clusters"]
-        .as_sequence_mut()
+        .as_array_mut()
         .expect("kubeconfig clusters")
     {
-        cluster["cluster"]["server"] = serde_yaml::Value::String(format!("https://{addr}"));
+        cluster["cluster"]["server"] = serde_json::Value::String(format!("https://{addr}"));
     }
     let path = dir.join("kubeconfig-via-proxy");
     std::fs::write(
         &path,
-        serde_yaml::to_string(&config).expect("kubeconfig yaml"),
+        certsmith::yaml::to_string(&config).expect("kubeconfig yaml"),
     )
     .expect("write kubeconfig");
     path

@@ -2,8 +2,9 @@
 //! flags, authenticated only by a token of the chart's ServiceAccount (TokenRequest API), with
 //! exactly the ServiceAccount and RBAC objects that `helm template` renders: it must issue
 //! through every issuer type, write status and Events and hold its Lease without a single
-//! "forbidden", and be denied Secrets outside its namespaces. With one verb taken out of the
-//! rendered rules, that same check fails.
+//! "forbidden", publish a TrustBundle into its namespace (and a ClusterTrustBundle), and be
+//! denied Secrets outside its namespaces. With one verb taken out of the rendered rules, that
+//! same check fails.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,13 +12,13 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{Event, Secret};
-use kube::api::{ListParams, PostParams};
-use kube::{Api, Client};
-use serde::Deserialize;
+use k8s_openapi::api::certificates::v1beta1::ClusterTrustBundle;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use certsmith::api::{Certificate, ClusterIssuer, Issuer};
+use certsmith::api::{Certificate, ClusterIssuer, Issuer, TrustBundle};
 
 use crate::chart::{CHART, kubectl, template, tool};
 use crate::support::{
@@ -30,7 +31,7 @@ fn deployment_args(rendered: &str) -> Vec<String> {
     for value in documents(rendered) {
         if value["kind"].as_str() == Some("Deployment") {
             return value["spec"]["template"]["spec"]["containers"][0]["args"]
-                .as_sequence()
+                .as_array()
                 .expect("args")
                 .iter()
                 .map(|a| a.as_str().expect("arg").to_string())
@@ -40,9 +41,10 @@ fn deployment_args(rendered: &str) -> Vec<String> {
     panic!("no Deployment rendered");
 }
 
-fn documents(yaml: &str) -> Vec<serde_yaml::Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|doc| serde_yaml::Value::deserialize(doc).expect("yaml"))
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    certsmith::yaml::documents::<serde_json::Value>(yaml)
+        .expect("yaml")
+        .into_iter()
         .filter(|v| !v.is_null())
         .collect()
 }
@@ -50,7 +52,7 @@ fn documents(yaml: &str) -> Vec<serde_yaml::Value> {
 /// Take `verb` out of every rendered rule on `resource` (in the Roles and ClusterRoles whose
 /// name ends with `role`, if given); returns how many rules lost it.
 fn remove_verb(
-    docs: &mut [serde_yaml::Value],
+    docs: &mut [serde_json::Value],
     role: Option<&str>,
     resource: &str,
     verb: &str,
@@ -61,14 +63,14 @@ fn remove_verb(
         if role.is_some_and(|suffix| !name.ends_with(suffix)) {
             continue;
         }
-        let Some(rules) = doc.get_mut("rules").and_then(|r| r.as_sequence_mut()) else {
+        let Some(rules) = doc.get_mut("rules").and_then(|r| r.as_array_mut()) else {
             continue;
         };
         for rule in rules.iter_mut() {
             let on_resource = rule["resources"]
-                .as_sequence()
+                .as_array()
                 .is_some_and(|r| r.iter().any(|r| r.as_str() == Some(resource)));
-            let Some(verbs) = rule.get_mut("verbs").and_then(|v| v.as_sequence_mut()) else {
+            let Some(verbs) = rule.get_mut("verbs").and_then(|v| v.as_array_mut()) else {
                 continue;
             };
             let before = verbs.len();
@@ -78,7 +80,7 @@ fn remove_verb(
             removed += before - verbs.len();
         }
         // A rule needs at least one verb: one left with none goes.
-        rules.retain(|r| r["verbs"].as_sequence().is_none_or(|v| !v.is_empty()));
+        rules.retain(|r| r["verbs"].as_array().is_none_or(|v| !v.is_empty()));
     }
     removed
 }
@@ -104,7 +106,7 @@ impl Install {
     /// `edit`), and start the operator with the chart's flags and a token of that
     /// ServiceAccount. ClusterIssuers are cluster-wide, so the operator serves only those
     /// labelled `test=<home namespace>`, leaving other tests' alone.
-    async fn new(prefix: &str, edit: impl FnOnce(&mut [serde_yaml::Value])) -> Self {
+    async fn new(prefix: &str, edit: impl FnOnce(&mut [serde_json::Value])) -> Self {
         let admin = admin_client().await;
         let home = TestNamespace::new(&format!("{prefix}-home")).await;
         let app = TestNamespace::new(&format!("{prefix}-app")).await;
@@ -142,7 +144,7 @@ impl Install {
         let mut manifest = String::new();
         for doc in &docs {
             manifest.push_str("---\n");
-            manifest.push_str(&serde_yaml::to_string(doc).expect("yaml"));
+            manifest.push_str(&certsmith::yaml::to_string(doc).expect("yaml"));
         }
         let (ok, out) = kubectl(&["apply", "-f", "-"], Some(&manifest));
         assert!(ok, "applying the chart's RBAC failed:\n{out}");
@@ -167,6 +169,7 @@ impl Install {
         // The chart's own flags (metrics on a free loopback port).
         let mut args = deployment_args(&rendered);
         args.push(format!("--cluster-issuer-selector=test={}", home.name));
+        args.push(format!("--trust-bundle-selector=test={}", home.name));
         let log_path = std::env::temp_dir().join(format!("{}-operator.log", home.name));
         eprintln!("operator log: {}", log_path.display());
         let operator = OperatorProcess::command(args)
@@ -191,13 +194,32 @@ impl Install {
     }
 
     /// What "the chart's RBAC is enough" means: every named Certificate in `app` Ready
-    /// within `within`, and not one request of the operator refused. Err says what failed.
+    /// within `within`, every TrustBundle of this install Ready, and not one request of the
+    /// operator refused. Err says what failed.
     async fn verdict(&self, names: &[&str], within: Duration) -> Result<(), String> {
         let api = self.app.api::<Certificate>();
+        let bundles = Api::<TrustBundle>::all(self.admin.clone());
+        let mine = ListParams::default().labels(&format!("test={}", self.home.name));
         let deadline = Instant::now() + within;
         let mut not_ready: Vec<String>;
         loop {
             not_ready = Vec::new();
+            for bundle in bundles
+                .list(&mine)
+                .await
+                .map_err(|e| format!("list TrustBundles: {e}"))?
+            {
+                let ready = bundle.status.as_ref().and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|c| c.type_ == "Ready")
+                        .filter(|c| c.observed_generation == bundle.metadata.generation)
+                });
+                if ready.is_none_or(|c| c.status != "True") {
+                    let why = ready.map(|c| c.message.clone()).unwrap_or_default();
+                    not_ready.push(format!("TrustBundle {} ({why})", bundle.name_any()));
+                }
+            }
             for name in names {
                 let cert = api
                     .get(name)
@@ -293,18 +315,98 @@ impl Install {
         (name, ca)
     }
 
+    /// A TrustBundle of this install's CA ClusterIssuer, the CA Issuer `ca` in `app` if
+    /// `with_issuer`, a ConfigMap in `app` and a Secret in the cluster-resource namespace,
+    /// published into `app` (selected by label) and as a ClusterTrustBundle. Returns its name.
+    async fn trust_bundle(&self, cluster_issuer: &str, with_issuer: bool) -> String {
+        let (extra, _) = {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "rbac extra root");
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            (params.self_signed(&key).expect("self-sign").pem(), key)
+        };
+        self.app
+            .apply::<ConfigMap>(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "extra-roots"}, "data": {"ca.pem": extra}}))
+            .await;
+        self.home
+            .apply::<Secret>(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "extra-roots"}, "stringData": {"ca.pem": extra}}))
+            .await;
+        let mut sources = vec![
+            json!({"issuerRef": {"name": cluster_issuer, "kind": "ClusterIssuer"}}),
+            json!({"configMap": {"namespace": self.app.name, "name": "extra-roots", "key": "ca.pem"}}),
+            json!({"secret": {"namespace": self.home.name, "name": "extra-roots", "key": "ca.pem"}}),
+        ];
+        if with_issuer {
+            sources.push(
+                json!({"issuerRef": {"name": "ca", "kind": "Issuer", "namespace": self.app.name}}),
+            );
+        }
+        let name = format!("{}-trust", self.home.name);
+        Api::<TrustBundle>::all(self.admin.clone())
+            .patch(
+                &name,
+                &PatchParams::apply("certsmith-tests").force(),
+                &Patch::Apply(
+                    json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "TrustBundle",
+                    "metadata": {"name": name, "labels": {"test": self.home.name}},
+                    "spec": {"sources": sources, "target": {"configMap": {"key": "ca.crt"},
+                        "namespaceSelector": {"matchLabels": {"rbac-trust": self.home.name}},
+                        "clusterTrustBundle": {}}}}),
+                ),
+            )
+            .await
+            .expect("apply TrustBundle");
+        self.select_app(true).await;
+        name
+    }
+
+    /// Label `app` for this install's TrustBundle, or take the label off.
+    async fn select_app(&self, on: bool) {
+        let value = if on {
+            json!(self.home.name)
+        } else {
+            serde_json::Value::Null
+        };
+        Api::<Namespace>::all(self.admin.clone())
+            .patch(
+                &self.app.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"rbac-trust": value}}})),
+            )
+            .await
+            .expect("label app");
+    }
+
     async fn delete(self) {
         let _ = kubectl(
             &[
                 "delete",
-                "clusterissuers.certsmith.dev",
+                "clusterissuers.certsmith.dev,trustbundles.certsmith.dev",
                 "-l",
                 &format!("test={}", self.home.name),
             ],
             None,
         );
+        for kind in ["role", "rolebinding"] {
+            let _ = kubectl(
+                &[
+                    "delete",
+                    "-n",
+                    "default",
+                    kind,
+                    &format!("{}-trustbundle-events", self.home.name),
+                    "--ignore-not-found",
+                ],
+                None,
+            );
+        }
         for kind in ["clusterrole", "clusterrolebinding"] {
-            for role in ["controller", "clusterissuers"] {
+            for role in ["controller", "clusterissuers", "trustbundles"] {
                 let _ = kubectl(
                     &[
                         "delete",
@@ -398,6 +500,76 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
 
     install.adoption().await;
 
+    // An identity policy that needs the namespace's labels and the SVID's ServiceAccount
+    // (namespaces get, serviceaccounts get).
+    let svid_issuer = format!("{home}-svid");
+    Api::<ClusterIssuer>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "ClusterIssuer",
+                "metadata": {"name": svid_issuer, "labels": {"test": home}},
+                "spec": {"selfSigned": {}, "policy": {
+                    "namespaces": {"selector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "Exists"}]}},
+                    "spiffe": {"trustDomain": "cluster.local", "requireServiceAccount": true}}}}))
+            .expect("cluster issuer"),
+        )
+        .await
+        .expect("create ClusterIssuer");
+    app.apply::<k8s_openapi::api::core::v1::ServiceAccount>(
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "agent"}}),
+    )
+    .await;
+    certificate(
+        app,
+        "svid",
+        json!({"secretName": "svid-tls",
+        "issuerRef": {"name": svid_issuer, "kind": "ClusterIssuer"},
+        "uris": [format!("spiffe://cluster.local/ns/{}/sa/agent", app.name)]}),
+    )
+    .await;
+    // Keystores (their password Secret read and watched) and an owner reference.
+    app.apply::<Secret>(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "store-pw"},
+        "stringData": {"password": "changeit"}}),
+    )
+    .await;
+    let stores = |keystores: bool| {
+        let mut spec = json!({"secretName": "stores-tls", "issuerRef": {"name": "ca"},
+            "dnsNames": ["stores.example.test"], "secretCleanupPolicy": "Delete"});
+        if keystores {
+            spec["keystores"] = json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "store-pw", "key": "password"}}});
+        }
+        spec
+    };
+    certificate(app, "stores", stores(true)).await;
+    // A TrustBundle of the CA ClusterIssuer, the CA Issuer, a ConfigMap and a Secret, into
+    // `app` and a ClusterTrustBundle: written (create), moved out when `app` is no longer
+    // selected (delete) and back in, Events in `default`.
+    let bundle = install.trust_bundle(&ca_cluster_issuer, true).await;
+    let maps = app.api::<ConfigMap>();
+    let holds = |present: bool| {
+        let (maps, bundle) = (maps.clone(), bundle.clone());
+        async move {
+            crate::support::wait_for(
+                &format!("ConfigMap {bundle} present={present}"),
+                Duration::from_secs(60),
+                || {
+                    let (maps, bundle) = (maps.clone(), bundle.clone());
+                    async move {
+                        let cm = maps.get_opt(&bundle).await.ok()?;
+                        (cm.is_some() == present).then_some(())
+                    }
+                },
+            )
+            .await;
+        }
+    };
+    holds(true).await;
+    install.select_app(false).await;
+    holds(false).await;
+    install.select_app(true).await;
+    holds(true).await;
+
     let verdict = install
         .verdict(
             &[
@@ -408,13 +580,33 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
                 "aws",
                 "vault",
                 "adopter",
+                "svid",
+                "stores",
             ],
             Duration::from_secs(60),
         )
         .await;
     assert!(verdict.is_ok(), "{}", verdict.unwrap_err());
+    // Dropping the keystores replaces the Secret around the same certificate (update).
+    certificate(app, "stores", stores(false)).await;
+    crate::support::wait_for("keystore.p12 removed", Duration::from_secs(60), || async {
+        let s = crate::support::secret(app, "stores-tls").await;
+        (!s.data.unwrap_or_default().contains_key("keystore.p12")).then_some(())
+    })
+    .await;
+    let verdict = install.verdict(&["stores"], Duration::from_secs(30)).await;
+    assert!(verdict.is_ok(), "{}", verdict.unwrap_err());
     let leaf = crate::support::secret(app, "leaf-tls").await;
     openssl_verify(field(&leaf, "ca.crt"), field(&leaf, "tls.crt")).expect("leaf verifies");
+    let published = maps.get(&bundle).await.expect("the bundle's ConfigMap");
+    let bundle_pem = published.data.unwrap_or_default()["ca.crt"].clone();
+    openssl_verify(bundle_pem.as_bytes(), field(&leaf, "tls.crt"))
+        .expect("the leaf verifies against the TrustBundle");
+    let ctb = Api::<ClusterTrustBundle>::all(admin.clone())
+        .get(&bundle)
+        .await
+        .expect("the ClusterTrustBundle");
+    assert_eq!(ctb.spec.trust_bundle, bundle_pem, "all CAs: the same PEM");
     let on_cluster_ca = crate::support::secret(app, "cluster-ca-tls").await;
     openssl_verify(cluster_ca.as_bytes(), field(&on_cluster_ca, "tls.crt"))
         .expect("the CA ClusterIssuer signed with the key pair in the cluster-resource namespace");
@@ -596,6 +788,7 @@ async fn fails_without(prefix: &str, role: Option<&str>, resource: &str, verb: &
     )
     .await;
     install.adoption().await;
+    install.trust_bundle(&ca_cluster_issuer, false).await;
     let verdict = install
         .verdict(&["leaf", "cluster-ca", "adopter"], Duration::from_secs(20))
         .await;
@@ -622,6 +815,16 @@ async fn without_create_on_events_the_rbac_check_fails() {
 #[tokio::test]
 async fn without_update_on_leases_the_rbac_check_fails() {
     fails_without("rbac-nolease", None, "leases", "update").await;
+}
+
+#[tokio::test]
+async fn without_create_on_configmaps_the_rbac_check_fails() {
+    fails_without("rbac-nocm", None, "configmaps", "create").await;
+}
+
+#[tokio::test]
+async fn without_list_on_the_served_namespaces_the_rbac_check_fails() {
+    fails_without("rbac-nons", Some("-trustbundles"), "namespaces", "list").await;
 }
 
 #[tokio::test]

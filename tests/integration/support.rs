@@ -257,7 +257,7 @@ pub async fn install_crds(client: &Client) {
         .map(|d| d.trim_start_matches("---\n"))
         .filter(|d| !d.trim().is_empty())
     {
-        let crd: CustomResourceDefinition = serde_yaml::from_str(doc).expect("crd yaml");
+        let crd: CustomResourceDefinition = certsmith::yaml::from_str(doc).expect("crd yaml");
         let name = crd.metadata.name.clone().expect("crd name");
         api.patch(
             &name,

@@ -82,42 +82,55 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 {{- define "certsmith.workloadRules" }}
 # The Certificate controller lists and watches Certificates; its cache also finds two
-# Certificates naming one Secret (controller/run.rs, certificate::older_claimant). Before a
+# Certificates naming one Secret (controller/run.rs, certificate::gather::older_claimant). Before a
 # Secret is adopted, the Certificate it names is looked up live in case the cache lags
-# (certificate::claims_secret: get).
+# (certificate::gather::claims_secret: get).
 - apiGroups: [certsmith.dev]
   resources: [certificates]
   verbs: [get, list, watch]
 # Status is written with server-side apply after each issuance or failure
-# (certificate::write_status).
+# (certificate::report::write_status).
 - apiGroups: [certsmith.dev]
   resources: [certificates/status]
   verbs: [patch]
-# Issuers are resolved at issuance (controller::issuer::fetch) and watched by the Issuer
-# controller, which writes their Ready condition (controller::issuer::reconcile).
+# Issuers are read at issuance (controller::issuer::spec_of) and watched by the Issuer
+# controller, which writes their Ready condition and policy summary
+# (controller::issuer::reconcile).
 - apiGroups: [certsmith.dev]
   resources: [issuers]
   verbs: [get, list, watch]
 - apiGroups: [certsmith.dev]
   resources: [issuers/status]
   verbs: [patch]
-# get: the TLS Secret is read live before every decision (certificate::reconcile), and an
+# get: the TLS Secret is read live before every decision (certificate::gather), and an
 # Issuer's CA, Vault or AWS credential Secrets are read from its own namespace
-# (controller::issuer::build_signer, controller::vault, controller::aws_pca), as are
-# AWS Private CA pending-request Secrets (certificate::issue_async).
-# list, watch: the watch on Secrets labelled certsmith.dev/managed notices a deleted or
-# edited TLS Secret (controller/run.rs); Kubernetes RBAC cannot narrow it to the label.
-# create, patch: TLS Secrets are written with server-side apply (secret::apply), which
-# creates them the first time; pending-request Secrets are created, then patched with
-# the certificate ARN (certificate::issue_async).
-# delete: AWS PCA issuer: the pending-key Secret <certificate>-certsmith-pending is removed
-# once the signed certificate is stored, or when it no longer matches the Certificate
-# (certificate::discard_pending). TLS Secrets are never deleted.
+# (issuer::capabilities::SecretReader), as are AWS Private CA pending-request Secrets
+# (issuer::capabilities::PendingStore).
+# list, watch: the metadata-only watch on Secrets labelled certsmith.dev/managed notices a
+# deleted or edited TLS Secret, and the one on the Secrets issuers name follows a CA key pair
+# or credential change (controller/run.rs); Kubernetes RBAC cannot narrow them to labels.
+# create, patch: TLS Secrets are written with server-side apply (secret::apply_at), which
+# creates them the first time; pending-request Secrets are created, then patched with the
+# certificate ARN (issuer::capabilities::PendingStore).
+# update: a Secret whose extra outputs, keystores or owner reference no longer match the
+# spec is replaced (with its resourceVersion) around the same certificate, so keys and
+# references the operator stopped writing go (certificate::store::rewrite, secret::replace_at).
+# delete: the pending-request Secret <certificate>-certsmith-pending is removed once the
+# signed certificate is stored, or when it no longer matches the Certificate
+# (PendingStore::discard_leftover, secret::delete_exactly with a UID precondition). TLS
+# Secrets are never deleted.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, update, patch, delete]
+# Identity policy at issuance (controller::certificate::policy): a ClusterIssuer's
+# policy.namespaces.selector needs the Certificate's namespace's labels (namespaces: get),
+# and spiffe.requireServiceAccount needs to know that the SVID's ServiceAccount exists
+# (serviceaccounts: get, metadata only).
+- apiGroups: [""]
+  resources: [namespaces, serviceaccounts]
+  verbs: [get]
 # Events on Certificates: published and then aggregated into series by kube-runtime's
-# Recorder (certificate::publish). Cluster-wide, this also covers the Events on
+# Recorder (certificate::report::publish). Cluster-wide, this also covers the Events on
 # TrustBundles, which go to the default namespace (trust_bundle::publish).
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -4,11 +4,13 @@
 //! check reads what it needs from [`Input`], which parses the Secret's certificate and key once.
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 
-use crate::api::CertificateSpec;
+use crate::api::{CertificateSpec, SecretCleanupPolicy};
 use crate::issuer::{BackendType, PENDING_SECRET_SUFFIX};
 use crate::pki::inspect::{self, CertInfo};
 use crate::pki::keys::PrivateKey;
+use crate::pki::outputs::{self, Passwords};
 use crate::pki::renewal::{self, RenewBefore};
 use crate::reason::{Problem, Reason};
 use crate::time::rfc3339;
@@ -43,6 +45,10 @@ pub struct SecretData {
     pub renew_request: Option<String>,
     /// When the operator wrote the certificate (Unix seconds), for the renewal floor.
     pub issued_at: Option<i64>,
+    /// The extra outputs present (`tls-combined.pem`, `keystore.p12`, ...), by key.
+    pub outputs: BTreeMap<String, Vec<u8>>,
+    /// The Secret carries an owner reference to this Certificate (`secretCleanupPolicy`).
+    pub owned_by_certificate: bool,
 }
 
 impl SecretData {
@@ -64,6 +70,8 @@ pub struct Observed<'a> {
     /// The renew annotation's value, and the value last acted upon.
     pub renew_requested: Option<&'a str>,
     pub renew_handled: Option<&'a str>,
+    /// The keystore passwords, or why they cannot be read.
+    pub passwords: Result<&'a Passwords, &'a Problem>,
     pub now: i64,
 }
 
@@ -89,6 +97,9 @@ pub enum Decision {
     },
     /// Issuing would be wrong; a user must change something.
     Refuse(Problem),
+    /// The certificate is good, but the Secret around it is not what the spec asks for (extra
+    /// outputs, keystores, owner reference): write it again from its own key and certificate.
+    Rewrite { why: Problem, current: Current },
 }
 
 /// One check of the chain: its name (for docs and tests) and what it looks at.
@@ -119,6 +130,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "secret-not-ours",
         run: secret_not_ours,
+    },
+    Check {
+        name: "keystore-password-unavailable",
+        run: keystore_password_unavailable,
     },
     Check {
         name: "data-missing",
@@ -159,6 +174,14 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "renewal-due",
         run: renewal_due,
+    },
+    Check {
+        name: "outputs-stale",
+        run: outputs_stale,
+    },
+    Check {
+        name: "cleanup-policy-changed",
+        run: cleanup_policy_changed,
     },
 ];
 
@@ -253,6 +276,48 @@ fn refuse(reason: Reason, message: impl Into<String>) -> Option<Decision> {
 
 fn nonempty(v: &Option<Vec<u8>>) -> Option<&[u8]> {
     v.as_deref().filter(|b| !b.is_empty())
+}
+
+/// A keystore password that cannot be read blocks every write: a store under a wrong or empty
+/// password would be worse than none. The Secret as it is stays.
+fn keystore_password_unavailable(i: &Input<'_>) -> Option<Decision> {
+    i.o.passwords.err().map(|p| Decision::Refuse(p.clone()))
+}
+
+/// The Secret's extra outputs and keystores follow the spec, the key, the certificates and
+/// the passwords; when they do not, the Secret is written again, never re-issued.
+fn outputs_stale(i: &Input<'_>) -> Option<Decision> {
+    let data = i.data()?;
+    let passwords = i.o.passwords.ok()?;
+    let source = outputs::Source {
+        key_pem: nonempty(&data.tls_key)?,
+        chain_pem: nonempty(&data.tls_crt)?,
+        ca_pem: data.ca_crt.as_deref().unwrap_or_default(),
+        not_before: i.leaf()?.not_before,
+    };
+    let why = outputs::stale(i.o.spec, &source, passwords, &data.outputs)?;
+    Some(Decision::Rewrite {
+        why: Problem::new(Reason::OutputsUpdated, why),
+        current: i.current()?,
+    })
+}
+
+/// `secretCleanupPolicy: Delete` needs an owner reference on the Secret, `Keep` none.
+fn cleanup_policy_changed(i: &Input<'_>) -> Option<Decision> {
+    let data = i.data()?;
+    let wanted = i.o.spec.secret_cleanup_policy == Some(SecretCleanupPolicy::Delete);
+    if wanted == data.owned_by_certificate {
+        return None;
+    }
+    let why = if wanted {
+        "secretCleanupPolicy is Delete: the Secret gets an owner reference to the Certificate"
+    } else {
+        "secretCleanupPolicy is Keep: the Secret's owner reference to the Certificate is removed"
+    };
+    Some(Decision::Rewrite {
+        why: Problem::new(Reason::OutputsUpdated, why),
+        current: i.current()?,
+    })
 }
 
 fn reserved_secret_name(i: &Input<'_>) -> Option<Decision> {
@@ -491,6 +556,10 @@ mod tests {
 
     const T0: i64 = 1_800_000_000;
     const HOUR: i64 = 3600;
+    static NO_PASSWORDS: Passwords = Passwords {
+        pkcs12: None,
+        jks: None,
+    };
 
     fn spec(extra: serde_json::Value) -> CertificateSpec {
         let mut base = serde_json::json!({
@@ -517,6 +586,8 @@ mod tests {
             revision: Some(1),
             renew_request: None,
             issued_at: Some(at),
+            outputs: BTreeMap::new(),
+            owned_by_certificate: false,
         }
     }
 
@@ -528,6 +599,7 @@ mod tests {
             claimed_by: None,
             renew_requested: None,
             renew_handled: None,
+            passwords: Ok(&NO_PASSWORDS),
             now,
         }
     }
@@ -537,6 +609,7 @@ mod tests {
             Decision::UpToDate(_) => Reason::UpToDate,
             Decision::Issue { why, .. } => why.reason,
             Decision::Refuse(p) => p.reason,
+            Decision::Rewrite { why, .. } => why.reason,
         }
     }
 
@@ -798,6 +871,8 @@ mod tests {
             revision: None,
             renew_request: None,
             issued_at: None,
+            outputs: BTreeMap::new(),
+            owned_by_certificate: false,
         };
         assert_eq!(
             reason(&decide(&observe(&s, SecretState::Ours(&data), T0))),

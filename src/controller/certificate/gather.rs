@@ -9,7 +9,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use crate::api::Certificate;
+use crate::api::{Certificate, PasswordSecretRef};
+use crate::pki::outputs::{self, Passwords};
+use crate::pki::{Sensitive, keystore};
 use crate::reason::{Problem, Reason};
 use crate::secret;
 
@@ -21,8 +23,11 @@ pub struct Gathered {
     pub found: Option<Secret>,
     /// An older Certificate in the namespace that names the same Secret.
     pub claimed_by: Option<String>,
-    /// The Certificate's own name.
+    /// The keystore passwords the spec names, or why they cannot be read.
+    pub passwords: Result<Passwords, Problem>,
+    /// The Certificate's own name and UID.
     me: String,
+    uid: String,
 }
 
 impl Gathered {
@@ -31,7 +36,7 @@ impl Gathered {
         self.found
             .as_ref()
             .filter(|s| secret::owner(s) == Some(self.me.as_str()))
-            .map(secret_data)
+            .map(|s| secret_data(s, &self.uid))
     }
 
     pub fn state<'a>(&'a self, data: Option<&'a SecretData>) -> SecretState<'a> {
@@ -58,15 +63,82 @@ pub async fn gather(ctx: &Context, cert: &Certificate) -> Result<Gathered, Error
     {
         found = Some(adopt(ctx, cert, &secrets, s, owner).await?);
     }
+    let passwords = passwords(&secrets, cert).await?;
     Ok(Gathered {
         found,
         claimed_by,
+        passwords,
         me: cert.name_any(),
+        uid: cert.metadata.uid.clone().unwrap_or_default(),
     })
 }
 
-/// The parts of a Secret decisions look at (pure).
-pub fn secret_data(s: &Secret) -> SecretData {
+/// The keystore passwords, read live from the Secrets the spec names (only when asked for).
+/// A missing Secret or key, or a JKS password JKS cannot take, is a problem for the user; an
+/// API error is retried.
+async fn passwords(
+    secrets: &Api<Secret>,
+    cert: &Certificate,
+) -> Result<Result<Passwords, Problem>, Error> {
+    let stores = cert.spec.keystores.clone().unwrap_or_default();
+    let mut out = Passwords::default();
+    if let Some(p12) = stores.pkcs12.filter(|p| p.create) {
+        match password(secrets, &p12.password_secret_ref, "pkcs12").await? {
+            Ok(pw) => out.pkcs12 = Some(pw),
+            Err(p) => return Ok(Err(p)),
+        }
+    }
+    if let Some(jks) = stores.jks.filter(|j| j.create) {
+        match password(secrets, &jks.password_secret_ref, "jks").await? {
+            Ok(pw) if pw.len_chars() < keystore::JKS_MIN_PASSWORD => {
+                return Ok(Err(Problem::new(
+                    Reason::KeystorePasswordUnavailable,
+                    format!(
+                        "keystores.jks.passwordSecretRef: the password in Secret {:?} key {:?} is shorter than the {} characters JKS needs",
+                        jks.password_secret_ref.name,
+                        jks.password_secret_ref.key,
+                        keystore::JKS_MIN_PASSWORD
+                    ),
+                )));
+            }
+            Ok(pw) => out.jks = Some(pw),
+            Err(p) => return Ok(Err(p)),
+        }
+    }
+    Ok(Ok(out))
+}
+
+async fn password(
+    secrets: &Api<Secret>,
+    reference: &PasswordSecretRef,
+    store: &str,
+) -> Result<Result<Sensitive, Problem>, Error> {
+    let missing = |what: String| {
+        Ok(Err(Problem::new(
+            Reason::KeystorePasswordUnavailable,
+            format!("keystores.{store}.passwordSecretRef: {what}; the Secret is left as it is"),
+        )))
+    };
+    let Some(found) = secrets.get_opt(&reference.name).await? else {
+        return missing(format!("Secret {:?} not found", reference.name));
+    };
+    let Some(bytes) = secret::value(&found, &reference.key) else {
+        return missing(format!(
+            "Secret {:?} has no key {:?}",
+            reference.name, reference.key
+        ));
+    };
+    match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => Ok(Ok(Sensitive::verbatim(text))),
+        Err(_) => missing(format!(
+            "the value of Secret {:?} key {:?} is not UTF-8 text",
+            reference.name, reference.key
+        )),
+    }
+}
+
+/// The parts of a Secret decisions look at (pure). `certificate_uid`: the Certificate's.
+pub fn secret_data(s: &Secret, certificate_uid: &str) -> SecretData {
     let get = |k: &str| secret::value(s, k).map(<[u8]>::to_vec);
     let ann = |k: &str| s.annotations().get(k).cloned();
     SecretData {
@@ -81,6 +153,14 @@ pub fn secret_data(s: &Secret) -> SecretData {
         issued_at: ann(secret::ISSUED_AT_ANNOTATION)
             .as_deref()
             .and_then(crate::time::parse),
+        outputs: outputs::ALL
+            .iter()
+            .filter_map(|k| Some((k.to_string(), get(k)?)))
+            .collect(),
+        owned_by_certificate: s
+            .owner_references()
+            .iter()
+            .any(|o| o.kind == "Certificate" && o.uid == certificate_uid),
     }
 }
 
@@ -201,7 +281,7 @@ mod tests {
             ]
             .into(),
         );
-        let data = secret_data(&s);
+        let data = secret_data(&s, "uid");
         assert_eq!(data.tls_crt.as_deref(), Some(&b"crt"[..]));
         assert_eq!(data.tls_key, None);
         assert_eq!(data.revision, Some(7));

@@ -18,10 +18,12 @@ use crate::pki::{renewal, request};
 use crate::reason::{Problem, Reason};
 
 use super::decide::{self, Current, Observed, SecretState};
+use super::policy::Blocked;
 use super::status::Outcome;
 use super::store::{self, StoreError, WriteTarget};
-use super::{Context, Error, report, requeue_at};
+use super::{Context, Error, REFUSED_REQUEUE, report, requeue_at};
 use crate::controller::limits::{Pass, Refusal};
+use crate::policy::Denial;
 
 /// How long an issuance waits for one of its issuer's permits before it gives the worker back.
 const GATE_WAIT: Duration = Duration::from_millis(500);
@@ -58,6 +60,8 @@ pub enum IssueError {
     Conflict,
     /// The issuer's backend already has all the calls it may have at once.
     Busy,
+    /// The issuer's identity policy does not allow what the Certificate asks for.
+    Denied(Denial),
 }
 
 impl From<Problem> for IssueError {
@@ -149,6 +153,22 @@ pub async fn issue(
         Err(IssueError::Conflict) => Ok(Action::requeue(Duration::from_secs(1))),
         // The issuer's share of workers is busy: look again shortly, nothing failed.
         Err(IssueError::Busy) => Ok(Action::requeue(busy_delay(observed.identity))),
+        // Nothing was signed and nothing counts as a failure: the policy decides the same way
+        // until it or the Certificate changes (both are watched).
+        Err(IssueError::Denied(denial)) => {
+            let problem = Problem::new(Reason::PolicyDenied, denial.message);
+            let outcome = Outcome::Denied {
+                denial: &problem,
+                current: current.as_ref(),
+            };
+            if report::write_status(ctx, cert, prev, &outcome, now).await? {
+                ctx.metrics
+                    .policy_denial(&issuer_label(cert), issuer_kind, denial.field);
+                warn!(certificate = %observed.identity, reason = %Reason::PolicyDenied, "{}", problem.message);
+                report::publish(ctx, cert, EventType::Warning, &problem).await;
+            }
+            Ok(Action::requeue(REFUSED_REQUEUE))
+        }
         Err(IssueError::Problem(failure)) => {
             ctx.metrics
                 .issuance(issuer_kind, "failure", started.elapsed());
@@ -169,6 +189,17 @@ pub async fn issue(
             report::write_status(ctx, cert, prev, &outcome, now).await?;
             report::publish(ctx, cert, EventType::Warning, &failure).await;
             Ok(requeue_at(retry_at, now))
+        }
+    }
+}
+
+/// The `issuer` label of a policy denial: the name, `namespace/name` for an Issuer.
+fn issuer_label(cert: &Certificate) -> String {
+    let name = &cert.spec.issuer_ref.name;
+    match cert.spec.issuer_ref.kind {
+        crate::api::IssuerKind::ClusterIssuer => name.clone(),
+        crate::api::IssuerKind::Issuer => {
+            format!("{}/{name}", cert.namespace().unwrap_or_default())
         }
     }
 }
@@ -253,12 +284,18 @@ async fn sign_and_store(ctx: &Context, issuance: &Issuance<'_>) -> Result<Stored
         _ => None,
     };
     let revision = decide::next_revision(issuance.prev.revision, in_secret)?;
+    let issuer = IssuerId::referenced(&namespace, &cert.spec.issuer_ref);
+    let spec = super::super::issuer::spec_of(ctx, &issuer).await?;
+    match super::policy::check(ctx, cert, &issuer, &spec).await {
+        Ok(()) => {}
+        Err(Blocked::Denied(denial)) => return Err(IssueError::Denied(denial)),
+        Err(Blocked::Unknown(problem)) => return Err(problem.into()),
+    }
     if let Some(unwritten) = take_unwritten(ctx, cert, observed.now) {
         info!(certificate = %observed.identity, "writing the certificate signed before the Secret was refused");
         return store_signed(ctx, issuance, unwritten, None).await;
     }
-    let backend = super::super::issuer::resolve(ctx, &namespace, &cert.spec.issuer_ref).await?;
-    let issuer = IssuerId::referenced(&namespace, &cert.spec.issuer_ref);
+    let backend = super::super::issuer::ready_backend(ctx, &issuer, &spec).await?;
     let _pass = match backend.backend_type().is_remote() {
         true => Some(enter_gate(ctx, &issuer).await?),
         false => None,

@@ -4,7 +4,7 @@
 //!    claimant of it (I/O);
 //! 2. `decide`: an ordered list of named checks says whether to issue and why (pure; the
 //!    certificate-to-spec comparisons are in `profile`);
-//! 3. `issue`: ask the issuer's backend to sign (through its gate), or wait out a backoff;
+//! 3. `issue`: check the issuer's identity policy (`policy`), ask the issuer's backend to sign (through its gate), or wait out a backoff;
 //! 4. `store`: write the Secret, conditional on what the decision saw;
 //! 5. `status` (pure) and `report`: conditions, Events and metrics.
 //!
@@ -13,6 +13,7 @@
 pub mod decide;
 mod gather;
 mod issue;
+mod policy;
 pub mod profile;
 mod report;
 pub mod status;
@@ -25,6 +26,7 @@ use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
+use tracing::info;
 
 use crate::api::{Certificate, RENEW_ANNOTATION};
 use crate::issuer::PendingStore;
@@ -40,7 +42,7 @@ use status::Outcome;
 /// Longest time between two looks at a healthy Certificate, as a safety net.
 const MAX_REQUEUE: Duration = Duration::from_secs(8 * 3600);
 /// How often to look again at a Certificate blocked by something the operator does not watch.
-const REFUSED_REQUEUE: Duration = Duration::from_secs(60);
+pub(crate) const REFUSED_REQUEUE: Duration = Duration::from_secs(60);
 
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let cert: Certificate = match super::typed(&obj) {
@@ -48,6 +50,9 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         Err(e) => return report::malformed(&obj, &ctx, e).await,
     };
     let namespace = cert.namespace().unwrap_or_default();
+    ctx.shared
+        .secret_refs
+        .set(&namespace, &cert.name_any(), cert.spec.password_secrets());
     let now = ctx.now();
     let identity = format!("{namespace}/{}", cert.name_any());
 
@@ -61,6 +66,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         claimed_by: gathered.claimed_by.as_deref(),
         renew_requested: cert.annotations().get(RENEW_ANNOTATION).map(String::as_str),
         renew_handled: prev.last_renew_request.as_deref(),
+        passwords: gathered.passwords.as_ref(),
         now,
     };
 
@@ -71,6 +77,28 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             remove_leftover_request(&ctx, &cert, &prev, &observed).await;
             report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await?;
             Ok(requeue_at(current.renewal_time, now))
+        }
+        Decision::Rewrite { why, current } => {
+            let secrets = Api::namespaced(ctx.client.clone(), &namespace);
+            let (Some(data), Some(read)) = (data.as_ref(), gathered.found.as_ref()) else {
+                return Ok(Action::requeue(REFUSED_REQUEUE));
+            };
+            match store::rewrite(&ctx, &cert, &observed, data, &secrets, read).await {
+                Ok(()) => {
+                    info!(certificate = %identity, reason = %why.reason, "Secret written again: {}", why.message);
+                    report::publish(&ctx, &cert, EventType::Normal, &why).await;
+                    report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now)
+                        .await?;
+                    Ok(requeue_at(current.renewal_time, now))
+                }
+                Err(store::RewriteError::NotLeading) => Err(Error::NotLeading),
+                Err(store::RewriteError::Conflict) => Ok(Action::requeue(Duration::from_secs(1))),
+                Err(store::RewriteError::Failed(problem)) => {
+                    tracing::warn!(certificate = %identity, reason = %problem.reason, "{}", problem.message);
+                    report::publish(&ctx, &cert, EventType::Warning, &problem).await;
+                    Ok(Action::requeue(REFUSED_REQUEUE))
+                }
+            }
         }
         Decision::Refuse(problem) => {
             if report::write_status(&ctx, &cert, &prev, &Outcome::Refused(&problem), now).await? {

@@ -18,6 +18,12 @@ pub enum Outcome<'a> {
         renew_request: Option<&'a str>,
     },
     Refused(&'a Problem),
+    /// The issuer's policy does not allow the Certificate; an existing certificate stays in
+    /// the Secret until it expires and is not renewed.
+    Denied {
+        denial: &'a Problem,
+        current: Option<&'a Current>,
+    },
     /// An asynchronous CA is working on the request; nothing failed.
     Pending {
         why: &'a Problem,
@@ -75,6 +81,31 @@ pub fn desired(
                     status: true,
                     reason: problem.reason.as_str().into(),
                     message: problem.message.clone(),
+                },
+            ]
+        }
+        Outcome::Denied { denial, current } => {
+            next.failed_issuance_attempts = prev.failed_issuance_attempts;
+            next.last_failure_time = prev.last_failure_time.clone();
+            let message = match current {
+                Some(c) => {
+                    describe(&mut next, c);
+                    format!(
+                        "{}; the current certificate (serial {}, valid until {}) stays in the Secret and will not be renewed",
+                        denial.message,
+                        c.leaf.serial,
+                        rfc3339(c.leaf.not_after)
+                    )
+                }
+                None => denial.message.clone(),
+            };
+            vec![
+                ready(false, denial.reason, message.clone()),
+                DesiredCondition {
+                    type_: STALLED,
+                    status: true,
+                    reason: denial.reason.as_str().into(),
+                    message,
                 },
             ]
         }

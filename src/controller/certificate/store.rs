@@ -2,9 +2,14 @@
 //! on what the decision saw, so a replica that lost its lease (or any other writer that got
 //! there first) cannot have an old decision overwrite a newer one.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
 use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+
+use crate::api::Certificate;
+use crate::pki::outputs;
 
 use crate::issuer::{BackendType, SignedChain};
 use crate::pki::inspect::{self, CertInfo};
@@ -14,7 +19,7 @@ use crate::reason::{Problem, Reason};
 use crate::secret;
 
 use super::Context;
-use super::decide::{self, Current};
+use super::decide::{self, Current, Observed, SecretData};
 use super::issue::{Issuance, IssueError};
 
 /// How the Secret is written.
@@ -72,6 +77,13 @@ pub async fn store(
     let key_pem = key
         .to_pem(cert.spec.key_encoding())
         .map_err(|e| Problem::new(Reason::KeyGenerationFailed, e.to_string()))?;
+    let source = outputs::Source {
+        key_pem: key_pem.as_bytes(),
+        chain_pem: signed.chain_pem.as_bytes(),
+        ca_pem: signed.ca_pem.as_bytes(),
+        not_before: leaf.not_before,
+    };
+    let extra = render_outputs(cert, observed, &source)?;
     let contents = secret::Contents {
         chain_pem: &signed.chain_pem,
         key_pem: &key_pem,
@@ -81,6 +93,7 @@ pub async fn store(
         issuer_type: backend.as_str(),
         renew_request: observed.renew_requested,
         issued_at: observed.now,
+        outputs: extra,
     };
     if !ctx.is_leading() {
         return Err(StoreError::Issue(IssueError::NotLeading));
@@ -131,6 +144,90 @@ pub async fn store(
         revision: Some(revision),
         renew_request: observed.renew_requested.map(str::to_string),
     })
+}
+
+/// The extra outputs and keystores the spec asks for, from the Secret's own material.
+fn render_outputs(
+    cert: &Certificate,
+    observed: &Observed<'_>,
+    source: &outputs::Source<'_>,
+) -> Result<BTreeMap<String, Vec<u8>>, Problem> {
+    let passwords = observed.passwords.map_err(Clone::clone)?;
+    outputs::render(&cert.spec, source, passwords).map_err(|e| {
+        Problem::new(
+            Reason::InvalidData,
+            format!("encoding the Secret's outputs: {e}"),
+        )
+    })
+}
+
+/// Why a Secret could not be written again.
+pub enum RewriteError {
+    NotLeading,
+    /// The Secret changed since it was read.
+    Conflict,
+    Failed(Problem),
+}
+
+/// Write the Secret again around the certificate it holds (same key, chain and annotations),
+/// with the outputs and owner reference the spec asks for. Nothing is signed.
+pub async fn rewrite(
+    ctx: &Context,
+    cert: &Certificate,
+    observed: &Observed<'_>,
+    data: &SecretData,
+    secrets: &Api<Secret>,
+    read: &Secret,
+) -> Result<(), RewriteError> {
+    let text = |v: &Option<Vec<u8>>| String::from_utf8(v.clone().unwrap_or_default()).ok();
+    let (Some(chain_pem), Some(key_pem), Some(ca_pem)) =
+        (text(&data.tls_crt), text(&data.tls_key), text(&data.ca_crt))
+    else {
+        return Err(RewriteError::Conflict);
+    };
+    let leaf = inspect::parse_chain(chain_pem.as_bytes())
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .ok_or(RewriteError::Conflict)?;
+    let source = outputs::Source {
+        key_pem: key_pem.as_bytes(),
+        chain_pem: chain_pem.as_bytes(),
+        ca_pem: ca_pem.as_bytes(),
+        not_before: leaf.not_before,
+    };
+    let extra = render_outputs(cert, observed, &source).map_err(RewriteError::Failed)?;
+    let contents = secret::Contents {
+        chain_pem: &chain_pem,
+        key_pem: &key_pem,
+        ca_pem: &ca_pem,
+        leaf: &leaf,
+        revision: data.revision.unwrap_or(1),
+        issuer_type: data.issuer_type.as_deref().unwrap_or_default(),
+        renew_request: data.renew_request.as_deref(),
+        issued_at: data.issued_at.unwrap_or(leaf.not_before),
+        outputs: extra,
+    };
+    if !ctx.is_leading() {
+        return Err(RewriteError::NotLeading);
+    }
+    let ours: Vec<&str> = ["tls.crt", "tls.key", "ca.crt"]
+        .into_iter()
+        .chain(outputs::ALL)
+        .collect();
+    let uid = cert.metadata.uid.as_deref().unwrap_or_default();
+    let desired = secret::build(cert, &contents);
+    match secret::replace_at(secrets, read, &desired, &ours, uid).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Err(RewriteError::Conflict),
+        Err(e) => Err(RewriteError::Failed(Problem::new(
+            Reason::SecretWriteFailed,
+            format!(
+                "the API server refused Secret {:?}: {}",
+                cert.spec.secret_name,
+                api_message(&e)
+            ),
+        ))),
+    }
 }
 
 /// The leaf of what a backend returned, if it is readable and for `key` (pure).

@@ -530,14 +530,19 @@ async fn patch_status(ctx: &Context, name: &str, status: &TrustBundleStatus) -> 
         "kind": TrustBundle::kind(&()),
         "status": status,
     });
-    Api::<TrustBundle>::all(ctx.client.clone())
+    let patched = Api::<TrustBundle>::all(ctx.client.clone())
         .patch_status(
             name,
             &PatchParams::apply(crate::secret::FIELD_MANAGER).force(),
             &Patch::Apply(body),
         )
-        .await?;
-    Ok(())
+        .await;
+    match patched {
+        // Deleted while it was being synced: what it wrote goes with it (owner references).
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn publish(
