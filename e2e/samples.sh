@@ -42,5 +42,19 @@ for s in agents/orders-agent-tls agents/billing-agent-tls certsmith/agents-root-
   [ "$cert_pub" = "$key_pub" ] || { echo "samples: $s key does not match its certificate" >&2; exit 1; }
   echo "$s: key matches certificate"
 done
+# The agents' trust bundle: the ConfigMap in their namespace anchors both agents' chains.
+if ! kubectl wait --for condition=Ready=True trustbundle/agents-trust --timeout=60s >/dev/null; then
+  echo "samples: TrustBundle agents-trust not Ready" >&2
+  kubectl get trustbundle agents-trust -o yaml >&2
+  tail -n 30 "$work/operator.log" >&2
+  exit 1
+fi
+kubectl get trustbundle agents-trust
+kubectl get configmap -n agents agents-trust -o 'jsonpath={.data.ca\.crt}' >"$work/bundle.crt"
+for s in orders-agent-tls billing-agent-tls; do
+  kubectl get secret -n agents "$s" -o 'jsonpath={.data.tls\.crt}' | base64 -d >"$work/leaf.crt"
+  openssl verify -CAfile "$work/bundle.crt" "$work/leaf.crt" >/dev/null
+  echo "agents/$s: verifies against the agents-trust bundle"
+done
 kubectl delete -f "$root/config/samples/" --wait=false >/dev/null
 echo "samples: OK"
