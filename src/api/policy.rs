@@ -167,7 +167,10 @@ pub struct SpiffePolicy {
 
 /// One allowed key algorithm and, optionally, its sizes.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-#[x_kube(validation = Rule::new("!has(self.sizes) || (self.algorithm == 'RSA' ? self.sizes.all(s, s in [2048, 3072, 4096, 8192]) : (self.algorithm == 'ECDSA' ? self.sizes.all(s, s in [256, 384, 521]) : size(self.sizes) == 0))").message("sizes must be 256, 384 or 521 for ECDSA, 2048, 3072, 4096 or 8192 for RSA, and unset for Ed25519"))]
+#[x_kube(
+    validation = Rule::new("!has(self.sizes) || (self.algorithm == 'RSA' ? self.sizes.all(s, s in [2048, 3072, 4096, 8192]) : (self.algorithm == 'ECDSA' ? self.sizes.all(s, s in [256, 384, 521]) : size(self.sizes) == 0))").message("sizes must be 256, 384 or 521 for ECDSA, 2048, 3072, 4096 or 8192 for RSA, and unset for Ed25519"),
+    validation = Rule::new("!has(self.size) || (self.algorithm == 'RSA' ? self.size in [2048, 3072, 4096, 8192] : (self.algorithm == 'ECDSA' ? self.size in [256, 384, 521] : false))").message("size must be 256, 384 or 521 for ECDSA, 2048, 3072, 4096 or 8192 for RSA, and unset for Ed25519"),
+)]
 #[serde(rename_all = "camelCase")]
 pub struct AllowedKeyAlgorithm {
     /// `ECDSA`, `RSA` or `Ed25519`.
@@ -176,6 +179,18 @@ pub struct AllowedKeyAlgorithm {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 4), extend("x-kubernetes-list-type" = "set"))]
     pub sizes: Vec<u32>,
+    /// One allowed size, as a Certificate's `privateKey.size` is written; adds to `sizes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+}
+
+impl AllowedKeyAlgorithm {
+    /// The allowed sizes (`sizes` and `size`); empty: every size.
+    pub fn allowed_sizes(&self) -> Vec<u32> {
+        let mut sizes = self.sizes.clone();
+        sizes.extend(self.size.filter(|s| !sizes.contains(s)));
+        sizes
+    }
 }
 
 // ---- schema fragments ----

@@ -617,10 +617,11 @@ fn render_algorithms(policy: &Policy) -> Option<String> {
         .iter()
         .map(|a| {
             let name = algorithm_name(a.algorithm);
-            if a.sizes.is_empty() {
+            let allowed = a.allowed_sizes();
+            if allowed.is_empty() {
                 name.to_string()
             } else {
-                let sizes: Vec<String> = a.sizes.iter().map(u32::to_string).collect();
+                let sizes: Vec<String> = allowed.iter().map(u32::to_string).collect();
                 format!("{name} {}", sizes.join("/"))
             }
         })
@@ -639,8 +640,9 @@ fn check_key(policy: &Policy, spec: &CertificateSpec, out: &mut Vec<Denial>) {
     let algorithm = spec.key_algorithm();
     let size = spec.key_size();
     let ok = allowed.iter().any(|a| {
+        let sizes = a.allowed_sizes();
         a.algorithm == algorithm
-            && (a.sizes.is_empty() || algorithm == KeyAlgorithm::Ed25519 || a.sizes.contains(&size))
+            && (sizes.is_empty() || algorithm == KeyAlgorithm::Ed25519 || sizes.contains(&size))
     });
     if !ok {
         let requested = match algorithm {

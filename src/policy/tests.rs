@@ -541,3 +541,27 @@ fn field_labels_are_a_fixed_set() {
         ]
     );
 }
+
+#[test]
+fn a_single_size_counts_like_a_list_of_one() {
+    let p = policy(
+        json!({"keyAlgorithms": [{"algorithm": "RSA", "size": 3072}, {"algorithm": "ECDSA", "sizes": [256], "size": 384}]}),
+    );
+    let key = |algorithm: &str, size: u32| {
+        spec(json!({"commonName": "web", "privateKey": {"algorithm": algorithm, "size": size}}))
+    };
+    for (algorithm, size, ok) in [
+        ("RSA", 3072, true),
+        ("RSA", 2048, false),
+        ("ECDSA", 256, true),
+        ("ECDSA", 384, true),
+        ("ECDSA", 521, false),
+    ] {
+        let s = key(algorithm, size);
+        assert_eq!(
+            evaluate(Some(&p), &request(&s)).is_ok(),
+            ok,
+            "{algorithm} {size}"
+        );
+    }
+}
