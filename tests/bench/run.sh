@@ -4,7 +4,8 @@
 # second, the operator's peak RSS, API writes per issued certificate (from the API server's
 # own request counters), and then, over an idle window with nothing due, the writes, the CPU
 # time (utime+stime from /proc/<pid>/stat) and the steady-state RSS (VmRSS sampled each
-# second) of the operator.
+# second) of the operator. Also the control plane's side: kube-apiserver + etcd CPU time over
+# the same window, and every API request per certificate by verb and resource (reads too).
 #   make bench ARGS="--count 1000 --concurrency 16 --idle 30 [--backlog] [--issuer ca|vault|awspca]"
 # --issuer vault signs through OpenBao (intermediate PKI mount, AppRole login) and also
 # reports how many logins and sign requests the operator made.
@@ -60,6 +61,33 @@ for line in sys.stdin:
     if r in ("secrets", "events") or (r in ("certificates", "issuers") and sub == "status"):
         total += int(float(line.rsplit(" ", 1)[1]))
 print(total)'
+}
+
+# Every request the API server has served, as "VERB resource[/subresource] count" lines (from
+# its own apiserver_request_total), to count what an issuance costs it, reads included.
+api_requests() {
+  curl -sf --cacert "$certs/ca.crt" --cert "$certs/admin.crt" --key "$certs/admin.key" "$api/metrics" | python3 -c '
+import re, sys, collections
+counts = collections.Counter()
+for line in sys.stdin:
+    if not line.startswith("apiserver_request_total{"):
+        continue
+    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", line))
+    resource = labels.get("resource", "")
+    if labels.get("subresource"):
+        resource += "/" + labels["subresource"]
+    counts[(labels.get("verb", ""), resource or "-")] += int(float(line.rsplit(" ", 1)[1]))
+for (verb, resource), n in sorted(counts.items()):
+    print(verb, resource, n)'
+}
+# CPU time (utime+stime, clock ticks) of the control plane the operator talks to.
+control_plane_ticks() {
+  local total=0 pid c
+  for c in kube-apiserver etcd; do
+    pid=$(cat "$CERTSMITH_TESTENV_STATE/pids/$c.pid")
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
 }
 
 kubectl apply --server-side -f "$root/crds/certsmith.yaml" >/dev/null
@@ -171,12 +199,16 @@ if [ $backlog = 1 ]; then
   kill "$op_pid"; wait "$op_pid" 2>/dev/null || true
   kubectl apply -n bench -f "$work/certs.yaml" >/dev/null
   writes_before=$(operator_writes)
+  api_requests >"$work/requests.before"
+  cp_ticks_start=$(control_plane_ticks)
   start=$(date +%s.%N)
   start_operator
   ticks_start=0 # a new process
   applied=$start
 else
   writes_before=$(operator_writes)
+  api_requests >"$work/requests.before"
+  cp_ticks_start=$(control_plane_ticks)
   ticks_start=$(cpu_ticks)
   start=$(date +%s.%N)
   kubectl apply -n bench -f "$work/certs.yaml" >/dev/null
@@ -189,7 +221,27 @@ until [ "$(ready_count)" -ge "$target" ]; do
 done
 end=$(date +%s.%N)
 ticks_ready=$(cpu_ticks)
+cp_ticks_ready=$(control_plane_ticks)
 writes_after=$(operator_writes)
+api_requests >"$work/requests.after"
+# Requests per certificate by verb and resource, largest first (the benchmark's own polling of
+# Certificates, and in non-backlog mode its kubectl apply, are among them: LIST/GET/POST
+# certificates).
+requests_per_cert=$(python3 - "$work/requests.before" "$work/requests.after" "$count" <<'PY'
+import sys
+def load(path):
+    out = {}
+    for line in open(path):
+        verb, resource, n = line.split()
+        out[(verb, resource)] = int(n)
+    return out
+before, after, count = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
+delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+total = sum(delta.values())
+rows = sorted(delta.items(), key=lambda kv: -kv[1])
+print(f"{total / count:.2f} in all; " + ", ".join(f"{v} {r} {n / count:.2f}" for (v, r), n in rows[:10]))
+PY
+)
 rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
 backend_count() { # OPERATION
   curl -sf "http://127.0.0.1:$metrics_port/metrics" | awk -v op="$1" '$0 ~ "^certsmith_backend_requests_total" && $0 ~ "operation=\""op"\"" {n += $NF} END {print n + 0}'
@@ -234,6 +286,9 @@ print(f"API writes per cert     {($writes_after - $writes_before) / count:.2f} (
 print(f"writes while idle       {$writes_idle - $writes_after} in $idle s")
 issue_cpu = ($ticks_ready - $ticks_start) / $(getconf CLK_TCK)
 print(f"CPU to issue them       {issue_cpu:.2f} s ({1000 * issue_cpu / count:.1f} ms per certificate; utime+stime)")
+cp_cpu = ($cp_ticks_ready - $cp_ticks_start) / $(getconf CLK_TCK)
+print(f"control plane CPU       {cp_cpu:.2f} s ({1000 * cp_cpu / count:.1f} ms per certificate; kube-apiserver + etcd, same window)")
+print("API requests per cert   $requests_per_cert")
 idle_cpu = ($ticks_after_idle - $ticks_before_idle) / $(getconf CLK_TCK)
 idle_secs = $idle_secs
 print(f"CPU while idle          {idle_cpu:.2f} s in {idle_secs:.0f} s ({100 * idle_cpu / idle_secs:.2f}% of one core; utime+stime, resolution 1/$(getconf CLK_TCK) s)")
