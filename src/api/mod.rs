@@ -9,6 +9,7 @@ pub mod duration;
 pub mod issuer;
 pub mod policy;
 mod schema;
+pub mod selector;
 pub mod trust_bundle;
 
 pub use certificate::{
@@ -23,10 +24,10 @@ pub use issuer::{
     ClusterIssuer, Issuer, IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector,
     SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
 };
+pub use selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator};
 pub use trust_bundle::{
     BundleCertificate, BundleIssuerRef, BundleObjectKey, BundleSource, BundleTarget,
-    ClusterTrustBundleTarget, ConfigMapTarget, NamespaceSelector, SelectorOperator,
-    SelectorRequirement, TrustBundle, TrustBundleSpec, TrustBundleStatus,
+    ClusterTrustBundleTarget, ConfigMapTarget, TrustBundle, TrustBundleSpec, TrustBundleStatus,
 };
 
 /// The API group of every certsmith resource.

@@ -5,14 +5,13 @@
 //! the evaluator parses them again and denies, fail-closed, anything it cannot parse (a
 //! policy stored before a CRD upgrade, or written around admission).
 
-use std::collections::BTreeMap;
-
 use kube::KubeSchema;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 use super::certificate::{KeyAlgorithm, KeyUsage};
 use super::schema::DURATION;
+pub use super::selector::LabelSelector;
 
 /// Most patterns per name kind.
 pub const MAX_PATTERNS: u32 = 64;
@@ -75,45 +74,6 @@ pub struct NamespacePolicy {
     /// A label selector on the namespace's labels (`{}` selects every namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
-}
-
-/// A Kubernetes label selector (`metav1.LabelSelector`), with bounded sizes.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LabelSelector {
-    /// Labels the namespace must carry with exactly these values.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "match_labels")]
-    pub match_labels: BTreeMap<String, String>,
-    /// Requirements on the namespace's labels; all must hold.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
-    pub match_expressions: Vec<LabelSelectorRequirement>,
-}
-
-/// One label requirement.
-#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-#[x_kube(validation = Rule::new("self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)").message("In and NotIn need values; Exists and DoesNotExist take none"))]
-#[serde(rename_all = "camelCase")]
-pub struct LabelSelectorRequirement {
-    /// The label key.
-    #[schemars(length(min = 1, max = 317))]
-    pub key: String,
-    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
-    pub operator: SelectorOperator,
-    /// The values for `In` and `NotIn`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "label_values")]
-    pub values: Vec<String>,
-}
-
-/// A label selector operator.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum SelectorOperator {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
 }
 
 /// Name patterns per kind. A kind without patterns is not allowed.
@@ -314,24 +274,6 @@ fn namespace_names(_: &mut SchemaGenerator) -> Schema {
         "maxItems": 256,
         "x-kubernetes-list-type": "set",
         "items": {"type": "string", "maxLength": 63, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
-    })
-}
-
-fn match_labels(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "object",
-        "description": "Labels the namespace must carry with exactly these values.",
-        "maxProperties": 32,
-        "additionalProperties": {"type": "string", "maxLength": 63},
-    })
-}
-
-fn label_values(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "array",
-        "description": "The values for `In` and `NotIn`.",
-        "maxItems": 64,
-        "items": {"type": "string", "maxLength": 63},
     })
 }
 

@@ -2,8 +2,6 @@
 //! issuers, Secrets, ConfigMaps and inline PEM, and published as a ConfigMap in every namespace
 //! a selector matches (and optionally as a `ClusterTrustBundle`).
 
-use std::collections::BTreeMap;
-
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -11,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::IssuerKind;
 use super::conditions::Condition;
 use super::schema;
+use super::selector::LabelSelector;
 
 /// Longest TrustBundle name: it is a label value on the ConfigMaps it writes.
 pub const MAX_NAME: usize = 63;
@@ -110,7 +109,7 @@ pub struct BundleTarget {
     pub config_map: ConfigMapTarget,
     /// The namespaces that get the ConfigMap (`{}`: every namespace the operator serves). A
     /// namespace that stops matching loses it.
-    pub namespace_selector: NamespaceSelector,
+    pub namespace_selector: LabelSelector,
     /// Also publish a ClusterTrustBundle (certificates.k8s.io/v1beta1), which pods can
     /// project natively. It holds the CA certificates of the bundle only (the API server
     /// refuses others).
@@ -136,44 +135,6 @@ pub struct ClusterTrustBundleTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::signer_name")]
     pub signer_name: Option<String>,
-}
-
-/// A label selector for namespaces, as `metav1.LabelSelector`. Empty selects every namespace.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NamespaceSelector {
-    /// Labels a namespace must carry, with these values.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "schema::selector_labels")]
-    pub match_labels: BTreeMap<String, String>,
-    /// Requirements a namespace's labels must meet (all of them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
-    pub match_expressions: Vec<SelectorRequirement>,
-}
-
-/// One requirement of a label selector.
-#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-#[x_kube(validation = Rule::new("self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)").message("In and NotIn need values; Exists and DoesNotExist take none"))]
-pub struct SelectorRequirement {
-    /// The label key.
-    #[schemars(schema_with = "schema::label_key")]
-    pub key: String,
-    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
-    pub operator: SelectorOperator,
-    /// The values for `In` and `NotIn`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "schema::label_values")]
-    pub values: Vec<String>,
-}
-
-/// A label selector operator.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum SelectorOperator {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
 }
 
 /// What the bundle carries and where it was written.

@@ -21,7 +21,7 @@ pub mod spiffe;
 use std::collections::BTreeMap;
 
 use crate::api::duration;
-use crate::api::policy::{LabelSelector, Policy, SelectorOperator};
+use crate::api::policy::Policy;
 use crate::api::{CertificateSpec, IssuerKind, KeyAlgorithm, KeyUsage};
 
 use pattern::{
@@ -274,7 +274,7 @@ fn check_namespace(policy: &Policy, request: &Request<'_>, out: &mut Vec<Denial>
                 ),
             )),
             Some(labels) => {
-                if let Err(unmet) = selector_matches(selector, labels) {
+                if let Some(unmet) = selector.unmet(labels) {
                     out.push(deny(
                         Field::Namespace,
                         format!(
@@ -285,54 +285,6 @@ fn check_namespace(policy: &Policy, request: &Request<'_>, out: &mut Vec<Denial>
                 }
             }
         }
-    }
-}
-
-/// `Ok` when `labels` satisfy the selector, else the first requirement not met.
-pub fn selector_matches(
-    selector: &LabelSelector,
-    labels: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    for (key, value) in &selector.match_labels {
-        if labels.get(key) != Some(value) {
-            return Err(format!("{key}={value}"));
-        }
-    }
-    for r in &selector.match_expressions {
-        let value = labels.get(&r.key);
-        let ok = match r.operator {
-            SelectorOperator::In => value.is_some_and(|v| r.values.contains(v)),
-            SelectorOperator::NotIn => value.is_none_or(|v| !r.values.contains(v)),
-            SelectorOperator::Exists => value.is_some(),
-            SelectorOperator::DoesNotExist => value.is_none(),
-        };
-        if !ok {
-            return Err(render_requirement(r));
-        }
-    }
-    Ok(())
-}
-
-fn render_requirement(r: &crate::api::policy::LabelSelectorRequirement) -> String {
-    match r.operator {
-        SelectorOperator::In => format!("{} in ({})", r.key, r.values.join(",")),
-        SelectorOperator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
-        SelectorOperator::Exists => r.key.clone(),
-        SelectorOperator::DoesNotExist => format!("!{}", r.key),
-    }
-}
-
-fn render_selector(selector: &LabelSelector) -> String {
-    let mut parts: Vec<String> = selector
-        .match_labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    parts.extend(selector.match_expressions.iter().map(render_requirement));
-    if parts.is_empty() {
-        "every namespace".into()
-    } else {
-        parts.join(",")
     }
 }
 
@@ -728,7 +680,7 @@ pub fn summary(policy: Option<&Policy>, issuer_kind: IssuerKind) -> String {
             which.push(ns.match_names.join(","));
         }
         if let Some(selector) = &ns.selector {
-            which.push(format!("selector {}", render_selector(selector)));
+            which.push(format!("selector {}", selector.render()));
         }
         parts.push(format!("namespaces {}", which.join(" and ")));
     }

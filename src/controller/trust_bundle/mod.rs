@@ -41,7 +41,7 @@ use crate::time::rfc3339;
 use super::{Context, Error};
 
 pub use build::{Bundle, Entry, build, fingerprint, parse_source};
-pub use targets::{cluster_trust_bundle_name, selector};
+pub use targets::cluster_trust_bundle_name;
 
 /// Label on every ConfigMap and ClusterTrustBundle a TrustBundle writes, valued with its
 /// name: how they are found (and the only ones ever updated or deleted).
@@ -156,10 +156,7 @@ pub fn bundles_for_namespace(
         .iter()
         .filter(|b| {
             let selects = spec_of(b).is_some_and(|spec| {
-                targets::selects(
-                    &selector(&spec.target.namespace_selector),
-                    &namespace.metadata,
-                )
+                targets::selects(&spec.target.namespace_selector, &namespace.metadata)
             });
             let holds = || {
                 let r = ObjectRef::new(&b.name_any()).within(&ns);

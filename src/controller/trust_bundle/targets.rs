@@ -12,12 +12,12 @@ use k8s_openapi::api::certificates::v1beta1::{ClusterTrustBundle, ClusterTrustBu
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ObjectMeta, PostParams, Preconditions};
-use kube::core::{Expression, PartialObjectMeta, Selector, SelectorExt};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use crate::api::{NamespaceSelector, SelectorOperator, TrustBundle};
+use crate::api::{LabelSelector, TrustBundle};
 use crate::reason::{Problem, Reason};
 
 use super::{BUNDLE_LABEL, Bundles};
@@ -36,27 +36,9 @@ pub struct Outcome {
     pub problems: Vec<Problem>,
 }
 
-/// A namespace selector as kube's label selector.
-pub fn selector(s: &NamespaceSelector) -> Selector {
-    let labels = s
-        .match_labels
-        .iter()
-        .map(|(k, v)| Expression::Equal(k.clone(), v.clone()));
-    let expressions = s.match_expressions.iter().map(|r| {
-        let values = || r.values.iter().cloned().collect();
-        match r.operator {
-            SelectorOperator::In => Expression::In(r.key.clone(), values()),
-            SelectorOperator::NotIn => Expression::NotIn(r.key.clone(), values()),
-            SelectorOperator::Exists => Expression::Exists(r.key.clone()),
-            SelectorOperator::DoesNotExist => Expression::DoesNotExist(r.key.clone()),
-        }
-    });
-    labels.chain(expressions).collect()
-}
-
 /// Whether a namespace is selected: it matches and is not being deleted (nothing can be
 /// written into a terminating namespace, and what it holds goes with it).
-pub fn selects(selector: &Selector, namespace: &ObjectMeta) -> bool {
+pub fn selects(selector: &LabelSelector, namespace: &ObjectMeta) -> bool {
     let empty = BTreeMap::new();
     namespace.deletion_timestamp.is_none()
         && selector.matches(namespace.labels.as_ref().unwrap_or(&empty))
@@ -65,7 +47,7 @@ pub fn selects(selector: &Selector, namespace: &ObjectMeta) -> bool {
 /// The namespaces the operator serves that `selector` selects.
 pub fn selected(
     stores: &[Store<PartialObjectMeta<Namespace>>],
-    selector: &Selector,
+    selector: &LabelSelector,
 ) -> BTreeSet<String> {
     stores
         .iter()
@@ -190,7 +172,7 @@ enum Held {
 pub async fn sync_config_maps(b: &Bundles, tb: &TrustBundle, pem: &str) -> Outcome {
     let name = tb.name_any();
     let key = tb.spec.target.config_map.key.as_str();
-    let targets = selected(&b.namespaces, &selector(&tb.spec.target.namespace_selector));
+    let targets = selected(&b.namespaces, &tb.spec.target.namespace_selector);
     let want = digest(tb, key, pem);
     let want = want.as_str();
     let results: Vec<(String, Result<Held, Problem>)> =
@@ -582,7 +564,7 @@ mod tests {
                                      {"key": "legacy", "operator": "DoesNotExist"}]}),
             None,
         ));
-        let s = selector(&tb.spec.target.namespace_selector);
+        let s = tb.spec.target.namespace_selector.clone();
         assert!(selects(&s, &namespace(&[("trust", "agents")], false)));
         assert!(selects(
             &s,
@@ -600,7 +582,7 @@ mod tests {
         assert!(!selects(&s, &namespace(&[("trust", "agents")], true)));
         let all = bundle(spec(serde_json::json!({}), None));
         assert!(selects(
-            &selector(&all.spec.target.namespace_selector),
+            &all.spec.target.namespace_selector,
             &namespace(&[], false)
         ));
     }
