@@ -22,6 +22,9 @@ components=(etcd kube-apiserver kube-controller-manager openbao moto)
 # Marks a folder as made by this script: `down` deletes no folder without it.
 marker=.certsmith-testenv
 sa_issuer=https://kubernetes.default.svc.cluster.local
+# The node the tests act as (tests/integration/pod_certificates.rs): a kubelet's client certificate
+# for it is issued with the environment's other certificates.
+node_name=certsmith-testenv-node
 
 log() { echo "testenv: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -220,6 +223,10 @@ gen_certs() {
   # on this throwaway control plane it is also in system:masters.
   issue controller-manager /O=system:masters/CN=system:kube-controller-manager \
     keyUsage=critical,digitalSignature extendedKeyUsage=clientAuth
+  # A kubelet's identity, for tests that act as a node (PodCertificateRequests): the Node
+  # authorizer and NodeRestriction admission judge it as they judge a real kubelet.
+  issue node "/O=system:nodes/CN=system:node:$node_name" keyUsage=critical,digitalSignature \
+    extendedKeyUsage=clientAuth
   # ServiceAccount token signing (apiserver, controller-manager) and verification.
   openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
   openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
@@ -273,12 +280,13 @@ start_apiserver() {
     --bind-address=127.0.0.1 --secure-port="$port" --advertise-address=127.0.0.1 \
     --endpoint-reconciler-type=none --cert-dir="$state/apiserver" \
     --tls-cert-file="$c/apiserver.crt" --tls-private-key-file="$c/apiserver.key" \
-    --client-ca-file="$c/ca.crt" --authorization-mode=RBAC \
+    --client-ca-file="$c/ca.crt" --authorization-mode=Node,RBAC \
+    --enable-admission-plugins=NodeRestriction \
     --service-account-issuer="$sa_issuer" \
     --service-account-key-file="$c/sa.pub" --service-account-signing-key-file="$c/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 \
-    --runtime-config=certificates.k8s.io/v1beta1/clustertrustbundles=true \
-    --feature-gates=ClusterTrustBundle=true
+    --runtime-config=certificates.k8s.io/v1beta1/clustertrustbundles=true,certificates.k8s.io/v1beta1/podcertificaterequests=true \
+    --feature-gates=ClusterTrustBundle=true,PodCertificateRequest=true
   wait_ready kube-apiserver 90 api_get /readyz
 }
 
@@ -330,6 +338,7 @@ launch_all() {
   start_etcd "$etcd_client" "$etcd_peer" "$etcd_metrics" || return 1
   start_apiserver "$apiserver" || return 1
   write_kubeconfig "$state/kubeconfig" admin || return 1
+  write_kubeconfig "$state/node.kubeconfig" node || return 1
   write_kubeconfig "$state/controller-manager.kubeconfig" controller-manager || return 1
   start_controller_manager || return 1
   bao_token=$(openssl rand -hex 16)
@@ -348,6 +357,10 @@ write_env() {
     # shellcheck disable=SC2016 # $PATH expands when the file is sourced
     printf 'export PATH=%q:"$PATH"\n' "$kube_bin"
     exp KUBECONFIG "$state/kubeconfig"
+    # The node whose kubelet credentials node.kubeconfig holds (the Node object is the tests' to
+    # create).
+    exp CERTSMITH_TESTENV_NODE_NAME "$node_name"
+    exp CERTSMITH_TESTENV_NODE_KUBECONFIG "$state/node.kubeconfig"
     # kubectl's discovery cache, per environment rather than in ~/.kube/cache.
     exp KUBECACHEDIR "$state/kube-cache"
     exp VAULT_ADDR "$bao_url"
