@@ -135,11 +135,47 @@ impl CaSigner {
         let mut params = request.params.clone();
         (params.not_before, params.not_after) =
             super::validity(now, request.duration, Some(&self.ca)).map_err(failed)?;
+        self.sign_key(&public_key, params)
+    }
+
+    /// Sign a certificate for a public key given without a CSR (PKIX, DER): a
+    /// PodCertificateRequest, whose proof of possession the API server checked at creation.
+    /// The lifetime is exactly `duration` (backdated like every certificate, so notAfter is
+    /// that much earlier), within the CA's validity: Kubernetes refuses a pod certificate
+    /// living longer than the request's maxExpirationSeconds.
+    pub fn sign_public_key(
+        &self,
+        spki_der: &[u8],
+        mut params: rcgen::CertificateParams,
+        duration: std::time::Duration,
+        now: i64,
+    ) -> Result<SignedChain, Problem> {
+        let failed =
+            |e: String| Problem::new(Reason::SigningFailed, format!("CA signing failed: {e}"));
+        let public_key = SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(|e| failed(format!("public key: {e}")))?;
+        let (not_before, _) = super::validity(now, duration, Some(&self.ca)).map_err(failed)?;
+        let lifetime = time::Duration::try_from(duration).map_err(|e| failed(e.to_string()))?;
+        let ca_end = time::OffsetDateTime::from_unix_timestamp(self.ca.not_after)
+            .map_err(|e| failed(e.to_string()))?;
+        params.not_before = not_before;
+        params.not_after = not_before.saturating_add(lifetime).min(ca_end);
+        self.sign_key(&public_key, params)
+    }
+
+    /// Sign `params` (its validity window set) for `public_key`.
+    fn sign_key(
+        &self,
+        public_key: &SubjectPublicKeyInfo,
+        mut params: rcgen::CertificateParams,
+    ) -> Result<SignedChain, Problem> {
+        let failed =
+            |e: String| Problem::new(Reason::SigningFailed, format!("CA signing failed: {e}"));
         params.serial_number = Some(super::random_serial());
         // Chain building needs the authority key identifier of the signing CA.
         params.use_authority_key_identifier_extension = true;
         let leaf = params
-            .signed_by(&public_key, &self.issuer)
+            .signed_by(public_key, &self.issuer)
             .map_err(|e| failed(e.to_string()))?;
         Ok(SignedChain {
             chain_pem: format!("{}{}", leaf.pem(), self.intermediates_pem),

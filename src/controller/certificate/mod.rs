@@ -13,7 +13,7 @@
 pub mod decide;
 mod gather;
 mod issue;
-mod policy;
+pub mod policy;
 pub mod profile;
 mod report;
 pub mod status;

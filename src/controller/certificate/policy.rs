@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::{Api, ResourceExt};
 
-use crate::api::{Certificate, IssuerSpec};
+use crate::api::{Certificate, CertificateSpec, IssuerSpec};
 use crate::issuer::IssuerId;
 use crate::policy::{self, Denial, Request};
 use crate::reason::{Problem, Reason};
@@ -30,21 +30,33 @@ pub async fn check(
     spec: &IssuerSpec,
 ) -> Result<(), Blocked> {
     let namespace = cert.namespace().unwrap_or_default();
+    check_spec(ctx, &namespace, &cert.name_any(), &cert.spec, id, spec).await
+}
+
+/// Judge what `certificate` asks for, as if a Certificate `namespace/name` asked it (a
+/// PodCertificateRequest is judged so, named after its ServiceAccount).
+pub async fn check_spec(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    certificate: &CertificateSpec,
+    id: &IssuerId,
+    spec: &IssuerSpec,
+) -> Result<(), Blocked> {
     let rules = spec.policy.as_ref();
-    let needs = policy::lookups(rules, id.kind, &namespace, &cert.spec);
+    let needs = policy::lookups(rules, id.kind, namespace, certificate);
     let labels = match needs.namespace_labels {
-        true => Some(namespace_labels(ctx, &namespace).await?),
+        true => Some(namespace_labels(ctx, namespace).await?),
         false => None,
     };
     let service_account_exists = match &needs.service_account {
-        Some(sa) => Some(service_account_exists(ctx, &namespace, sa).await?),
+        Some(sa) => Some(service_account_exists(ctx, namespace, sa).await?),
         None => None,
     };
-    let name = cert.name_any();
     let request = Request {
-        namespace: &namespace,
-        name: &name,
-        spec: &cert.spec,
+        namespace,
+        name,
+        spec: certificate,
         issuer_kind: id.kind,
         in_cluster_resource_namespace: namespace == ctx.settings.cluster_resource_namespace,
         namespace_labels: labels.as_ref(),
