@@ -158,6 +158,11 @@ struct ControllerArgs {
     /// Serve only TrustBundles matching this label selector (default: all).
     #[arg(long)]
     trust_bundle_selector: Option<String>,
+    /// Sign PodCertificateRequests for the signers `clusterissuers.certsmith.dev/<name>` and
+    /// publish their ClusterTrustBundles, where the API server serves them
+    /// (`--pod-certificates=false` to leave them alone).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pod_certificates: bool,
     /// AWS Private CA IssueCertificate requests per second per CA (GetCertificate and
     /// DescribeCertificateAuthority: three times that). Below AWS's default quota, so a
     /// fleet's renewals queue here instead of being throttled.
@@ -364,6 +369,7 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         cluster_issuer_selector: args.cluster_issuer_selector,
         trust_bundles: args.trust_bundles,
         trust_bundle_selector: args.trust_bundle_selector,
+        pod_certificates: args.pod_certificates,
         backends: certsmith::issuer::BackendSettings {
             aws_pca_issue_rate: args.aws_pca_issue_rate,
             issuer_ambient_credentials: args.issuer_ambient_credentials,

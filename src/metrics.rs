@@ -54,6 +54,13 @@ struct PolicyDenialLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PodCertificateLabels {
+    issuer: String,
+    condition: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CertificateLabels {
     namespace: String,
     name: String,
@@ -127,6 +134,7 @@ pub struct Metrics {
     backend_seconds: Family<BackendLabels, Histogram>,
     bundles: BundleSeries,
     policy_denials: Family<PolicyDenialLabels, Counter>,
+    pod_certificate_requests: Family<PodCertificateLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -177,6 +185,12 @@ impl Default for Metrics {
             "policy_denials",
             "Certificates an issuer's policy refused, by issuer, issuer kind and field",
             policy_denials.clone(),
+        );
+        let pod_certificate_requests = Family::<PodCertificateLabels, Counter>::default();
+        registry.register(
+            "pod_certificate_requests",
+            "PodCertificateRequests answered, by ClusterIssuer, condition (Issued, Denied, Failed) and reason",
+            pod_certificate_requests.clone(),
         );
         let certificates = CertificateGauges {
             expiration: Family::default(),
@@ -238,6 +252,7 @@ impl Default for Metrics {
             issuer_ready,
             known_issuers: Mutex::default(),
             policy_denials,
+            pod_certificate_requests,
         }
     }
 }
@@ -314,6 +329,17 @@ impl Metrics {
                 issuer: issuer.into(),
                 issuer_kind: issuer_kind.into(),
                 field: field.as_str().into(),
+            })
+            .inc();
+    }
+
+    /// A PodCertificateRequest was answered. `condition` is Issued, Denied or Failed.
+    pub fn pod_certificate_request(&self, issuer: &str, condition: &str, reason: Reason) {
+        self.pod_certificate_requests
+            .get_or_create(&PodCertificateLabels {
+                issuer: issuer.into(),
+                condition: condition.into(),
+                reason: reason.as_str().into(),
             })
             .inc();
     }

@@ -79,6 +79,17 @@ pub enum Reason {
     TargetConflict,
     /// The API server refused to write a target.
     TargetWriteFailed,
+    // PodCertificateRequest answers (besides PolicyDenied, IssuerNotFound, IssuerNotReady,
+    // SigningFailed).
+    /// Denied: the request's key is not one certsmith signs (the name Kubernetes prescribes).
+    UnsupportedKeyType,
+    /// Denied: the request asks for something certsmith does not understand or cannot grant
+    /// (an unknown `unverifiedUserAnnotations` key, a lifetime the policy cannot give).
+    InvalidRequest,
+    /// Failed: the ClusterIssuer's type cannot sign a key without a CSR from it.
+    UnsupportedIssuerType,
+    /// Failed: the ClusterIssuer has no `policy.spiffe`, so a pod's identity is undefined.
+    NoTrustDomain,
 }
 
 impl Reason {
@@ -143,6 +154,10 @@ impl Reason {
             Reason::BundleEmpty => "BundleEmpty",
             Reason::TargetConflict => "TargetConflict",
             Reason::TargetWriteFailed => "TargetWriteFailed",
+            Reason::UnsupportedKeyType => "UnsupportedKeyType",
+            Reason::InvalidRequest => "InvalidRequest",
+            Reason::UnsupportedIssuerType => "UnsupportedIssuerType",
+            Reason::NoTrustDomain => "NoTrustDomain",
         }
     }
 }

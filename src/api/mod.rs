@@ -7,6 +7,7 @@ pub mod certificate;
 pub mod conditions;
 pub mod duration;
 pub mod issuer;
+pub mod pod_certificate;
 pub mod policy;
 mod schema;
 pub mod selector;

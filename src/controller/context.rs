@@ -32,6 +32,8 @@ pub struct Settings {
     /// Serve only TrustBundles matching this label selector (None: all); like
     /// `cluster_issuer_selector`, for the other cluster-scoped kind.
     pub trust_bundle_selector: Option<String>,
+    /// Answer PodCertificateRequests for certsmith's signers (where the API serves them).
+    pub pod_certificates: bool,
     /// What backends may do.
     pub backends: BackendSettings,
 }
@@ -78,6 +80,9 @@ pub struct Shared {
     pub trust_bundles: super::trust_bundle::Triggers,
     /// Keystore password Secrets and the Certificates that name them.
     pub secret_refs: super::secret_refs::SecretRefs,
+    /// Set at start-up when pod certificates are enabled and the API server serves
+    /// PodCertificateRequests: ClusterIssuers then publish their signer's ClusterTrustBundle.
+    pub pod_certificates: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -91,6 +96,7 @@ impl Shared {
             rechecks: super::issuer::Rechecks::default(),
             trust_bundles: super::trust_bundle::Triggers::default(),
             secret_refs: super::secret_refs::SecretRefs::default(),
+            pod_certificates: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

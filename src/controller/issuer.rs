@@ -225,17 +225,35 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         .as_ref()
         .ok()
         .map(|s| policy::summary(s.policy.as_ref(), id.kind));
-    let readiness = match spec {
-        Ok(spec) => match Backend::build(&spec, &env(&ctx, &id)).await {
-            Ok(backend) => {
-                let checked = backend.check().await;
-                record_reachability(&ctx, &id, checked.as_ref().err());
-                checked
-            }
-            Err(p) => Err(p),
-        },
-        Err(p) => Err(p),
+    let backend = match &spec {
+        Ok(spec) => Some(Backend::build(spec, &env(&ctx, &id)).await),
+        Err(_) => None,
     };
+    let readiness = match (&spec, &backend) {
+        (_, Some(Ok(backend))) => {
+            let checked = backend.check().await;
+            record_reachability(&ctx, &id, checked.as_ref().err());
+            checked
+        }
+        (_, Some(Err(p))) | (Err(p), None) => Err(p.clone()),
+        (Ok(_), None) => Err(Problem::new(Reason::InternalError, "no backend was built")),
+    };
+    if id.is_cluster_issuer()
+        && ctx
+            .shared
+            .pod_certificates
+            .load(std::sync::atomic::Ordering::Relaxed)
+        && let Err(p) = super::pod_certificate::bundle::sync(
+            &ctx,
+            &obj,
+            spec.as_ref().ok(),
+            backend.as_ref().and_then(|b| b.as_ref().ok()),
+        )
+        .await
+    {
+        ctx.metrics.reconcile_error(p.reason);
+        tracing::warn!(issuer = %id, "publishing the signer's ClusterTrustBundle: {p}");
+    }
     ctx.metrics.issuer_ready(
         id.kind.as_str(),
         &id.name,

@@ -4,6 +4,7 @@ pub mod certificate;
 pub mod context;
 pub mod issuer;
 pub mod limits;
+pub mod pod_certificate;
 pub mod run;
 pub mod secret_refs;
 pub mod trust_bundle;

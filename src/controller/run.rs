@@ -17,6 +17,7 @@ use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::api::pod_certificate::PodCertificateRequest;
 use crate::api::{Certificate, ClusterIssuer, Issuer, TrustBundle};
 use crate::issuer::IssuerId;
 use crate::metrics::Metrics;
@@ -24,7 +25,7 @@ use crate::reason::Reason;
 use crate::secret;
 
 use super::context::Shared;
-use super::{Context, Error, Settings, certificate, issuer, trust_bundle};
+use super::{Context, Error, Settings, certificate, issuer, pod_certificate, trust_bundle};
 use crate::leader::Guard;
 
 /// Set once the Certificate cache is primed; `/readyz` reports it.
@@ -70,7 +71,7 @@ pub async fn run(
     shutdown: CancellationToken,
     leading: Guard,
 ) {
-    let scopes = scopes(&settings);
+    let scopes = scopes_of(&settings);
     // One client per issuer for the whole process, so all controllers share tokens and limits.
     let shared = Arc::new(Shared::new(&settings));
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
@@ -94,6 +95,10 @@ pub async fn run(
     let Some(first) = certificate_stores.first().cloned() else {
         return;
     };
+    let pod_certificates = settings.pod_certificates && pod_certificates_served(&client).await;
+    shared
+        .pod_certificates
+        .store(pod_certificates, Ordering::Relaxed);
     let ctx = Arc::new(Context::new(
         client.clone(),
         settings.clone(),
@@ -105,6 +110,21 @@ pub async fn run(
     let (cluster_issuers, running) =
         cluster_issuer_controller(&client, &settings, ctx.clone(), &shutdown);
     controllers.push(running);
+    if pod_certificates {
+        let signer = Arc::new(pod_certificate::Signer {
+            ctx: ctx.clone(),
+            cluster_issuers: cluster_issuers.clone(),
+        });
+        for namespace in scopes_of(&settings) {
+            controllers.push(pod_certificate_controller(
+                &client,
+                &settings,
+                namespace,
+                signer.clone(),
+                &shutdown,
+            ));
+        }
+    }
     let trust_bundles = settings.trust_bundles.then(|| {
         let (store, running) = trust_bundle_controller(&client, &settings, ctx.clone(), &shutdown);
         controllers.push(running);
@@ -133,7 +153,7 @@ pub async fn run(
 }
 
 /// The namespaces served, each on its own, or None for all of them.
-fn scopes(settings: &Settings) -> Vec<Option<String>> {
+fn scopes_of(settings: &Settings) -> Vec<Option<String>> {
     if settings.namespaces.is_empty() {
         vec![None]
     } else {
@@ -267,6 +287,80 @@ fn scope_controllers(
     }
 }
 
+/// Whether the API server serves PodCertificateRequests (`certificates.k8s.io/v1beta1`, beta
+/// and off by default in Kubernetes 1.35). Without them the operator runs as before and says so.
+async fn pod_certificates_served(client: &Client) -> bool {
+    match client
+        .list_api_group_resources("certificates.k8s.io/v1beta1")
+        .await
+    {
+        Ok(list)
+            if list
+                .resources
+                .iter()
+                .any(|r| r.name == "podcertificaterequests") =>
+        {
+            info!("signing PodCertificateRequests for clusterissuers.certsmith.dev/<name>");
+            true
+        }
+        Ok(_) | Err(kube::Error::Api(_)) => {
+            info!(
+                "the API server does not serve certificates.k8s.io/v1beta1 PodCertificateRequests (Kubernetes 1.35+ with the PodCertificateRequest feature gate and runtime-config): pod certificates are off"
+            );
+            false
+        }
+        Err(e) => {
+            warn!(
+                "cannot tell whether the API server serves PodCertificateRequests ({e}): pod certificates are off until a restart"
+            );
+            false
+        }
+    }
+}
+
+/// The PodCertificateRequest controller for one namespace (None: all). Every request is
+/// watched, since a field selector cannot match a signer prefix; requests for other signers
+/// are dropped at once.
+fn pod_certificate_controller(
+    client: &Client,
+    settings: &Settings,
+    namespace: Option<String>,
+    signer: Arc<pod_certificate::Signer>,
+    shutdown: &CancellationToken,
+) -> BoxFuture<'static, ()> {
+    let ar = ApiResource::erase::<PodCertificateRequest>(&());
+    let running = Controller::new_with(
+        api_for(client, &ar, namespace.as_deref()),
+        watcher::Config::default(),
+        ar,
+    )
+    .with_config(controller::Config::default().concurrency(settings.concurrency))
+    .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+    .run(
+        |obj, signer: Arc<pod_certificate::Signer>| {
+            let ctx = signer.ctx.clone();
+            guarded("PodCertificateRequest", obj, ctx, move |obj, _| {
+                pod_certificate::reconcile(obj, signer)
+            })
+        },
+        |_, error, signer: Arc<pod_certificate::Signer>| {
+            signer.ctx.metrics.reconcile_error(Reason::ApiError);
+            warn!("pod certificate request reconcile failed, retrying: {error}");
+            Action::requeue(Duration::from_secs(5))
+        },
+        signer,
+    )
+    .for_each(|result| async move {
+        match result {
+            Ok(_)
+            | Err(controller::Error::ObjectNotFound(_) | controller::Error::ReconcilerFailed(..)) =>
+                {}
+            Err(e) => warn!("pod certificate controller: {e}"),
+        }
+    });
+    Box::pin(running)
+}
+
 /// The ClusterIssuer controller (optionally limited by a label selector), and its cache.
 fn cluster_issuer_controller(
     client: &Client,
@@ -331,7 +425,7 @@ fn trust_bundle_controller(
     let mut controller = Controller::new_with(Api::all_with(client.clone(), &ar), watch, ar)
         .with_config(controller::Config::default().concurrency(settings.concurrency));
     let store = controller.store();
-    let scopes = scopes(settings);
+    let scopes = scopes_of(settings);
     let (namespaces, namespace_writers): (Vec<_>, Vec<_>) =
         scopes.iter().map(|_| reflector::store()).unzip();
     let (written, written_writers): (Vec<_>, Vec<_>) =
@@ -605,6 +699,7 @@ where
             match kind {
                 "Certificate" => certificate::report_internal_error(&ctx, &obj).await,
                 "TrustBundle" => trust_bundle::report_internal_error(&ctx, &obj).await,
+                "PodCertificateRequest" => pod_certificate::report_internal_error(&ctx, &obj).await,
                 _ => issuer::report_internal_error(&ctx, &obj).await,
             }
             let delay = crate::pki::renewal::backoff_secs(count, 0, None);

@@ -16,6 +16,7 @@ mod keys;
 mod leader;
 mod openbao;
 mod outputs;
+mod pod_certificates;
 mod policy;
 mod rbac;
 mod smoke_kube;

@@ -218,6 +218,7 @@ pub fn settings(namespaces: &[&str]) -> certsmith::controller::Settings {
         cluster_issuer_selector: Some(format!("test={namespace}")),
         trust_bundles: true,
         trust_bundle_selector: Some(format!("test={namespace}")),
+        pod_certificates: true,
         backends: certsmith::issuer::BackendSettings {
             aws_pca_issue_rate: std::num::NonZeroU32::new(20).expect("nonzero"),
             // The AWS tests use namespaced Issuers with the environment's (emulator) identity.
@@ -640,4 +641,72 @@ impl Drop for OperatorProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+// ----- Acting as a kubelet (PodCertificateRequests) -----
+
+/// A client with the test environment's kubelet credentials: `system:node:<node>` in
+/// `system:nodes`, judged by the Node authorizer and NodeRestriction admission.
+pub async fn node_client() -> Client {
+    let kubeconfig = Kubeconfig::read_from(env("CERTSMITH_TESTENV_NODE_KUBECONFIG"))
+        .expect("read the node kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("node kubeconfig");
+    Client::try_from(config).expect("node client")
+}
+
+/// The environment's Node (created on first use; parallel tests share it) and its UID.
+pub async fn node(admin: &Client) -> (String, String) {
+    use k8s_openapi::api::core::v1::Node;
+    let name = env("CERTSMITH_TESTENV_NODE_NAME");
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match nodes.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("create Node {name}: {e}"),
+    }
+    let uid = nodes
+        .get(&name)
+        .await
+        .expect("get Node")
+        .metadata
+        .uid
+        .expect("node uid");
+    (name, uid)
+}
+
+/// A ServiceAccount `sa` and a Pod `name` running as it, bound to the environment's Node (as
+/// the scheduler would bind it); returns the Pod's and the ServiceAccount's UIDs.
+pub async fn pod_on_node(ns: &TestNamespace, name: &str, sa: &str, node: &str) -> (String, String) {
+    use k8s_openapi::api::core::v1::Pod;
+    let account = ns
+        .apply::<ServiceAccount>(
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa}}),
+        )
+        .await;
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"nodeName": node, "serviceAccountName": sa, "automountServiceAccountToken": false,
+                 "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+    }))
+    .expect("pod");
+    let pods = ns.api::<Pod>();
+    // The ServiceAccount admission plugin may not see a ServiceAccount created a moment ago.
+    let created = wait_for(&format!("Pod {name} created"), WAIT, || {
+        let (pods, pod) = (pods.clone(), pod.clone());
+        async move { pods.create(&PostParams::default(), &pod).await.ok() }
+    })
+    .await;
+    (
+        created.metadata.uid.expect("pod uid"),
+        account.metadata.uid.expect("service account uid"),
+    )
 }

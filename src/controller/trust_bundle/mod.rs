@@ -12,7 +12,7 @@
 //! [`Triggers::issuer_changed`] makes them look again at once, and [`published`] says when a
 //! new CA has reached every target.
 
-mod build;
+pub mod build;
 mod sources;
 mod targets;
 
