@@ -64,6 +64,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not .Values.trustBundles.enabled }}
 - --trust-bundles=false
 {{- end }}
+{{- if not .Values.podCertificates.enabled }}
+- --pod-certificates=false
+{{- end }}
 {{- if include "certsmith.leaderElect" . }}
 - --leader-elect
 - --leader-election-namespace={{ include "certsmith.leaseNamespace" . }}
@@ -147,5 +150,19 @@ namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, update, delete]
+{{- end }}
+{{- if .Values.podCertificates.enabled }}
+# PodCertificateRequests are watched by the pod certificate controller (run.rs,
+# pod_certificate_controller; every signer's, since a field selector cannot match a signer
+# prefix); nothing reads one by name, hence no get.
+- apiGroups: [certificates.k8s.io]
+  resources: [podcertificaterequests]
+  verbs: [list, watch]
+# The answer (Issued with the chain, Denied or Failed) is one PUT of the status subresource
+# at the version read (pod_certificate::write). The API server also requires sign on the
+# signer: the -podcertificates ClusterRole.
+- apiGroups: [certificates.k8s.io]
+  resources: [podcertificaterequests/status]
+  verbs: [update]
 {{- end }}
 {{- end }}

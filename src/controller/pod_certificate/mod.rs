@@ -337,7 +337,8 @@ fn status_of(
 
 /// Write the answer through the status subresource, at the version read (a request answered
 /// meanwhile, by another replica, is not answered twice). An issued certificate the API server
-/// refuses is answered Failed with the server's words instead, so nothing stays unanswered.
+/// refuses is answered Failed with the server's words instead, so nothing stays unanswered;
+/// a Failed answer refused too is an error (logged, retried).
 async fn write(
     ctx: &Context,
     pcr: &PodCertificateRequest,
@@ -352,7 +353,7 @@ async fn write(
         ..PostParams::default()
     };
     let mut answer = answer;
-    for _ in 0..2 {
+    loop {
         let mut next = pcr.clone();
         next.status = Some(status_of(pcr, &answer, ctx.now()));
         if !ctx.is_leading() {
@@ -370,6 +371,7 @@ async fn write(
             Err(kube::Error::Api(e))
                 if e.code == 422 && matches!(answer, Answer::Issued { .. }) =>
             {
+                warn!(request = %format!("{namespace}/{name}"), "the API server refused the issued certificate: {}", e.message);
                 answer = Answer::Failed(Problem::new(
                     Reason::SigningFailed,
                     format!(
@@ -378,10 +380,11 @@ async fn write(
                     ),
                 ));
             }
+            // Refused outright (no `sign` on the signer, say): the error policy logs it and
+            // retries.
             Err(e) => return Err(Error::Kube(e)),
         }
     }
-    Ok(Action::requeue(RETRY))
 }
 
 /// Metrics, a log line, and for a refusal a Warning Event on the request.
