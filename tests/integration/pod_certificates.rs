@@ -4,24 +4,19 @@
 //! made here and the proof of possession the API server checks. The operator answers through
 //! the status subresource, where the API server checks the answer in turn.
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1beta1::ClusterTrustBundle;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use rcgen::SigningKey;
 use serde_json::{Value, json};
 
-use certsmith::api::pod_certificate::{
-    PodCertificateRequest, PodCertificateRequestSpec, signer_name,
-};
-use certsmith::api::{ClusterIssuer, Issuer, KeyAlgorithm};
+use certsmith::api::pod_certificate::{PodCertificateRequest, signer_name};
+use certsmith::api::{ClusterIssuer, Issuer};
 use certsmith::pki::inspect::parse_chain;
-use certsmith::pki::keys::PrivateKey;
 
 use crate::openbao::Pki;
 use crate::support::{
     Bao, Operator, TestNamespace, WAIT, admin_client, certificate, env, field, install_crds, node,
-    node_client, openssl_verify, pod_on_node, secret, wait_for, wait_ready,
+    openssl_verify, request_as_node, secret, wait_for, wait_ready,
 };
 
 /// A cluster-resource namespace holding a root CA (Secret `root-ca`), a tenant namespace
@@ -109,44 +104,16 @@ impl World {
         max_expiration: i32,
         annotations: Option<Value>,
     ) -> (String, Vec<u8>) {
-        let (pod_uid, sa_uid) = pod_on_node(&self.tenant, pod, sa, &self.node.0).await;
-        let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).expect("key");
-        let proof = key
-            .pair()
-            .sign(pod_uid.as_bytes())
-            .expect("proof of possession");
-        let spki = key.public_key_info();
-        let name = format!("{pod}-req");
-        let pcr = PodCertificateRequest {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(self.tenant.name.clone()),
-                ..Default::default()
-            },
-            spec: PodCertificateRequestSpec {
-                signer_name: signer.into(),
-                pod_name: pod.into(),
-                pod_uid,
-                service_account_name: sa.into(),
-                service_account_uid: sa_uid,
-                node_name: self.node.0.clone(),
-                node_uid: self.node.1.clone(),
-                max_expiration_seconds: Some(max_expiration),
-                pkix_public_key: Some(ByteString(spki.clone())),
-                proof_of_possession: Some(ByteString(proof)),
-                unverified_user_annotations: annotations
-                    .map(|a| serde_json::from_value(a).expect("annotations")),
-                ..Default::default()
-            },
-            status: None,
-        };
-        let as_node: Api<PodCertificateRequest> =
-            Api::namespaced(node_client().await, &self.tenant.name);
-        as_node
-            .create(&PostParams::default(), &pcr)
-            .await
-            .expect("the node creates the PodCertificateRequest");
-        (name, spki)
+        request_as_node(
+            &self.tenant,
+            &self.node,
+            pod,
+            sa,
+            signer,
+            max_expiration,
+            annotations,
+        )
+        .await
     }
 
     fn requests(&self) -> Api<PodCertificateRequest> {

@@ -315,6 +315,36 @@ impl Install {
         (name, ca)
     }
 
+    /// A CA ClusterIssuer with a SPIFFE policy on [`Install::ca_cluster_issuer`]'s key pair, and
+    /// a request for its signer made by the node for a pod in `app`. Returns the issuer's and
+    /// the request's names.
+    async fn pod_certificate_request(&self) -> (String, String) {
+        let issuer = format!("{}-pods", self.home.name);
+        Api::<ClusterIssuer>::all(self.admin.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"apiVersion": "certsmith.dev/v1alpha1",
+                    "kind": "ClusterIssuer", "metadata": {"name": issuer, "labels": {"test": self.home.name}},
+                    "spec": {"ca": {"secretName": "cluster-ca"},
+                             "policy": {"spiffe": {"trustDomain": "cluster.local", "requireServiceAccount": true}}}}))
+                .expect("cluster issuer"),
+            )
+            .await
+            .expect("create ClusterIssuer");
+        let node = crate::support::node(&self.admin).await;
+        let (request, _) = crate::support::request_as_node(
+            &self.app,
+            &node,
+            "pod-agent",
+            "pod-agent",
+            &certsmith::api::pod_certificate::signer_name(&issuer),
+            3600,
+            None,
+        )
+        .await;
+        (issuer, request)
+    }
+
     /// A TrustBundle of this install's CA ClusterIssuer, the CA Issuer `ca` in `app` if
     /// `with_issuer`, a ConfigMap in `app` and a Secret in the cluster-resource namespace,
     /// published into `app` (selected by label) and as a ClusterTrustBundle. Returns its name.
@@ -406,7 +436,12 @@ impl Install {
             );
         }
         for kind in ["clusterrole", "clusterrolebinding"] {
-            for role in ["controller", "clusterissuers", "trustbundles"] {
+            for role in [
+                "controller",
+                "clusterissuers",
+                "trustbundles",
+                "podcertificates",
+            ] {
                 let _ = kubectl(
                     &[
                         "delete",
@@ -463,6 +498,9 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         "issuerRef": {"name": cluster_issuer_name, "kind": "ClusterIssuer"}, "dnsNames": ["cluster.example.test"]}))
     .await;
     let (ca_cluster_issuer, cluster_ca) = install.ca_cluster_issuer().await;
+    // Pod certificates: a request from the node for a pod in `app`, answered through the
+    // status subresource (sign on the signer), and the signer's ClusterTrustBundle (attest).
+    let (pods_issuer, pod_request) = install.pod_certificate_request().await;
     certificate(app, "cluster-ca", json!({"secretName": "cluster-ca-tls",
         "issuerRef": {"name": ca_cluster_issuer, "kind": "ClusterIssuer"}, "dnsNames": ["cluster-ca.example.test"]}))
     .await;
@@ -587,6 +625,22 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         )
         .await;
     assert!(verdict.is_ok(), "{}", verdict.unwrap_err());
+    let requests = app.api::<certsmith::api::pod_certificate::PodCertificateRequest>();
+    let answer = crate::support::wait_for(
+        "the pod certificate answered",
+        Duration::from_secs(60),
+        || {
+            let requests = requests.clone();
+            let name = pod_request.clone();
+            async move { requests.get(&name).await.ok()?.answer().cloned() }
+        },
+    )
+    .await;
+    assert_eq!(answer.type_, "Issued", "{}", answer.message);
+    Api::<ClusterTrustBundle>::all(admin.clone())
+        .get(&format!("clusterissuers.certsmith.dev:{pods_issuer}:ca"))
+        .await
+        .expect("the pod-certificate signer's ClusterTrustBundle");
     // Dropping the keystores replaces the Secret around the same certificate (update).
     certificate(app, "stores", stores(false)).await;
     crate::support::wait_for("keystore.p12 removed", Duration::from_secs(60), || async {
@@ -830,4 +884,35 @@ async fn without_list_on_the_served_namespaces_the_rbac_check_fails() {
 #[tokio::test]
 async fn without_get_on_secrets_in_the_cluster_resource_namespace_the_rbac_check_fails() {
     fails_without("rbac-nocrn", Some("-cluster-resources"), "secrets", "get").await;
+}
+
+/// Without `sign` on certsmith's signers the API server refuses every answer ("... is not
+/// permitted to \"sign\" for signer ..."): the operator says so in its log, and the request
+/// stays unanswered (the rule is needed).
+#[tokio::test]
+async fn without_sign_on_the_signers_pod_certificates_are_refused() {
+    let install = Install::new("rbac-nosign", |docs| {
+        assert!(remove_verb(docs, Some("-podcertificates"), "signers", "sign") > 0);
+    })
+    .await;
+    install.ca_cluster_issuer().await;
+    let (_, request) = install.pod_certificate_request().await;
+    let log_path = install.log_path.clone();
+    crate::support::wait_for(
+        "the operator's log to show the refused answer",
+        Duration::from_secs(60),
+        || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            async move { log.contains("is not permitted to").then_some(()) }
+        },
+    )
+    .await;
+    let pcr = install
+        .app
+        .api::<certsmith::api::pod_certificate::PodCertificateRequest>()
+        .get(&request)
+        .await
+        .expect("request");
+    assert!(pcr.answer().is_none(), "answered without sign: {pcr:?}");
+    install.delete().await;
 }

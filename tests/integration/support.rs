@@ -710,3 +710,59 @@ pub async fn pod_on_node(ns: &TestNamespace, name: &str, sa: &str, node: &str) -
         account.metadata.uid.expect("service account uid"),
     )
 }
+
+/// A Pod `pod` running as `sa` on `node` (name, UID), and a request for its certificate made
+/// as that node's kubelet makes it: a new ECDSA P-256 key, the proof of possession (the pod
+/// UID signed with it), `max_expiration` and `annotations`. Returns the request's name and
+/// the key's PKIX public key.
+pub async fn request_as_node(
+    ns: &TestNamespace,
+    node: &(String, String),
+    pod: &str,
+    sa: &str,
+    signer: &str,
+    max_expiration: i32,
+    annotations: Option<Value>,
+) -> (String, Vec<u8>) {
+    use certsmith::api::pod_certificate::{PodCertificateRequest, PodCertificateRequestSpec};
+    use k8s_openapi::ByteString;
+    use rcgen::SigningKey;
+    let (pod_uid, sa_uid) = pod_on_node(ns, pod, sa, &node.0).await;
+    let key = certsmith::pki::keys::PrivateKey::generate(certsmith::api::KeyAlgorithm::Ecdsa, 256)
+        .expect("key");
+    let proof = key
+        .pair()
+        .sign(pod_uid.as_bytes())
+        .expect("proof of possession");
+    let spki = key.public_key_info();
+    let name = format!("{pod}-req");
+    let pcr = PodCertificateRequest {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.name.clone()),
+            ..Default::default()
+        },
+        spec: PodCertificateRequestSpec {
+            signer_name: signer.into(),
+            pod_name: pod.into(),
+            pod_uid,
+            service_account_name: sa.into(),
+            service_account_uid: sa_uid,
+            node_name: node.0.clone(),
+            node_uid: node.1.clone(),
+            max_expiration_seconds: Some(max_expiration),
+            pkix_public_key: Some(ByteString(spki.clone())),
+            proof_of_possession: Some(ByteString(proof)),
+            unverified_user_annotations: annotations
+                .map(|a| serde_json::from_value(a).expect("annotations")),
+            ..Default::default()
+        },
+        status: None,
+    };
+    let as_node: Api<PodCertificateRequest> = Api::namespaced(node_client().await, &ns.name);
+    as_node
+        .create(&PostParams::default(), &pcr)
+        .await
+        .expect("the node creates the PodCertificateRequest");
+    (name, spki)
+}
