@@ -37,8 +37,8 @@ bash "$root/tests/testenv/testenv.sh" up
 source "$CERTSMITH_TESTENV_STATE/env"
 certs="$CERTSMITH_TESTENV_STATE/certs"
 api=$(kubectl config view -o jsonpath='{.clusters[0].cluster.server}')
-# Python with `cryptography` and `requests`: the AWS emulator's virtualenv has both.
-python=$(dirname "$(command -v moto_server 2>/dev/null || ls "$HOME"/.cache/certsmith/moto-*/venv/bin/moto_server | head -1)")/python
+# Python with `cryptography` (for the keys): the AWS emulator's virtualenv has it.
+python=$(dirname "$(ls "$HOME"/.cache/certsmith/moto-*/venv/bin/moto_server | head -1)")/python
 
 kubectl apply --server-side -f "$root/crds/certsmith.yaml" >/dev/null
 kubectl wait --for condition=Established crd --all --timeout=60s >/dev/null
@@ -83,22 +83,44 @@ kill "$op_pid" && wait "$op_pid" 2>/dev/null || true
 op_pid=""
 
 "$python" - "$api" "$certs" "$count" "$CERTSMITH_TESTENV_NODE_NAME" <<'PY'
-import base64, concurrent.futures, sys, requests
+import base64, concurrent.futures, http.client, json, ssl, sys, threading, time, urllib.parse
+def client(certs, who, api):
+    """A JSON client for the API server as `who` (admin, node): one connection per thread."""
+    url = urllib.parse.urlparse(api)
+    ctx = ssl.create_default_context(cafile=f"{certs}/ca.crt")
+    ctx.load_cert_chain(f"{certs}/{who}.crt", f"{certs}/{who}.key")
+    local = threading.local()
+    def call(method, path, body=None):
+        if not hasattr(local, "con"):
+            local.con = http.client.HTTPSConnection(url.hostname, url.port, context=ctx)
+        for attempt in range(40):
+            local.con.request(method, path, body=json.dumps(body) if body is not None else None,
+                              headers={"Content-Type": "application/json"})
+            r = local.con.getresponse()
+            data = json.loads(r.read() or b"{}")
+            # NodeRestriction answers 500 while its informers have not seen a new Pod yet.
+            if r.status < 500:
+                break
+            time.sleep(0.5)
+        if r.status >= 300:
+            raise SystemExit(f"{method} {path}: {r.status} {data.get('message')}")
+        return data
+    return call
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 api, certs, count, node_name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-admin = requests.Session(); admin.cert = (f"{certs}/admin.crt", f"{certs}/admin.key"); admin.verify = f"{certs}/ca.crt"
-node = requests.Session(); node.cert = (f"{certs}/node.crt", f"{certs}/node.key"); node.verify = f"{certs}/ca.crt"
-node_uid = admin.get(f"{api}/api/v1/nodes/{node_name}").json()["metadata"]["uid"]
-sa_uid = admin.get(f"{api}/api/v1/namespaces/bench/serviceaccounts/agent").json()["metadata"]["uid"]
+admin, node = client(certs, "admin", api), client(certs, "node", api)
+node_uid = admin("GET", f"/api/v1/nodes/{node_name}")["metadata"]["uid"]
+sa_uid = admin("GET", "/api/v1/namespaces/bench/serviceaccounts/agent")["metadata"]["uid"]
 b64 = lambda b: base64.b64encode(b).decode()
-def one(i):
+def pod(i):
     name = f"agent-{i}"
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
            "spec": {"nodeName": node_name, "serviceAccountName": "agent", "automountServiceAccountToken": False,
                     "containers": [{"name": "app", "image": "registry.example/app:1"}]}}
-    r = admin.post(f"{api}/api/v1/namespaces/bench/pods", json=pod); r.raise_for_status()
-    uid = r.json()["metadata"]["uid"]
+    return admin("POST", "/api/v1/namespaces/bench/pods", pod)["metadata"]["uid"]
+def one(i, uid):
+    name = f"agent-{i}"
     key = ec.generate_private_key(ec.SECP256R1())
     spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     pcr = {"apiVersion": "certificates.k8s.io/v1beta1", "kind": "PodCertificateRequest",
@@ -108,22 +130,45 @@ def one(i):
                     "nodeName": node_name, "nodeUID": node_uid, "maxExpirationSeconds": 86400,
                     "pkixPublicKey": b64(spki),
                     "proofOfPossession": b64(key.sign(uid.encode(), ec.ECDSA(hashes.SHA256())))}}
-    r = node.post(f"{api}/apis/certificates.k8s.io/v1beta1/namespaces/bench/podcertificaterequests", json=pcr)
-    r.raise_for_status()
+    node("POST", "/apis/certificates.k8s.io/v1beta1/namespaces/bench/podcertificaterequests", pcr)
 with concurrent.futures.ThreadPoolExecutor(16) as pool:
-    list(pool.map(one, range(count)))
+    uids = list(pool.map(pod, range(count)))
+    list(pool.map(one, range(count), uids))
 print(f"created {count} pods and PodCertificateRequests (as node {node_name})", file=sys.stderr)
 PY
 
 start=$(date +%s.%N)
 start_operator
 "$python" - "$api" "$certs" "$count" <<'PY'
-import collections, sys, time, requests
+import base64, concurrent.futures, http.client, json, ssl, sys, threading, time, urllib.parse
+def client(certs, who, api):
+    """A JSON client for the API server as `who` (admin, node): one connection per thread."""
+    url = urllib.parse.urlparse(api)
+    ctx = ssl.create_default_context(cafile=f"{certs}/ca.crt")
+    ctx.load_cert_chain(f"{certs}/{who}.crt", f"{certs}/{who}.key")
+    local = threading.local()
+    def call(method, path, body=None):
+        if not hasattr(local, "con"):
+            local.con = http.client.HTTPSConnection(url.hostname, url.port, context=ctx)
+        for attempt in range(40):
+            local.con.request(method, path, body=json.dumps(body) if body is not None else None,
+                              headers={"Content-Type": "application/json"})
+            r = local.con.getresponse()
+            data = json.loads(r.read() or b"{}")
+            # NodeRestriction answers 500 while its informers have not seen a new Pod yet.
+            if r.status < 500:
+                break
+            time.sleep(0.5)
+        if r.status >= 300:
+            raise SystemExit(f"{method} {path}: {r.status} {data.get('message')}")
+        return data
+    return call
+import collections, time
 api, certs, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s = requests.Session(); s.cert = (f"{certs}/admin.crt", f"{certs}/admin.key"); s.verify = f"{certs}/ca.crt"
+admin = client(certs, "admin", api)
 deadline = time.time() + 1800
 while True:
-    items = s.get(f"{api}/apis/certificates.k8s.io/v1beta1/namespaces/bench/podcertificaterequests").json()["items"]
+    items = admin("GET", "/apis/certificates.k8s.io/v1beta1/namespaces/bench/podcertificaterequests")["items"]
     answers = collections.Counter(
         next((c["type"] + "/" + c["reason"] for c in (i.get("status") or {}).get("conditions", [])
               if c["type"] in ("Issued", "Denied", "Failed")), "pending") for i in items)
