@@ -16,7 +16,7 @@ use certsmith::pki::inspect::parse_chain;
 use crate::openbao::Pki;
 use crate::support::{
     Bao, Operator, TestNamespace, WAIT, admin_client, certificate, env, field, install_crds, node,
-    openssl_verify, request_as_node, secret, wait_for, wait_ready,
+    openssl_verify, request_as_node, request_renewal, secret, wait_for, wait_ready, wait_reissued,
 };
 
 /// A cluster-resource namespace holding a root CA (Secret `root-ca`), a tenant namespace
@@ -156,6 +156,7 @@ fn spiffe(extra: Value) -> Value {
 
 #[tokio::test]
 async fn a_node_gets_its_pods_certificate_and_other_signers_are_left_alone() {
+    // Also: the signer's ClusterTrustBundle carries the CA and follows a new one.
     let mut w = World::new("podcert-issue").await;
     let issuer = w
         .cluster_issuer(
@@ -257,6 +258,31 @@ async fn a_node_gets_its_pods_certificate_and_other_signers_are_left_alone() {
         bundle.owner_references().first().map(|o| o.name.as_str()),
         Some(issuer.as_str())
     );
+    // A new CA (the root re-issued with a new key into the issuer's Secret): the bundle
+    // follows it.
+    let old_serial = parse_chain(field(&root, "tls.crt"))
+        .expect("root")
+        .remove(0)
+        .serial;
+    request_renewal(&w.crn, "root", "rotate").await;
+    let rotated = wait_reissued(&w.crn, "root-ca", &old_serial).await;
+    let new_root = parse_chain(field(&rotated, "ca.crt"))
+        .expect("new root")
+        .remove(0)
+        .der;
+    assert_ne!(new_root, root_der);
+    wait_for("the ClusterTrustBundle to carry the new CA", WAIT, || {
+        let (bundles, name, new_root) = (bundles.clone(), bundle_name.clone(), new_root.clone());
+        async move {
+            let bundle = bundles.get(&name).await.ok()?;
+            parse_chain(bundle.spec.trust_bundle.as_bytes())
+                .ok()?
+                .iter()
+                .any(|c| c.der == new_root)
+                .then_some(())
+        }
+    })
+    .await;
     w.delete().await;
 }
 
