@@ -303,6 +303,75 @@ mod tests {
         assert_eq!(signed.ca_pem.trim(), crt.trim());
     }
 
+    /// Pod certificates: the node's public key only, every key type Kubernetes allows; the
+    /// lifetime is exactly the one asked (the API server refuses one longer than the
+    /// request's maxExpirationSeconds), and still capped at the CA's notAfter.
+    #[test]
+    fn signs_a_bare_public_key_for_exactly_the_lifetime_asked() {
+        let (crt, key) = self_signed(
+            &spec(serde_json::json!({"commonName": "root", "isCA": true, "duration": "48h"})),
+            T0,
+        );
+        let ca = load(&crt, &key, T0).unwrap();
+        let leaf_spec = spec(serde_json::json!({"uris": ["spiffe://td/ns/a/sa/b"]}));
+        for (algorithm, size) in [
+            (KeyAlgorithm::Ecdsa, 256),
+            (KeyAlgorithm::Ecdsa, 384),
+            (KeyAlgorithm::Ecdsa, 521),
+            (KeyAlgorithm::Rsa, 3072),
+            (KeyAlgorithm::Ed25519, 0),
+        ] {
+            let node_key = PrivateKey::generate(algorithm, size).unwrap();
+            let params = crate::pki::request::certificate_params(&leaf_spec).unwrap();
+            let signed = ca
+                .sign_public_key(
+                    &node_key.public_key_info(),
+                    params,
+                    std::time::Duration::from_secs(3600),
+                    T0 + 100,
+                )
+                .unwrap();
+            let leaf = inspect::parse_chain(signed.chain_pem.as_bytes())
+                .unwrap()
+                .remove(0);
+            assert_eq!(
+                leaf.public_key_info,
+                node_key.public_key_info(),
+                "{algorithm:?}"
+            );
+            assert_eq!(leaf.not_after - leaf.not_before, 3600, "{algorithm:?}");
+            assert!(leaf.not_before < T0 + 100, "backdated");
+        }
+        let params = crate::pki::request::certificate_params(&leaf_spec).unwrap();
+        let node_key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
+        let late = ca
+            .sign_public_key(
+                &node_key.public_key_info(),
+                params,
+                std::time::Duration::from_secs(86_400),
+                T0 + 40 * 3600,
+            )
+            .unwrap();
+        let leaf = inspect::parse_chain(late.chain_pem.as_bytes())
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            leaf.not_after,
+            T0 + 48 * 3600,
+            "capped at the CA's notAfter"
+        );
+        let garbage = ca.sign_public_key(
+            b"not a key",
+            crate::pki::request::certificate_params(&leaf_spec).unwrap(),
+            std::time::Duration::from_secs(3600),
+            T0,
+        );
+        assert_eq!(
+            garbage.map(|_| ()).map_err(|p| p.reason),
+            Err(Reason::SigningFailed)
+        );
+    }
+
     fn sign_leaf(ca: &CaSigner, spec: &CertificateSpec, now: i64) -> CertInfo {
         let key = PrivateKey::generate(KeyAlgorithm::Ecdsa, 256).unwrap();
         let signed = ca.sign(&sign_request(spec, &key).unwrap(), now).unwrap();
