@@ -39,6 +39,8 @@ use super::{Context, Error};
 const RETRY: Duration = Duration::from_secs(5);
 /// ... until it is this old: then it is answered Failed, so the kubelet is never left waiting.
 const GIVE_UP_AFTER_SECS: i64 = 300;
+/// How often a request naming a ClusterIssuer this instance does not serve is looked at again.
+const NOT_SERVED_RECHECK: Duration = Duration::from_secs(60);
 
 /// How a request is answered.
 #[derive(Debug)]
@@ -65,8 +67,11 @@ impl Answer {
 
 /// What a watched request is to this operator.
 enum Triage {
-    /// Another signer's, already answered, or for a ClusterIssuer another instance serves.
+    /// Another signer's, or already answered.
     NotOurs,
+    /// Names a ClusterIssuer this instance does not serve (`--cluster-issuer-selector`): left
+    /// to the instance that does, looked at again in case the issuer appears here.
+    NotServed,
     Answer(Box<PodCertificateRequest>, String),
 }
 
@@ -95,7 +100,7 @@ fn triage(obj: &DynamicObject, signer: &Signer) -> Result<Triage, String> {
     if signer.ctx.settings.cluster_issuer_selector.is_some() {
         let r = ObjectRef::new_with(&issuer, kube::api::ApiResource::erase::<ClusterIssuer>(&()));
         if signer.cluster_issuers.get(&r).is_none() {
-            return Ok(Triage::NotOurs);
+            return Ok(Triage::NotServed);
         }
     }
     Ok(Triage::Answer(Box::new(pcr), issuer))
@@ -104,8 +109,13 @@ fn triage(obj: &DynamicObject, signer: &Signer) -> Result<Triage, String> {
 /// Answer one request, if it is certsmith's and unanswered.
 pub async fn reconcile(obj: Arc<DynamicObject>, signer: Arc<Signer>) -> Result<Action, Error> {
     let ctx = &signer.ctx;
+    // Which ClusterIssuers this instance serves is known once their cache is primed.
+    if signer.cluster_issuers.wait_until_ready().await.is_err() {
+        return Ok(Action::requeue(RETRY));
+    }
     let (pcr, issuer) = match triage(&obj, &signer) {
         Ok(Triage::NotOurs) => return Ok(Action::await_change()),
+        Ok(Triage::NotServed) => return Ok(Action::requeue(NOT_SERVED_RECHECK)),
         Ok(Triage::Answer(pcr, issuer)) => (pcr, issuer),
         Err(e) => {
             // The API server validated it; this operator cannot read it (a newer schema).
