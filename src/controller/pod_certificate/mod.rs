@@ -448,3 +448,90 @@ pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
         warn!("answering a request after an internal error failed: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> PodCertificateRequest {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "r", "namespace": "a", "generation": 1, "uid": "u"},
+            "spec": {"signerName": "clusterissuers.certsmith.dev/x"},
+        }))
+        .expect("request")
+    }
+
+    /// The API server accepts a refusal only with every non-condition field empty, and an
+    /// issuance only with notBefore, notAfter and beginRefreshAt all set.
+    #[test]
+    fn statuses_have_exactly_what_the_api_server_requires() {
+        let denied = status_of(
+            &request(),
+            &Answer::Denied(Problem::new(Reason::PolicyDenied, "m".repeat(5000))),
+            1_800_000_000,
+        );
+        assert_eq!(denied.conditions.len(), 1);
+        let c = &denied.conditions[0];
+        assert_eq!((c.type_.as_str(), c.status.as_str()), (DENIED, "True"));
+        assert_eq!(c.reason, "PolicyDenied");
+        assert!(c.message.len() <= crate::api::conditions::MAX_MESSAGE_BYTES);
+        assert_eq!(c.observed_generation, Some(1));
+        assert!(denied.certificate_chain.is_none() && denied.not_after.is_none());
+        assert!(denied.not_before.is_none() && denied.begin_refresh_at.is_none());
+
+        let failed = status_of(
+            &request(),
+            &Answer::Failed(Problem::new(Reason::UnsupportedIssuerType, "vault")),
+            1_800_000_000,
+        );
+        assert_eq!(failed.conditions[0].type_, FAILED);
+        assert!(failed.certificate_chain.is_none());
+
+        let issued = status_of(
+            &request(),
+            &Answer::Issued {
+                chain_pem: "PEM".into(),
+                not_before: 100,
+                not_after: 3700,
+                begin_refresh_at: 2500,
+            },
+            1_800_000_000,
+        );
+        assert_eq!(issued.conditions[0].type_, ISSUED);
+        assert_eq!(issued.conditions[0].reason, "Issued");
+        let second = |t: &Option<Time>| t.as_ref().map(|t| t.0.as_second());
+        assert_eq!(second(&issued.not_before), Some(100));
+        assert_eq!(second(&issued.not_after), Some(3700));
+        assert_eq!(second(&issued.begin_refresh_at), Some(2500));
+        assert_eq!(issued.certificate_chain.as_deref(), Some("PEM"));
+    }
+
+    #[test]
+    fn only_ca_issuers_serve_and_the_others_say_why() {
+        let spec =
+            |v: serde_json::Value| -> IssuerSpec { serde_json::from_value(v).expect("spec") };
+        let id = IssuerId::cluster_issuer("x");
+        assert!(can_serve(&id, &spec(serde_json::json!({"ca": {"secretName": "s"}}))).is_ok());
+        for (issuer, named) in [
+            (serde_json::json!({"selfSigned": {}}), "selfSigned"),
+            (
+                serde_json::json!({"vault": {"server": "https://v", "path": "pki/sign/r",
+                    "auth": {"tokenSecretRef": {"name": "t", "key": "token"}}}}),
+                "vault",
+            ),
+            (
+                serde_json::json!({"awsPCA": {"arn": "arn:aws:acm-pca:us-east-1:1:certificate-authority/x"}}),
+                "awsPCA",
+            ),
+        ] {
+            let refused = can_serve(&id, &spec(issuer)).expect_err(named);
+            assert_eq!(refused.reason, Reason::UnsupportedIssuerType);
+            assert!(refused.message.contains(named), "{}", refused.message);
+            assert!(
+                refused.message.contains("only ca ClusterIssuers"),
+                "{}",
+                refused.message
+            );
+        }
+    }
+}
