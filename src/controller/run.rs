@@ -111,10 +111,7 @@ pub async fn run(
         cluster_issuer_controller(&client, &settings, ctx.clone(), &shutdown);
     controllers.push(running);
     if pod_certificates {
-        let signer = Arc::new(pod_certificate::Signer {
-            ctx: ctx.clone(),
-            cluster_issuers: cluster_issuers.clone(),
-        });
+        let signer = Arc::new(pod_certificate::Signer { ctx: ctx.clone() });
         for namespace in scopes_of(&settings) {
             controllers.push(pod_certificate_controller(
                 &client,

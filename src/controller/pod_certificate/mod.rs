@@ -14,10 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -39,8 +38,9 @@ use super::{Context, Error};
 const RETRY: Duration = Duration::from_secs(5);
 /// ... until it is this old: then it is answered Failed, so the kubelet is never left waiting.
 const GIVE_UP_AFTER_SECS: i64 = 300;
-/// How often a request naming a ClusterIssuer this instance does not serve is looked at again.
-const NOT_SERVED_RECHECK: Duration = Duration::from_secs(60);
+/// How often a request naming a ClusterIssuer this instance does not serve is looked at again
+/// (the issuer may yet appear), until some instance answers it.
+const NOT_SERVED_RECHECK: Duration = Duration::from_secs(30);
 
 /// How a request is answered.
 #[derive(Debug)]
@@ -69,21 +69,15 @@ impl Answer {
 enum Triage {
     /// Another signer's, or already answered.
     NotOurs,
-    /// Names a ClusterIssuer this instance does not serve (`--cluster-issuer-selector`): left
-    /// to the instance that does, looked at again in case the issuer appears here.
-    NotServed,
     Answer(Box<PodCertificateRequest>, String),
 }
 
-/// The controller's context: the shared one, and the ClusterIssuers this instance serves
-/// (with `--cluster-issuer-selector`, requests naming another instance's issuers are left to
-/// that instance).
+/// The controller's context.
 pub struct Signer {
     pub ctx: Arc<Context>,
-    pub cluster_issuers: Store<DynamicObject>,
 }
 
-fn triage(obj: &DynamicObject, signer: &Signer) -> Result<Triage, String> {
+fn triage(obj: &DynamicObject) -> Result<Triage, String> {
     let signer_name = obj
         .data
         .pointer("/spec/signerName")
@@ -97,25 +91,34 @@ fn triage(obj: &DynamicObject, signer: &Signer) -> Result<Triage, String> {
     if pcr.answer().is_some() {
         return Ok(Triage::NotOurs);
     }
-    if signer.ctx.settings.cluster_issuer_selector.is_some() {
-        let r = ObjectRef::new_with(&issuer, kube::api::ApiResource::erase::<ClusterIssuer>(&()));
-        if signer.cluster_issuers.get(&r).is_none() {
-            return Ok(Triage::NotServed);
-        }
-    }
     Ok(Triage::Answer(Box::new(pcr), issuer))
+}
+
+/// Whether this instance serves the ClusterIssuer `name`: always without
+/// `--cluster-issuer-selector`; with one, when the issuer exists and matches it (asked of the
+/// API server, so a request arriving before the issuer's watch event is not missed). Requests
+/// for another instance's issuers are that instance's to answer.
+async fn served_here(ctx: &Context, name: &str) -> Result<bool, kube::Error> {
+    let Some(selector) = &ctx.settings.cluster_issuer_selector else {
+        return Ok(true);
+    };
+    if !spiffe::is_dns_subdomain(name) {
+        return Ok(false);
+    }
+    let params = ListParams::default()
+        .labels(selector)
+        .fields(&format!("metadata.name={name}"));
+    let found = Api::<ClusterIssuer>::all(ctx.client.clone())
+        .list_metadata(&params)
+        .await?;
+    Ok(!found.items.is_empty())
 }
 
 /// Answer one request, if it is certsmith's and unanswered.
 pub async fn reconcile(obj: Arc<DynamicObject>, signer: Arc<Signer>) -> Result<Action, Error> {
     let ctx = &signer.ctx;
-    // Which ClusterIssuers this instance serves is known once their cache is primed.
-    if signer.cluster_issuers.wait_until_ready().await.is_err() {
-        return Ok(Action::requeue(RETRY));
-    }
-    let (pcr, issuer) = match triage(&obj, &signer) {
+    let (pcr, issuer) = match triage(&obj) {
         Ok(Triage::NotOurs) => return Ok(Action::await_change()),
-        Ok(Triage::NotServed) => return Ok(Action::requeue(NOT_SERVED_RECHECK)),
         Ok(Triage::Answer(pcr, issuer)) => (pcr, issuer),
         Err(e) => {
             // The API server validated it; this operator cannot read it (a newer schema).
@@ -124,6 +127,9 @@ pub async fn reconcile(obj: Arc<DynamicObject>, signer: Arc<Signer>) -> Result<A
             return Ok(Action::await_change());
         }
     };
+    if !served_here(ctx, &issuer).await? {
+        return Ok(Action::requeue(NOT_SERVED_RECHECK));
+    }
     if !ctx.is_leading() {
         return Err(Error::NotLeading);
     }
