@@ -760,9 +760,18 @@ pub async fn request_as_node(
         status: None,
     };
     let as_node: Api<PodCertificateRequest> = Api::namespaced(node_client().await, &ns.name);
-    as_node
-        .create(&PostParams::default(), &pcr)
-        .await
-        .expect("the node creates the PodCertificateRequest");
+    // NodeRestriction reads the Pod, Node and ServiceAccount from informers, and answers 500
+    // ("retries may succeed") until they have seen ones created a moment ago.
+    wait_for(&format!("the node to create {name}"), WAIT, || {
+        let (as_node, pcr) = (as_node.clone(), pcr.clone());
+        async move {
+            match as_node.create(&PostParams::default(), &pcr).await {
+                Ok(_) => Some(()),
+                Err(kube::Error::Api(s)) if s.code == 500 => None,
+                Err(e) => panic!("the node could not create the PodCertificateRequest: {e}"),
+            }
+        }
+    })
+    .await;
     (name, spki)
 }
