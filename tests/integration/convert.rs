@@ -66,7 +66,6 @@ fn warnings(stderr: &str) -> Vec<String> {
 const EXPECTED: &[&str] = &[
     "acme.yaml (document 1): ClusterIssuer letsencrypt-prod: spec.acme",
     "acme.yaml (document 2): Certificate sandbox/public-site: spec.issuerRef",
-    "bootstrap-ca.yaml (document 4): Issuer sandbox/ca-issuer: spec.ca.crlDistributionPoints",
     "bootstrap-ca.yaml (document 4): Issuer sandbox/ca-issuer: spec.ca.ocspServers",
     "example-com.yaml (document 1): Certificate sandbox/example-com: spec.otherNames",
     "ingress.yaml (document 1): Ingress sandbox/myIngress: metadata.annotations[cert-manager.io/cluster-issuer, cert-manager.io/duration]",
