@@ -13,15 +13,15 @@ pub mod selector;
 pub mod trust_bundle;
 
 pub use certificate::{
-    Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, JksKeystore,
-    KeyAlgorithm, KeyEncoding, KeyUsage, Keystores, OutputFormat, OutputFormatType,
-    PasswordSecretRef, Pkcs12Keystore, Pkcs12Profile, PrivateKeySpec, RotationPolicy,
-    SecretCleanupPolicy, SecretTemplate, Subject,
+    Certificate, CertificateSpec, CertificateStatus, IssuedCertificate, IssuerKind, IssuerRef,
+    JksKeystore, KeyAlgorithm, KeyEncoding, KeyUsage, Keystores, OutputFormat, OutputFormatType,
+    PasswordSecretRef, Pkcs12Keystore, Pkcs12Profile, PrivateKeySpec, RevocationPolicy,
+    RevocationReason, RotationPolicy, SecretCleanupPolicy, SecretTemplate, Subject,
 };
 pub use conditions::Condition;
 pub use issuer::{
     AwsCredentials, AwsCredentialsSecretRef, AwsPcaIssuer, AwsSigningAlgorithm, CaIssuer,
-    ClusterIssuer, Issuer, IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector,
+    ClusterIssuer, CrlStatus, Issuer, IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector,
     SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
 };
 pub use selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator};
@@ -35,3 +35,11 @@ pub const GROUP: &str = "certsmith.dev";
 
 /// Annotation that `certsmith renew` sets to request a re-issuance; any new value triggers one.
 pub const RENEW_ANNOTATION: &str = "certsmith.dev/renew-requested-at";
+
+/// Annotation that `certsmith revoke` sets (with [`RENEW_ANNOTATION`] at the same value): once
+/// the certificate is re-issued, the one it replaced is revoked at the issuer. Any new value
+/// is a new request.
+pub const REVOKE_ANNOTATION: &str = "certsmith.dev/revoke-requested-at";
+
+/// The reason of a [`REVOKE_ANNOTATION`] request (default `unspecified`).
+pub const REVOKE_REASON_ANNOTATION: &str = "certsmith.dev/revoke-reason";

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod inspect;
 pub mod policy;
 pub mod renew;
+pub mod revoke;
 pub mod status;
 
 use kube::Client;

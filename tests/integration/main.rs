@@ -18,6 +18,7 @@ mod openbao;
 mod outputs;
 mod policy;
 mod rbac;
+mod revocation;
 mod smoke_kube;
 mod smoke_moto;
 mod smoke_openbao;
