@@ -96,6 +96,31 @@ enum Companion {
         #[arg(long, default_value = "5m", value_parser = certsmith::api::duration::parse)]
         timeout: std::time::Duration,
     },
+    /// Emergency rotation: re-issue every Certificate of an issuer with new keys at a bounded
+    /// rate (optionally revoking what they replace), with a live progress bar; exits 0 once
+    /// every one is done, non-zero when the rest are failing.
+    Rotate {
+        /// The Issuer (with -n) or ClusterIssuer (with --kind ClusterIssuer).
+        #[arg(long)]
+        issuer: String,
+        #[arg(short = 'n', long, conflicts_with = "kind")]
+        namespace: Option<String>,
+        /// Issuer (default) or ClusterIssuer.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Revoke every certificate the rotation supersedes.
+        #[arg(long)]
+        revoke: bool,
+        /// Certificates per second, e.g. 10 or 10/s (1 to 1000; default 10).
+        #[arg(long, default_value = "10", value_parser = parse_rate)]
+        rate: u32,
+        /// The revocation reason with --revoke.
+        #[arg(long, default_value = "superseded", value_parser = parse_reason)]
+        reason: certsmith::api::RevocationReason,
+        /// Give up waiting after this long (the rotation goes on).
+        #[arg(long, default_value = "1h", value_parser = certsmith::api::duration::parse)]
+        timeout: std::time::Duration,
+    },
     /// Look inside a TLS Secret: names, validity, key, chain, and whether they hold together.
     Inspect {
         #[command(subcommand)]
@@ -346,6 +371,34 @@ async fn cli(command: Companion) -> Result<String, certsmith::cli::CliError> {
             let namespace = namespace.unwrap_or(default_ns);
             certsmith::cli::revoke::revoke(client, &namespace, &name, reason, timeout).await
         }
+        Companion::Rotate {
+            issuer,
+            namespace,
+            kind,
+            revoke,
+            rate,
+            reason,
+            timeout,
+        } => {
+            let namespace = match kind.as_deref() {
+                None | Some("Issuer") => Some(namespace.unwrap_or(default_ns)),
+                Some("ClusterIssuer") => None,
+                Some(other) => {
+                    return Err(CliError(format!(
+                        "--kind {other:?}: Issuer or ClusterIssuer"
+                    )));
+                }
+            };
+            let rotation = certsmith::cli::rotate::Rotation {
+                issuer,
+                namespace,
+                revoke,
+                rate,
+                reason,
+                timeout,
+            };
+            certsmith::cli::rotate::rotate(client, rotation).await
+        }
         Companion::Inspect {
             what: InspectCommand::Secret { name, namespace },
         } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
@@ -496,6 +549,12 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         res = crls => res?,
     }
     Ok(())
+}
+
+/// `--rate`: 10 or 10/s.
+fn parse_rate(text: &str) -> Result<u32, String> {
+    certsmith::controller::emergency_rotation::plan::parse_rate(text)
+        .ok_or_else(|| "a number of certificates per second from 1 to 1000, e.g. 10/s".into())
 }
 
 /// A revocation reason as `--reason` spells it.

@@ -371,6 +371,38 @@ pub struct IssuerStatus {
     /// A CA issuer's certificate revocation list, as last published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl: Option<CrlStatus>,
+    /// The last emergency rotation (`certsmith rotate`, or the
+    /// `certsmith.dev/emergency-rotation-requested-at` annotation) and its progress. Written
+    /// by its own field manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_rotation: Option<EmergencyRotationStatus>,
+}
+
+/// An emergency rotation: every Certificate of the issuer re-issued with a new key at a
+/// bounded rate, optionally revoking what they replace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmergencyRotationStatus {
+    /// The request (the annotation's value) this rotation answers.
+    pub request: String,
+    /// Whether superseded certificates are revoked.
+    #[serde(default)]
+    pub revoke: bool,
+    /// Certificates re-issued per second at most.
+    pub rate: u32,
+    /// Certificates of the issuer.
+    pub total: u32,
+    /// Asked to re-issue so far.
+    pub triggered: u32,
+    /// Re-issued (and, with `revoke`, the superseded certificate revoked).
+    pub done: u32,
+    /// Whose re-issuance or revocation is failing now (retried by the operator).
+    pub failed: u32,
+    /// RFC 3339.
+    pub started_at: String,
+    /// When every Certificate was done (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
 }
 
 /// Where a CA issuer's CRL is and how fresh it is.

@@ -21,8 +21,9 @@ pub use certificate::{
 pub use conditions::Condition;
 pub use issuer::{
     AwsCredentials, AwsCredentialsSecretRef, AwsPcaIssuer, AwsSigningAlgorithm, CaIssuer,
-    ClusterIssuer, CrlStatus, Issuer, IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector,
-    SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
+    ClusterIssuer, CrlStatus, EmergencyRotationStatus, Issuer, IssuerSpec, IssuerStatus,
+    IssuerType, SecretKeySelector, SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth,
+    VaultIssuer, VaultKubernetesAuth,
 };
 pub use selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator};
 pub use trust_bundle::{
@@ -43,3 +44,16 @@ pub const REVOKE_ANNOTATION: &str = "certsmith.dev/revoke-requested-at";
 
 /// The reason of a [`REVOKE_ANNOTATION`] request (default `unspecified`).
 pub const REVOKE_REASON_ANNOTATION: &str = "certsmith.dev/revoke-reason";
+
+/// Annotation on an Issuer or ClusterIssuer that starts an emergency rotation (`certsmith
+/// rotate` sets it; GitOps may too): any new value re-issues every Certificate of the issuer
+/// with a new key, at [`EMERGENCY_ROTATION_RATE_ANNOTATION`] per second.
+pub const EMERGENCY_ROTATION_ANNOTATION: &str = "certsmith.dev/emergency-rotation-requested-at";
+/// `"true"`: revoke every certificate the rotation supersedes.
+pub const EMERGENCY_ROTATION_REVOKE_ANNOTATION: &str = "certsmith.dev/emergency-rotation-revoke";
+/// Certificates per second (default [`DEFAULT_EMERGENCY_ROTATION_RATE`], at most 1000).
+pub const EMERGENCY_ROTATION_RATE_ANNOTATION: &str = "certsmith.dev/emergency-rotation-rate";
+/// The revocation reason with `revoke` (default `superseded`).
+pub const EMERGENCY_ROTATION_REASON_ANNOTATION: &str = "certsmith.dev/emergency-rotation-reason";
+/// Certificates re-issued per second by an emergency rotation unless told otherwise.
+pub const DEFAULT_EMERGENCY_ROTATION_RATE: u32 = 10;

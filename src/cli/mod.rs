@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod policy;
 pub mod renew;
 pub mod revoke;
+pub mod rotate;
 pub mod status;
 
 use kube::Client;

@@ -78,6 +78,8 @@ pub struct Shared {
     pub trust_bundles: super::trust_bundle::Triggers,
     /// Keystore password Secrets and the Certificates that name them.
     pub secret_refs: super::secret_refs::SecretRefs,
+    /// The emergency rotations running in this process, and the caches they read.
+    pub rotations: super::emergency_rotation::Running,
 }
 
 impl Shared {
@@ -91,6 +93,7 @@ impl Shared {
             rechecks: super::issuer::Rechecks::default(),
             trust_bundles: super::trust_bundle::Triggers::default(),
             secret_refs: super::secret_refs::SecretRefs::default(),
+            rotations: super::emergency_rotation::Running::default(),
         }
     }
 }

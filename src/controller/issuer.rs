@@ -220,6 +220,7 @@ fn id_of(obj: &DynamicObject) -> IssuerId {
 /// Reconcile an Issuer or ClusterIssuer (both watched untyped): compute and write `Ready`.
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let id = id_of(&obj);
+    super::emergency_rotation::drive(&ctx, &obj, &id);
     let spec: Result<IssuerSpec, Problem> = obj
         .data
         .get("spec")
@@ -421,6 +422,7 @@ async fn write_conditions(
         observed_generation: generation,
         policy: policy_summary.or_else(|| prev.policy.clone()),
         crl: crl.or_else(|| prev.crl.clone()),
+        emergency_rotation: prev.emergency_rotation.clone(),
     };
     if next == prev {
         return Ok(());
@@ -429,6 +431,11 @@ async fn write_conditions(
         return Err(Error::NotLeading);
     }
     let params = PatchParams::apply(crate::secret::FIELD_MANAGER).force();
+    // The emergency rotation's progress has a field manager of its own: left out here.
+    let next = IssuerStatus {
+        emergency_rotation: None,
+        ..next
+    };
     match obj.namespace() {
         Some(ns) => {
             let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "status": next});

@@ -635,3 +635,120 @@ async fn the_aws_pca_emulator_records_revoke_certificate_with_the_serial_and_ca_
     operator.stop().await;
     ns.delete().await;
 }
+
+/// The issuer `ca`'s emergency rotation status, if any.
+async fn rotation_status(ns: &TestNamespace) -> Option<certsmith::api::EmergencyRotationStatus> {
+    ns.api::<Issuer>()
+        .get("ca")
+        .await
+        .ok()?
+        .status?
+        .emergency_rotation
+}
+
+#[tokio::test]
+async fn an_emergency_rotation_of_200_certificates_renews_every_key_and_revokes_every_old_serial() {
+    const N: usize = 200;
+    const RATE: u32 = 25;
+    let (ns, operator) = setup("rotate").await;
+    ca_issuer(&ns, "http://crl.example.test/ca.crl").await;
+    for i in 0..N {
+        certificate(&ns, &format!("a{i:03}"), json!({"secretName": format!("a{i:03}-tls"), "issuerRef": {"name": "ca"}, "dnsNames": [format!("a{i:03}.example.test")]})).await;
+    }
+    let before = wait_for("every Certificate issued", Duration::from_secs(300), || {
+        let api = ns.api::<k8s_openapi::api::core::v1::Secret>();
+        async move {
+            let list = api
+                .list(&kube::api::ListParams::default().labels("certsmith.dev/managed"))
+                .await
+                .ok()?;
+            let secrets: std::collections::BTreeMap<String, (String, Vec<u8>)> = list
+                .items
+                .iter()
+                .filter(|s| s.name_any().ends_with("-tls") && s.name_any() != "root-ca")
+                .map(|s| (s.name_any(), (leaf(s).serial, field(s, "tls.key").to_vec())))
+                .collect();
+            (secrets.len() == N).then_some(secrets)
+        }
+    })
+    .await;
+
+    let cli = tokio::spawn({
+        let (client, namespace) = (ns.client.clone(), ns.name.clone());
+        async move {
+            certsmith::cli::rotate::rotate(
+                client,
+                certsmith::cli::rotate::Rotation {
+                    issuer: "ca".into(),
+                    namespace: Some(namespace),
+                    revoke: true,
+                    rate: RATE,
+                    reason: RevocationReason::KeyCompromise,
+                    timeout: Duration::from_secs(600),
+                },
+            )
+            .await
+        }
+    });
+    // Progress is visible throughout, and never ahead of the rate.
+    let mut seen = std::collections::BTreeSet::new();
+    let finished = loop {
+        if let Some(s) = rotation_status(&ns).await {
+            assert!(s.done <= s.triggered && s.triggered <= s.total, "{s:?}");
+            assert_eq!((s.total, s.rate, s.revoke), (N as u32, RATE, true));
+            let started = certsmith::time::parse(&s.started_at).expect("startedAt");
+            let elapsed = certsmith::time::now() - started;
+            assert!(
+                i64::from(s.triggered) <= i64::from(RATE) * (elapsed + 2),
+                "{} asked after {elapsed}s at {RATE}/s",
+                s.triggered
+            );
+            seen.insert(s.done);
+            if s.finished_at.is_some() {
+                break s;
+            }
+        }
+        assert!(!cli.is_finished() || seen.len() > 1, "the CLI ended early");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!((finished.done, finished.failed), (N as u32, 0));
+    assert!(
+        seen.iter().filter(|d| **d > 0 && **d < N as u32).count() >= 3,
+        "intermediate progress was visible: {seen:?}"
+    );
+    let out = cli.await.expect("join").expect("certsmith rotate exits 0");
+    assert!(out.contains("200 certificate(s) re-issued"), "{out}");
+
+    // Every Secret holds a new key, every superseded serial is in the CRL.
+    let secrets = ns.api::<k8s_openapi::api::core::v1::Secret>();
+    let state = {
+        let cm = ns
+            .api::<ConfigMap>()
+            .get(&crl::object_name(&certsmith::issuer::IssuerId::issuer(
+                &ns.name, "ca",
+            )))
+            .await
+            .expect("CRL ConfigMap");
+        crl::parse(cm.data.expect("data").get(crl::KEY).expect("ca.crl")).expect("CRL")
+    };
+    for (name, (serial, key)) in &before {
+        let s = secrets.get(name).await.expect("secret");
+        assert_ne!(field(&s, "tls.key"), key.as_slice(), "{name}: a new key");
+        assert_ne!(&leaf(&s).serial, serial, "{name}: a new certificate");
+        let old = crl::serial_bytes(serial).expect("serial");
+        assert!(
+            state
+                .entries
+                .iter()
+                .any(|e| e.serial == old && e.reason == Some(RevocationReason::KeyCompromise)),
+            "{name}: serial {serial} revoked"
+        );
+    }
+    assert_eq!(
+        state.entries.len(),
+        N,
+        "only the superseded serials are revoked"
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
