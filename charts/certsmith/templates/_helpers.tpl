@@ -55,6 +55,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --concurrency={{ .Values.concurrency }}
 - --aws-pca-issue-rate={{ .Values.awsPcaIssueRate }}
 - --log-format={{ .Values.logFormat }}
+{{- if .Values.crl.enabled }}
+- --crl-addr=0.0.0.0:{{ .Values.crl.port }}
+{{- end }}
 {{- with .Values.watchNamespaces }}
 - --namespace={{ join "," . }}
 {{- end }}
