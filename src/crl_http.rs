@@ -26,11 +26,14 @@ use crate::issuer::crl;
 /// How long a CRL read from the API server is served before it is read again.
 const CACHE_TTL: Duration = Duration::from_secs(5);
 
+/// The PEM CRL of each issuer asked about (None: it has none), and when it was read.
+type Cache = Arc<Mutex<HashMap<IssuerId, (Instant, Option<String>)>>>;
+
 #[derive(Clone)]
 struct Shared {
     client: kube::Client,
     cluster_resource_namespace: String,
-    cache: Arc<Mutex<HashMap<IssuerId, (Instant, Option<String>)>>>,
+    cache: Cache,
 }
 
 /// Serve until the process ends.

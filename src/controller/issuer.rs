@@ -322,7 +322,8 @@ fn crl_status_failed(conditions: &[DesiredCondition]) -> bool {
         .any(|c| c.type_ == CRL_PUBLISHED && !c.status)
 }
 
-/// A CA issuer's CRL: signed again when due, and described (None for other backends).
+/// A CA issuer's CRL: signed again when due, and described (None for other backends, and
+/// for a CA issuer without a CRL yet).
 async fn publish_crl(
     ctx: &Context,
     id: &IssuerId,
@@ -331,7 +332,7 @@ async fn publish_crl(
     let Backend::Ca(ca) = backend else {
         return None;
     };
-    let published = ca.publish_crl(ctx.now()).await;
+    let published = ca.publish_crl(ctx.now()).await.transpose()?;
     Some(published.map(|p| {
         let state = p.state;
         ctx.metrics.crl(

@@ -168,10 +168,12 @@ impl CaSigner {
         Ok(())
     }
 
-    /// Make sure this issuer's CRL exists and is not close to its nextUpdate.
-    pub async fn publish_crl(&self, now: i64) -> Result<crl::Published, Problem> {
+    /// Keep this issuer's CRL from its nextUpdate; create it when leaves name it (else the
+    /// first revocation does). None: there is no CRL (nothing revoked, no distribution point).
+    pub async fn publish_crl(&self, now: i64) -> Result<Option<crl::Published>, Problem> {
         let (target, publisher) = self.crl_target()?;
-        publisher.refresh(target, &self.issuer, now).await
+        let create = !self.crl_distribution_points.is_empty();
+        publisher.refresh(target, &self.issuer, now, create).await
     }
 
     fn crl_target(&self) -> Result<(&CrlTarget, &CrlPublisher), Problem> {

@@ -309,30 +309,36 @@ impl CrlPublisher {
         }
     }
 
-    /// Make sure the issuer's CRL exists and is fresh: signed again once older than
-    /// [`REFRESH_AFTER_SECS`] (or when it cannot be read). Returns the CRL as published.
+    /// Keep the issuer's CRL fresh: signed again once older than [`REFRESH_AFTER_SECS`] (or
+    /// when it cannot be read). A CRL that does not exist yet is created only when `create`
+    /// (the issuer names distribution points); otherwise the first revocation creates it, so
+    /// an issuer that never revokes costs no write. Returns the CRL as published, if any.
     pub async fn refresh(
         &self,
         target: &CrlTarget,
         issuer: &Issuer<'_, PrivateKey>,
         now: i64,
-    ) -> Result<Published, Problem> {
+        create: bool,
+    ) -> Result<Option<Published>, Problem> {
         let lock = self.lock_of(&target.id);
         let _held = lock.lock().await;
         let (existing, previous) = read(target).await?;
         let added = self.take_waiting(&target.id);
+        if existing.is_none() && added.is_empty() && !create {
+            return Ok(None);
+        }
         if let Some(state) = &previous
             && added.is_empty()
             && now < state.this_update.saturating_add(REFRESH_AFTER_SECS)
             && now >= state.this_update
         {
-            return Ok(Published {
+            return Ok(Some(Published {
                 state: state.clone(),
-            });
+            }));
         }
         let state = next(previous.as_ref(), &added, now);
         match write(target, issuer, existing, &state).await {
-            Ok(()) => Ok(Published { state }),
+            Ok(()) => Ok(Some(Published { state })),
             Err(p) => {
                 self.put_back(&target.id, added);
                 Err(p)
@@ -436,9 +442,9 @@ mod tests {
 
     const T0: i64 = 1_800_000_000;
 
-    fn ca(usages: serde_json::Value) -> Issuer<'static, PrivateKey> {
+    fn ca(is_ca: bool, usages: serde_json::Value) -> Issuer<'static, PrivateKey> {
         let spec: CertificateSpec = serde_json::from_value(serde_json::json!({
-            "secretName": "s", "issuerRef": {"name": "i"}, "commonName": "ca", "isCA": true,
+            "secretName": "s", "issuerRef": {"name": "i"}, "commonName": "ca", "isCA": is_ca,
             "usages": usages,
         }))
         .expect("spec");
@@ -451,7 +457,7 @@ mod tests {
 
     #[test]
     fn a_crl_reads_back_as_it_was_signed_and_grows_by_number() {
-        let issuer = ca(serde_json::json!(["cert sign", "crl sign"]));
+        let issuer = ca(true, serde_json::json!(["cert sign", "crl sign"]));
         let first = next(
             None,
             &[Entry {
@@ -490,7 +496,8 @@ mod tests {
 
     #[test]
     fn a_ca_without_crl_sign_is_named_as_such() {
-        let issuer = ca(serde_json::json!(["cert sign"]));
+        // (An isCA certificate always has cRLSign: a key pair that lacks it.)
+        let issuer = ca(false, serde_json::json!(["digital signature"]));
         let err = sign(&issuer, &next(None, &[], T0)).unwrap_err();
         assert!(err.contains("cRLSign"), "{err}");
     }
