@@ -163,11 +163,11 @@ fn unsupported(path: &str) -> String {
         "spec.renewal" => {
             "certsmith has no renewal policy or windows: it renews at renewBefore / renewBeforePercentage, always"
         }
-        "spec.selfSigned.crlDistributionPoints"
-        | "spec.ca.crlDistributionPoints"
-        | "spec.ca.ocspServers"
-        | "spec.ca.issuingCertificateURLs" => {
-            "certsmith does not add CRL, OCSP or CA-issuer URLs to the certificates it signs"
+        "spec.selfSigned.crlDistributionPoints" => {
+            "a self-signed certificate has no CA to revoke it: certsmith adds no CRL distribution point to it"
+        }
+        "spec.ca.ocspServers" => {
+            "certsmith does not add OCSP URLs to the certificates it signs (crlDistributionPoints and issuingCertificateURLs are carried over)"
         }
         "spec.vault.serverName" => {
             "certsmith checks Vault's certificate against the host in `server`; no other name can be set"
