@@ -5,8 +5,10 @@
 //! be kept in step with it.
 //!
 //! Writes for one issuer are serialised in this process and batched: revocations that arrive
-//! while a write is under way go out together in the next one (an emergency rotation revokes
-//! hundreds at once; one CRL per revocation would grow quadratically).
+//! while a write is under way go out together in the next one, and each of them then returns
+//! on the CRL this process last published, without asking the API server again (an emergency
+//! rotation revokes hundreds at once; one read and write per revocation made them queue
+//! behind one another).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -234,6 +236,8 @@ pub struct Published {
 pub struct CrlPublisher {
     locks: Mutex<HashMap<IssuerId, Arc<tokio::sync::Mutex<()>>>>,
     waiting: Mutex<HashMap<IssuerId, Vec<Entry>>>,
+    /// The serials of the CRL this process last wrote, per issuer.
+    published: Mutex<HashMap<IssuerId, std::collections::HashSet<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for CrlPublisher {
@@ -270,6 +274,21 @@ impl CrlPublisher {
             .unwrap_or_default()
     }
 
+    fn remember(&self, id: &IssuerId, state: &CrlState) {
+        if let Ok(mut p) = self.published.lock() {
+            p.insert(
+                id.clone(),
+                state.entries.iter().map(|e| e.serial.clone()).collect(),
+            );
+        }
+    }
+
+    fn published_lists(&self, id: &IssuerId, serial: &[u8]) -> bool {
+        self.published
+            .lock()
+            .is_ok_and(|p| p.get(id).is_some_and(|s| s.contains(serial)))
+    }
+
     fn put_back(&self, id: &IssuerId, entries: Vec<Entry>) {
         if let Ok(mut w) = self.waiting.lock() {
             w.entry(id.clone()).or_default().extend(entries);
@@ -284,24 +303,29 @@ impl CrlPublisher {
         issuer: &Issuer<'_, PrivateKey>,
         entry: Entry,
         now: i64,
-    ) -> Result<Published, Problem> {
+    ) -> Result<(), Problem> {
         let serial = entry.serial.clone();
         self.put_back(&target.id, vec![entry]);
         let lock = self.lock_of(&target.id);
         let _held = lock.lock().await;
+        // Written by the batch of another revocation while this one waited.
+        if self.published_lists(&target.id, &serial) {
+            return Ok(());
+        }
         let (existing, previous) = read(target).await?;
         if let Some(state) = &previous
             && state.entries.iter().any(|e| e.serial == serial)
         {
-            // Written by the batch of another revocation while this one waited.
-            return Ok(Published {
-                state: state.clone(),
-            });
+            self.remember(&target.id, state);
+            return Ok(());
         }
         let added = self.take_waiting(&target.id);
         let state = next(previous.as_ref(), &added, now);
         match write(target, issuer, existing, &state).await {
-            Ok(()) => Ok(Published { state }),
+            Ok(()) => {
+                self.remember(&target.id, &state);
+                Ok(())
+            }
             Err(p) => {
                 self.put_back(&target.id, added);
                 Err(p)
@@ -338,7 +362,10 @@ impl CrlPublisher {
         }
         let state = next(previous.as_ref(), &added, now);
         match write(target, issuer, existing, &state).await {
-            Ok(()) => Ok(Some(Published { state })),
+            Ok(()) => {
+                self.remember(&target.id, &state);
+                Ok(Some(Published { state }))
+            }
             Err(p) => {
                 self.put_back(&target.id, added);
                 Err(p)

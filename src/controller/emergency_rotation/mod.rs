@@ -130,7 +130,11 @@ async fn run(
     let value = request.certificate_request(&label);
     // Asked by this task and maybe not in the caches yet.
     let mut asked: HashSet<(String, String)> = HashSet::new();
+    // Ticks keep their pace whatever one takes (a late one is not made up in a burst).
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        ticks.tick().await;
         if !ctx.is_leading() || !still_requested(ctx, id, &request.id).await {
             return;
         }
@@ -146,14 +150,19 @@ async fn run(
             .take(due)
             .map(|m| (m.namespace.clone(), m.name.clone()))
             .collect();
-        for (namespace, name) in next {
-            match ask(ctx, &namespace, &name, &value, request).await {
+        // This second's share at once: a loaded API server slows each request, not the pace.
+        let answers = futures::future::join_all(
+            next.iter()
+                .map(|(namespace, name)| ask(ctx, namespace, name, &value, request)),
+        )
+        .await;
+        for ((namespace, name), answer) in next.into_iter().zip(answers) {
+            match answer {
                 Ok(()) => {
                     asked.insert((namespace, name));
                 }
                 Err(e) => {
                     warn!(issuer = %id, certificate = %format!("{namespace}/{name}"), "emergency rotation: asking to re-issue failed: {e}");
-                    break;
                 }
             }
         }
@@ -204,7 +213,6 @@ async fn run(
             info!(issuer = %id, request = %request.id, total, "emergency rotation finished");
             return;
         }
-        tokio::time::sleep(TICK).await;
     }
 }
 
