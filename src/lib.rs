@@ -13,6 +13,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod crds;
+pub mod crl_http;
 pub mod health;
 pub mod issuer;
 pub mod leader;

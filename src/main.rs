@@ -82,6 +82,45 @@ enum Companion {
         #[arg(short = 'l', long)]
         selector: Option<String>,
     },
+    /// Re-issue a Certificate with a new key now and revoke the certificate it replaced at the
+    /// issuer; exits 0 once the issuer recorded the revocation.
+    Revoke {
+        name: String,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// keyCompromise, caCompromise, affiliationChanged, superseded, cessationOfOperation,
+        /// privilegeWithdrawn or unspecified.
+        #[arg(long, default_value = "unspecified", value_parser = parse_reason)]
+        reason: certsmith::api::RevocationReason,
+        /// Give up waiting after this long (the operator keeps trying).
+        #[arg(long, default_value = "5m", value_parser = certsmith::api::duration::parse)]
+        timeout: std::time::Duration,
+    },
+    /// Emergency rotation: re-issue every Certificate of an issuer with new keys at a bounded
+    /// rate (optionally revoking what they replace), with a live progress bar; exits 0 once
+    /// every one is done, non-zero when the rest are failing.
+    Rotate {
+        /// The Issuer (with -n) or ClusterIssuer (with --kind ClusterIssuer).
+        #[arg(long)]
+        issuer: String,
+        #[arg(short = 'n', long, conflicts_with = "kind")]
+        namespace: Option<String>,
+        /// Issuer (default) or ClusterIssuer.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Revoke every certificate the rotation supersedes.
+        #[arg(long)]
+        revoke: bool,
+        /// Certificates per second, e.g. 10 or 10/s (1 to 1000; default 10).
+        #[arg(long, default_value = "10", value_parser = parse_rate)]
+        rate: u32,
+        /// The revocation reason with --revoke.
+        #[arg(long, default_value = "superseded", value_parser = parse_reason)]
+        reason: certsmith::api::RevocationReason,
+        /// Give up waiting after this long (the rotation goes on).
+        #[arg(long, default_value = "1h", value_parser = certsmith::api::duration::parse)]
+        timeout: std::time::Duration,
+    },
     /// Look inside a TLS Secret: names, validity, key, chain, and whether they hold together.
     Inspect {
         #[command(subcommand)]
@@ -189,6 +228,10 @@ struct ControllerArgs {
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:9402")]
     metrics_addr: SocketAddr,
+    /// Serve the CA issuers' CRLs read-only on this address (`/crl/clusterissuer/<name>.crl`,
+    /// `/crl/issuer/<namespace>/<name>.crl`, and `.pem`), e.g. 0.0.0.0:9403. Default: off.
+    #[arg(long)]
+    crl_addr: Option<SocketAddr>,
     /// Run the controllers only while holding a Lease, so several replicas can run.
     #[arg(long)]
     leader_elect: bool,
@@ -324,6 +367,43 @@ async fn cli(command: Companion) -> Result<String, certsmith::cli::CliError> {
             };
             renew::renew(client, target).await
         }
+        Companion::Revoke {
+            name,
+            namespace,
+            reason,
+            timeout,
+        } => {
+            let namespace = namespace.unwrap_or(default_ns);
+            certsmith::cli::revoke::revoke(client, &namespace, &name, reason, timeout).await
+        }
+        Companion::Rotate {
+            issuer,
+            namespace,
+            kind,
+            revoke,
+            rate,
+            reason,
+            timeout,
+        } => {
+            let namespace = match kind.as_deref() {
+                None | Some("Issuer") => Some(namespace.unwrap_or(default_ns)),
+                Some("ClusterIssuer") => None,
+                Some(other) => {
+                    return Err(CliError(format!(
+                        "--kind {other:?}: Issuer or ClusterIssuer"
+                    )));
+                }
+            };
+            let rotation = certsmith::cli::rotate::Rotation {
+                issuer,
+                namespace,
+                revoke,
+                rate,
+                reason,
+                timeout,
+            };
+            certsmith::cli::rotate::rotate(client, rotation).await
+        }
         Companion::Inspect {
             what: InspectCommand::Secret { name, namespace },
         } => inspect::secret(client, namespace.as_deref().unwrap_or(&default_ns), &name).await,
@@ -397,6 +477,17 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     tracing::info!(?settings, "starting certsmith controller");
     let health = certsmith::health::serve(args.metrics_addr, ready.clone(), metrics.clone());
+    // Every replica serves CRLs (read-only), the leader and standbys alike.
+    let crl_client = client.clone();
+    let crl_namespace = settings.cluster_resource_namespace.clone();
+    let crls = async move {
+        match args.crl_addr {
+            Some(addr) => certsmith::crl_http::serve(addr, crl_client, crl_namespace)
+                .await
+                .with_context(|| format!("serving CRLs on {addr}")),
+            None => std::future::pending().await,
+        }
+    };
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -461,8 +552,26 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     tokio::select! {
         res = health => res.with_context(|| format!("serving health and metrics on {}", args.metrics_addr))?,
         res = work => res?,
+        res = crls => res?,
     }
     Ok(())
+}
+
+/// `--rate`: 10 or 10/s.
+fn parse_rate(text: &str) -> Result<u32, String> {
+    certsmith::controller::emergency_rotation::plan::parse_rate(text)
+        .ok_or_else(|| "a number of certificates per second from 1 to 1000, e.g. 10/s".into())
+}
+
+/// A revocation reason as `--reason` spells it.
+fn parse_reason(text: &str) -> Result<certsmith::api::RevocationReason, String> {
+    certsmith::api::RevocationReason::parse(text).ok_or_else(|| {
+        let all: Vec<&str> = certsmith::api::RevocationReason::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        format!("one of {}", all.join(", "))
+    })
 }
 
 /// This replica's name in the Lease: the pod name, else host and process id.

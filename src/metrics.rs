@@ -79,6 +79,31 @@ struct BundleErrorLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevocationLabels {
+    backend: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RotationLabels {
+    issuer_kind: String,
+    namespace: String,
+    name: String,
+    state: String,
+}
+
+/// Revocations, CA issuers' CRLs and emergency rotations.
+struct RevocationSeries {
+    revocations: Family<RevocationLabels, Counter>,
+    crl_this_update: Family<IssuerLabels, Gauge>,
+    crl_next_update: Family<IssuerLabels, Gauge>,
+    crl_entries: Family<IssuerLabels, Gauge>,
+    /// Set from `crl_this_update` at each scrape: time since the CRL was signed.
+    crl_age: Family<IssuerLabels, Gauge>,
+    rotation: Family<RotationLabels, Gauge>,
+}
+
 /// Per-TrustBundle series, and the error series each bundle has, so they go with it.
 struct BundleSeries {
     certificates: Family<BundleLabels, Gauge>,
@@ -135,6 +160,8 @@ pub struct Metrics {
     bundles: BundleSeries,
     policy_denials: Family<PolicyDenialLabels, Counter>,
     pod_certificate_requests: Family<PodCertificateLabels, Counter>,
+    revocation: RevocationSeries,
+    known_crls: Mutex<std::collections::HashSet<IssuerLabels>>,
 }
 
 impl Default for Metrics {
@@ -240,7 +267,47 @@ impl Default for Metrics {
             "TrustBundle syncs that failed, by reason (a source, or a target)",
             bundles.sync_errors.clone(),
         );
+        let revocation = RevocationSeries {
+            revocations: Family::default(),
+            crl_this_update: Family::default(),
+            crl_next_update: Family::default(),
+            crl_entries: Family::default(),
+            crl_age: Family::default(),
+            rotation: Family::default(),
+        };
+        registry.register(
+            "revocations",
+            "Revocations asked of issuers, by backend and result (success, failure, not_supported)",
+            revocation.revocations.clone(),
+        );
+        registry.register(
+            "crl_this_update_timestamp_seconds",
+            "thisUpdate of the CA issuer's published CRL",
+            revocation.crl_this_update.clone(),
+        );
+        registry.register(
+            "crl_next_update_timestamp_seconds",
+            "nextUpdate of the CA issuer's published CRL: it must be signed again before",
+            revocation.crl_next_update.clone(),
+        );
+        registry.register(
+            "crl_age_seconds",
+            "Time since the CA issuer's CRL was signed (thisUpdate)",
+            revocation.crl_age.clone(),
+        );
+        registry.register(
+            "crl_revoked_certificates",
+            "Serials listed in the CA issuer's CRL",
+            revocation.crl_entries.clone(),
+        );
+        registry.register(
+            "emergency_rotation_certificates",
+            "The issuer's emergency rotation: Certificates in it by state (total, triggered, done, failed)",
+            revocation.rotation.clone(),
+        );
         Metrics {
+            revocation,
+            known_crls: Mutex::default(),
             bundles,
             certificates,
             backend_requests,
@@ -258,6 +325,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The issuers with a CRL series.
+    fn known_crls(&self) -> Vec<IssuerLabels> {
+        self.known_crls
+            .lock()
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn issuance(&self, issuer_kind: &str, result: &str, took: Duration) {
         self.issuances
             .get_or_create(&IssuanceLabels {
@@ -301,6 +376,23 @@ impl Metrics {
                 let keep = exists(&labels.issuer_kind, &labels.namespace, &labels.name);
                 if !keep {
                     self.issuer_ready.remove(labels);
+                }
+                keep
+            });
+        }
+        if let Ok(mut known) = self.known_crls.lock() {
+            known.retain(|labels| {
+                let keep = exists(&labels.issuer_kind, &labels.namespace, &labels.name);
+                if !keep {
+                    let r = &self.revocation;
+                    for family in [
+                        &r.crl_this_update,
+                        &r.crl_next_update,
+                        &r.crl_entries,
+                        &r.crl_age,
+                    ] {
+                        family.remove(labels);
+                    }
                 }
                 keep
             });
@@ -477,8 +569,82 @@ impl Metrics {
         }
     }
 
+    /// One revocation asked of a backend; `result`: success, failure or not_supported.
+    pub fn revocation(&self, backend: &str, result: &str) {
+        self.revocation
+            .revocations
+            .get_or_create(&RevocationLabels {
+                backend: backend.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// A CA issuer's CRL as published (Unix seconds).
+    pub fn crl(
+        &self,
+        issuer_kind: &str,
+        namespace: &str,
+        name: &str,
+        this_update: i64,
+        next_update: i64,
+        entries: usize,
+    ) {
+        let labels = IssuerLabels {
+            issuer_kind: issuer_kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        if let Ok(mut known) = self.known_crls.lock() {
+            known.insert(labels.clone());
+        }
+        let r = &self.revocation;
+        r.crl_this_update.get_or_create(&labels).set(this_update);
+        r.crl_next_update.get_or_create(&labels).set(next_update);
+        r.crl_entries
+            .get_or_create(&labels)
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        r.crl_age
+            .get_or_create(&labels)
+            .set(crate::time::now().saturating_sub(this_update));
+    }
+
+    /// An issuer's emergency rotation progress, by state.
+    pub fn emergency_rotation(
+        &self,
+        issuer_kind: &str,
+        namespace: &str,
+        name: &str,
+        counts: &[(&str, i64)],
+    ) {
+        for (state, n) in counts {
+            self.revocation
+                .rotation
+                .get_or_create(&RotationLabels {
+                    issuer_kind: issuer_kind.into(),
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    state: (*state).into(),
+                })
+                .set(*n);
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        // CRL ages move with the clock: computed at each scrape.
+        let now = crate::time::now();
+        let ages: Vec<(IssuerLabels, i64)> = self
+            .known_crls()
+            .into_iter()
+            .map(|l| {
+                let at = self.revocation.crl_this_update.get_or_create(&l).get();
+                (l, now.saturating_sub(at))
+            })
+            .collect();
+        for (labels, age) in ages {
+            self.revocation.crl_age.get_or_create(&labels).set(age);
+        }
         let mut out = String::new();
         if let Ok(registry) = self.registry.lock() {
             // Encoding into a String cannot fail.

@@ -44,6 +44,14 @@ pub enum Reason {
     /// The Secret's extra outputs, keystores or owner reference were written again from the
     /// same key and certificate.
     OutputsUpdated,
+    /// A certificate was revoked at its issuer.
+    Revoked,
+    /// The issuer refused or could not record a revocation; it is retried.
+    RevocationFailed,
+    /// The issuer cannot revoke (self-signed).
+    RevocationNotSupported,
+    /// The CA issuer's CRL could not be signed or written.
+    CrlWriteFailed,
     // Issuer readiness.
     IssuerReady,
     CaSecretMissing,
@@ -129,6 +137,10 @@ impl Reason {
             Reason::PolicyDenied => "PolicyDenied",
             Reason::KeystorePasswordUnavailable => "KeystorePasswordUnavailable",
             Reason::OutputsUpdated => "OutputsUpdated",
+            Reason::Revoked => "Revoked",
+            Reason::RevocationFailed => "RevocationFailed",
+            Reason::RevocationNotSupported => "RevocationNotSupported",
+            Reason::CrlWriteFailed => "CRLWriteFailed",
             Reason::IssuerReady => "IssuerReady",
             Reason::CaSecretMissing => "CASecretMissing",
             Reason::CaSecretInvalid => "CASecretInvalid",

@@ -139,6 +139,102 @@ pub struct CertificateSpec {
     /// reference lets Kubernetes garbage collection remove it with the Certificate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_cleanup_policy: Option<SecretCleanupPolicy>,
+
+    /// When the operator revokes certificates at the issuer: `revokeOnRenewal` (a superseded
+    /// certificate is revoked once its replacement is in the Secret) and `revokeOnDelete`
+    /// (deleting the Certificate revokes every certificate it still has valid; a finalizer
+    /// holds the deletion until the issuer recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_policy: Option<RevocationPolicy>,
+}
+
+/// When certificates of a Certificate are revoked at the issuer.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevocationPolicy {
+    /// Revoke the certificate a renewal replaced (reason `superseded`), after the new one is
+    /// written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoke_on_renewal: bool,
+    /// Revoke every still-valid certificate of this Certificate (reason
+    /// `cessationOfOperation`) when it is deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoke_on_delete: bool,
+}
+
+/// Why a certificate is revoked (RFC 5280 CRLReason), spelled as `certsmith revoke --reason`
+/// takes it.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RevocationReason {
+    Unspecified,
+    KeyCompromise,
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    PrivilegeWithdrawn,
+}
+
+impl RevocationReason {
+    pub const ALL: [RevocationReason; 7] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::CaCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "keyCompromise",
+            RevocationReason::CaCompromise => "caCompromise",
+            RevocationReason::AffiliationChanged => "affiliationChanged",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessationOfOperation",
+            RevocationReason::PrivilegeWithdrawn => "privilegeWithdrawn",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One certificate issued for a Certificate, kept in its bounded history so a superseded
+/// serial can still be revoked. No key material.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedCertificate {
+    /// Serial number (hex).
+    pub serial_number: String,
+    /// RFC 3339.
+    pub not_before: String,
+    /// RFC 3339.
+    pub not_after: String,
+    /// The issuer that signed it: `Issuer/<name>` or `ClusterIssuer/<name>`.
+    pub issuer: String,
+    /// SHA-256 fingerprint (hex) of the CA certificate that signed it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_fingerprint: Option<String>,
+    /// A revocation asked for and not yet recorded by the issuer: its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_requested: Option<RevocationReason>,
+    /// When the issuer recorded the revocation (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// The reason it was revoked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_reason: Option<RevocationReason>,
 }
 
 /// One more encoding of the key and certificate (cert-manager's `additionalOutputFormats`).
@@ -423,6 +519,14 @@ pub struct CertificateStatus {
     /// The metadata.generation last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The certificates issued for this Certificate, newest first, at most 10: serials,
+    /// validity, issuer, CA fingerprint and revocation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<IssuedCertificate>,
+    /// The `certsmith.dev/revoke-requested-at` value last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_revoke_request: Option<String>,
 }
 
 impl CertificateSpec {

@@ -286,6 +286,26 @@ pub struct CaIssuer {
     /// operator's cluster-resource namespace.
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
+    /// URLs written as the CRL distribution points of every leaf this CA signs, e.g. the
+    /// operator's own `http://certsmith-crl.certsmith.svc/crl/clusterissuer/<name>.crl`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 8),
+        inner(length(min = 1, max = 512), regex(pattern = r"^[!-~]+$"))
+    )]
+    pub crl_distribution_points: Vec<String>,
+    /// URLs written as the Authority Information Access caIssuers of every leaf this CA
+    /// signs: where a relying party downloads the CA certificate.
+    #[serde(
+        default,
+        rename = "issuingCertificateURLs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(
+        length(max = 8),
+        inner(length(min = 1, max = 512), regex(pattern = r"^[!-~]+$"))
+    )]
+    pub issuing_certificate_urls: Vec<String>,
 }
 
 /// The issuer backend, resolved from the spec's exactly-one-of fields.
@@ -348,6 +368,57 @@ pub struct IssuerStatus {
     /// The effective policy in one line: what a Certificate may ask this issuer for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// A CA issuer's certificate revocation list, as last published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<CrlStatus>,
+    /// The last emergency rotation (`certsmith rotate`, or the
+    /// `certsmith.dev/emergency-rotation-requested-at` annotation) and its progress. Written
+    /// by its own field manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_rotation: Option<EmergencyRotationStatus>,
+}
+
+/// An emergency rotation: every Certificate of the issuer re-issued with a new key at a
+/// bounded rate, optionally revoking what they replace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmergencyRotationStatus {
+    /// The request (the annotation's value) this rotation answers.
+    pub request: String,
+    /// Whether superseded certificates are revoked.
+    #[serde(default)]
+    pub revoke: bool,
+    /// Certificates re-issued per second at most.
+    pub rate: u32,
+    /// Certificates of the issuer.
+    pub total: u32,
+    /// Asked to re-issue so far.
+    pub triggered: u32,
+    /// Re-issued (and, with `revoke`, the superseded certificate revoked).
+    pub done: u32,
+    /// Whose re-issuance or revocation is failing now (retried by the operator).
+    pub failed: u32,
+    /// RFC 3339.
+    pub started_at: String,
+    /// When every Certificate was done (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+/// Where a CA issuer's CRL is and how fresh it is.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrlStatus {
+    /// The ConfigMap (in the CA Secret's namespace) holding it as PEM under `ca.crl`.
+    pub config_map: String,
+    /// Its CRL number.
+    pub number: u64,
+    /// When it was signed (RFC 3339).
+    pub this_update: String,
+    /// When it expires unless signed again (RFC 3339); it is signed again well before.
+    pub next_update: String,
+    /// Serials it lists.
+    pub revoked_certificates: u32,
 }
 
 /// The cluster-scoped twin of [`Issuer`], declared with the same spec and status types.

@@ -8,6 +8,8 @@ pub mod convert;
 pub mod inspect;
 pub mod policy;
 pub mod renew;
+pub mod revoke;
+pub mod rotate;
 pub mod status;
 
 use kube::Client;

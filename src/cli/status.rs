@@ -129,6 +129,7 @@ pub async fn one(client: kube::Client, namespace: &str, name: &str) -> Result<St
         status.revision.unwrap_or(0),
         status.failed_issuance_attempts.unwrap_or(0)
     );
+    let _ = write!(out, "{}", history(&status.history));
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(client.clone(), namespace);
     let selector = format!("regarding.kind=Certificate,regarding.name={name}");
@@ -179,4 +180,36 @@ pub async fn one(client: kube::Client, namespace: &str, name: &str) -> Result<St
         }
     }
     Ok(out)
+}
+
+/// The certificates issued for a Certificate (newest first), with revocations.
+pub fn history(entries: &[crate::api::IssuedCertificate]) -> String {
+    if entries.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("History (newest first):\n");
+    let _ = writeln!(
+        out,
+        "  {:<34} {:<20} {:<20} {:<24} {:<16} REVOKED",
+        "SERIAL", "NOT BEFORE", "NOT AFTER", "ISSUER", "CA SHA-256"
+    );
+    for e in entries {
+        let fingerprint = e
+            .ca_fingerprint
+            .as_deref()
+            .map_or_else(|| "-".to_string(), |f| f.chars().take(16).collect());
+        let revoked = match (&e.revoked_at, e.revocation_reason, e.revocation_requested) {
+            (Some(at), reason, _) => {
+                format!("{at} ({})", reason.map_or("unspecified", |r| r.as_str()))
+            }
+            (None, _, Some(reason)) => format!("pending ({reason})"),
+            (None, _, None) => "-".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<34} {:<20} {:<20} {:<24} {:<16} {revoked}",
+            e.serial_number, e.not_before, e.not_after, e.issuer, fingerprint
+        );
+    }
+    out
 }

@@ -83,6 +83,8 @@ pub struct Shared {
     /// Set at start-up when pod certificates are enabled and the API server serves
     /// PodCertificateRequests: ClusterIssuers then publish their signer's ClusterTrustBundle.
     pub pod_certificates: std::sync::atomic::AtomicBool,
+    /// The emergency rotations running in this process, and the caches they read.
+    pub rotations: super::emergency_rotation::Running,
 }
 
 impl Shared {
@@ -97,6 +99,7 @@ impl Shared {
             trust_bundles: super::trust_bundle::Triggers::default(),
             secret_refs: super::secret_refs::SecretRefs::default(),
             pod_certificates: std::sync::atomic::AtomicBool::new(false),
+            rotations: super::emergency_rotation::Running::default(),
         }
     }
 }

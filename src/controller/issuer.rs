@@ -55,6 +55,13 @@ pub async fn ready_backend(
     })
 }
 
+/// The issuer's backend whether or not it is ready to sign (a revocation needs only that it
+/// can be built), or why it cannot be built.
+pub async fn backend(ctx: &Context, id: &IssuerId) -> Result<Backend, Problem> {
+    let spec = spec_of(ctx, id).await?;
+    Backend::build(&spec, &env(ctx, id)).await
+}
+
 /// What an issuer's backend is built with: its Secrets are read from its own namespace, or
 /// from the cluster-resource namespace for a ClusterIssuer.
 fn env<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
@@ -213,6 +220,7 @@ fn id_of(obj: &DynamicObject) -> IssuerId {
 /// Reconcile an Issuer or ClusterIssuer (both watched untyped): compute and write `Ready`.
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let id = id_of(&obj);
+    super::emergency_rotation::drive(&ctx, &obj, &id);
     let spec: Result<IssuerSpec, Problem> = obj
         .data
         .get("spec")
@@ -229,10 +237,14 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         Ok(spec) => Some(Backend::build(spec, &env(&ctx, &id)).await),
         Err(_) => None,
     };
+    let mut crl = None;
     let readiness = match (&spec, &backend) {
         (_, Some(Ok(backend))) => {
             let checked = backend.check().await;
             record_reachability(&ctx, &id, checked.as_ref().err());
+            if checked.is_ok() && ctx.is_leading() {
+                crl = publish_crl(&ctx, &id, backend).await;
+            }
             checked
         }
         (_, Some(Err(p))) | (Err(p), None) => Err(p.clone()),
@@ -282,8 +294,107 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     };
     // Whatever changed (its Secrets, a remote CA's chain), bundles of its CAs look again.
     ctx.shared.trust_bundles.issuer_changed(&id);
-    write_condition(&ctx, &obj, condition, summary).await?;
-    Ok(Action::requeue(requeue))
+    let mut conditions = vec![condition];
+    let mut crl_status = None;
+    match crl {
+        Some(Ok(status)) => {
+            conditions.push(DesiredCondition {
+                type_: CRL_PUBLISHED,
+                status: true,
+                reason: Reason::IssuerReady.as_str().into(),
+                message: format!(
+                    "CRL #{} in ConfigMap {} lists {} serial(s); nextUpdate {}",
+                    status.number,
+                    status.config_map,
+                    status.revoked_certificates,
+                    status.next_update
+                ),
+            });
+            crl_status = Some(status);
+        }
+        Some(Err(p)) => {
+            tracing::warn!(issuer = %id, reason = %p.reason, "{}", p.message);
+            publish_event(&ctx, &obj, &p).await;
+            conditions.push(DesiredCondition {
+                type_: CRL_PUBLISHED,
+                status: false,
+                reason: p.reason.as_str().into(),
+                message: p.message,
+            });
+        }
+        None => {}
+    }
+    write_conditions(&ctx, &obj, &conditions, summary, crl_status).await?;
+    Ok(Action::requeue(match crl_status_failed(&conditions) {
+        true => NOT_READY_REQUEUE,
+        false => requeue,
+    }))
+}
+
+/// The condition type saying whether a CA issuer's CRL is published and fresh.
+pub const CRL_PUBLISHED: &str = "CRLPublished";
+
+fn crl_status_failed(conditions: &[DesiredCondition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == CRL_PUBLISHED && !c.status)
+}
+
+/// A CA issuer's CRL: signed again when due, and described (None for other backends, and
+/// for a CA issuer without a CRL yet).
+async fn publish_crl(
+    ctx: &Context,
+    id: &IssuerId,
+    backend: &Backend,
+) -> Option<Result<crate::api::CrlStatus, Problem>> {
+    let Backend::Ca(ca) = backend else {
+        return None;
+    };
+    let published = ca.publish_crl(ctx.now()).await.transpose()?;
+    Some(published.map(|p| {
+        let state = p.state;
+        ctx.metrics.crl(
+            id.kind.as_str(),
+            id.namespace.as_deref().unwrap_or(""),
+            &id.name,
+            state.this_update,
+            state.next_update,
+            state.entries.len(),
+        );
+        crate::api::CrlStatus {
+            config_map: crate::issuer::crl::object_name(id),
+            number: state.number,
+            this_update: rfc3339(state.this_update),
+            next_update: rfc3339(state.next_update),
+            revoked_certificates: u32::try_from(state.entries.len()).unwrap_or(u32::MAX),
+        }
+    }))
+}
+
+/// A Warning Event on the issuer.
+async fn publish_event(ctx: &Context, obj: &DynamicObject, problem: &Problem) {
+    use kube::Resource;
+    if !ctx.is_leading() {
+        return;
+    }
+    let resource = match obj.namespace() {
+        Some(_) => ApiResource::erase::<Issuer>(&()),
+        None => ApiResource::erase::<ClusterIssuer>(&()),
+    };
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: problem.reason.as_str().into(),
+        note: Some(conditions::bounded_message(&problem.message)),
+        action: "PublishCRL".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx
+        .recorder
+        .publish(&event, &obj.object_ref(&resource))
+        .await
+    {
+        tracing::warn!("publishing event failed: {e}");
+    }
 }
 
 /// The readiness check's finding feeds the backend's circuit breaker: a check that reached the
@@ -304,18 +415,19 @@ pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
             "the operator failed while checking this issuer (see its log); retrying with backoff"
                 .into(),
     };
-    if let Err(e) = write_condition(ctx, obj, condition, None).await {
+    if let Err(e) = write_conditions(ctx, obj, &[condition], None, None).await {
         tracing::warn!("reporting an internal error in status failed: {e}");
     }
 }
 
-/// Set the issuer's Ready condition and (when known) its policy summary, writing only when the
-/// status changes.
-async fn write_condition(
+/// Set the issuer's conditions, (when known) its policy summary and CRL, writing only when
+/// the status changes.
+async fn write_conditions(
     ctx: &Context,
     obj: &DynamicObject,
-    condition: DesiredCondition,
+    wanted: &[DesiredCondition],
     policy_summary: Option<String>,
+    crl: Option<crate::api::CrlStatus>,
 ) -> Result<(), Error> {
     let prev: IssuerStatus = obj
         .data
@@ -325,14 +437,11 @@ async fn write_condition(
         .unwrap_or_default();
     let generation = obj.metadata.generation;
     let next = IssuerStatus {
-        conditions: conditions::merge(
-            &prev.conditions,
-            &[condition],
-            generation,
-            &rfc3339(ctx.now()),
-        ),
+        conditions: conditions::merge(&prev.conditions, wanted, generation, &rfc3339(ctx.now())),
         observed_generation: generation,
         policy: policy_summary.or_else(|| prev.policy.clone()),
+        crl: crl.or_else(|| prev.crl.clone()),
+        emergency_rotation: prev.emergency_rotation.clone(),
     };
     if next == prev {
         return Ok(());
@@ -341,6 +450,11 @@ async fn write_condition(
         return Err(Error::NotLeading);
     }
     let params = PatchParams::apply(crate::secret::FIELD_MANAGER).force();
+    // The emergency rotation's progress has a field manager of its own: left out here.
+    let next = IssuerStatus {
+        emergency_rotation: None,
+        ..next
+    };
     match obj.namespace() {
         Some(ns) => {
             let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "status": next});

@@ -2,6 +2,7 @@
 
 pub mod certificate;
 pub mod context;
+pub mod emergency_rotation;
 pub mod issuer;
 pub mod limits;
 pub mod pod_certificate;

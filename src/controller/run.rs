@@ -92,6 +92,7 @@ pub async fn run(
         issuer_stores.push(scope.issuers);
         controllers.extend(scope.running);
     }
+    shared.rotations.set_stores(certificate_stores.clone());
     let Some(first) = certificate_stores.first().cloned() else {
         return;
     };

@@ -5,13 +5,14 @@ use rcgen::{Issuer, SubjectPublicKeyInfo};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
-use crate::api::CaIssuer;
+use crate::api::{CaIssuer, RevocationReason};
 use crate::pki::inspect::{self, CertInfo};
 use crate::pki::keys::PrivateKey;
 use crate::pki::request::SignRequest;
 use crate::reason::{Problem, Reason};
 use crate::secret;
 
+use super::crl::{self, CrlPublisher, CrlTarget};
 use super::{Env, SignedChain};
 
 /// Load the CA key pair an issuer names, from its Secret namespace only.
@@ -21,7 +22,20 @@ pub async fn build(ca: &CaIssuer, env: &Env<'_>) -> Result<CaSigner, Problem> {
         .read(&ca.secret_name, Reason::CaSecretMissing, "CA ")
         .await?;
     let get = |k: &str| secret::value(&secret, k);
-    CaSigner::load(get("tls.crt"), get("tls.key"), get("ca.crt"), env.now)
+    let mut signer = CaSigner::load(get("tls.crt"), get("tls.key"), get("ca.crt"), env.now)?;
+    signer.crl_distribution_points = ca.crl_distribution_points.clone();
+    signer.issuing_certificate_urls = ca.issuing_certificate_urls.clone();
+    // The CRL lives next to the CA Secret.
+    let namespace = env.secrets.namespace().to_string();
+    signer.crl = Some((
+        CrlTarget {
+            api: kube::Api::namespaced(env.client.clone(), &namespace),
+            namespace,
+            id: env.id.clone(),
+        },
+        env.caches.crls.clone(),
+    ));
+    Ok(signer)
 }
 
 /// A validated CA, ready to sign.
@@ -32,6 +46,12 @@ pub struct CaSigner {
     /// The CA certificate followed by its own intermediates (never a self-signed root).
     intermediates_pem: String,
     root_pem: String,
+    /// Written into every leaf: where its CRL and its CA certificate are published.
+    crl_distribution_points: Vec<String>,
+    issuing_certificate_urls: Vec<String>,
+    /// Where this issuer's CRL is kept, and the writer shared by the process (None when
+    /// loaded without an issuer, as in tests).
+    crl: Option<(CrlTarget, std::sync::Arc<CrlPublisher>)>,
 }
 
 impl std::fmt::Debug for CaSigner {
@@ -105,7 +125,62 @@ impl CaSigner {
             issuer: issuer(&ca, key)?,
             ca,
             intermediates_pem,
+            crl_distribution_points: Vec::new(),
+            issuing_certificate_urls: Vec::new(),
+            crl: None,
         })
+    }
+
+    /// SHA-256 (hex) of the CA certificate: what a certificate's history records, so a
+    /// revocation goes to the CA that signed it.
+    pub fn fingerprint(&self) -> String {
+        inspect::fingerprint(&self.ca.der)
+    }
+
+    /// Add `serial` to this issuer's CRL and publish it. A certificate signed by another CA
+    /// (the CA Secret changed since) cannot be revoked by this one's CRL.
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+        ca_fingerprint: Option<&str>,
+        now: i64,
+    ) -> Result<(), Problem> {
+        if let Some(fp) = ca_fingerprint
+            && fp != self.fingerprint()
+        {
+            return Err(Problem::new(
+                Reason::RevocationFailed,
+                format!(
+                    "serial {serial} was signed by another CA (SHA-256 {fp}) than the issuer's current one ({:?}): its CRL cannot list it",
+                    self.ca.subject
+                ),
+            ));
+        }
+        let entry = crl::Entry {
+            serial: crl::serial_bytes(serial)
+                .map_err(|e| Problem::new(Reason::RevocationFailed, e))?,
+            revoked_at: now,
+            reason: Some(reason),
+        };
+        let (target, publisher) = self.crl_target()?;
+        publisher.revoke(target, &self.issuer, entry, now).await?;
+        Ok(())
+    }
+
+    /// Keep this issuer's CRL from its nextUpdate; create it when leaves name it (else the
+    /// first revocation does). None: there is no CRL (nothing revoked, no distribution point).
+    pub async fn publish_crl(&self, now: i64) -> Result<Option<crl::Published>, Problem> {
+        let (target, publisher) = self.crl_target()?;
+        let create = !self.crl_distribution_points.is_empty();
+        publisher.refresh(target, &self.issuer, now, create).await
+    }
+
+    fn crl_target(&self) -> Result<(&CrlTarget, &CrlPublisher), Problem> {
+        self.crl
+            .as_ref()
+            .map(|(t, p)| (t, p.as_ref()))
+            .ok_or_else(|| Problem::new(Reason::InternalError, "the CA issuer has no CRL target"))
     }
 
     /// What relying parties should trust for this CA's leaves: the CA and its intermediates,
@@ -174,6 +249,16 @@ impl CaSigner {
         params.serial_number = Some(super::random_serial());
         // Chain building needs the authority key identifier of the signing CA.
         params.use_authority_key_identifier_extension = true;
+        if !self.crl_distribution_points.is_empty() {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: self.crl_distribution_points.clone(),
+            }];
+        }
+        if !self.issuing_certificate_urls.is_empty() {
+            params
+                .custom_extensions
+                .push(authority_info_access(&self.issuing_certificate_urls));
+        }
         let leaf = params
             .signed_by(public_key, &self.issuer)
             .map_err(|e| failed(e.to_string()))?;
@@ -182,6 +267,40 @@ impl CaSigner {
             ca_pem: self.root_pem.clone(),
         })
     }
+}
+
+/// The Authority Information Access extension (RFC 5280 4.2.2.1) with one caIssuers
+/// access description per URL; rcgen has no builder for it.
+fn authority_info_access(urls: &[String]) -> rcgen::CustomExtension {
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    // id-ad-caIssuers, 1.3.6.1.5.5.7.48.2
+    const CA_ISSUERS: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    let descriptions: Vec<u8> = urls
+        .iter()
+        .flat_map(|url| {
+            let mut inner = tlv(0x06, &CA_ISSUERS);
+            // uniformResourceIdentifier [6] IA5String, implicitly tagged.
+            inner.extend(tlv(0x86, url.as_bytes()));
+            tlv(0x30, &inner)
+        })
+        .collect();
+    rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], tlv(0x30, &descriptions))
 }
 
 /// The CSR's public key, once the CSR's signature verifies with it.

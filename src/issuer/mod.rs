@@ -13,6 +13,7 @@ pub mod ca;
 mod cache;
 mod capabilities;
 mod chain;
+pub mod crl;
 mod id;
 pub mod selfsigned;
 pub mod vault;
@@ -24,7 +25,7 @@ pub use capabilities::{PENDING_SECRET_SUFFIX, PendingRecord, PendingStore, Secre
 pub use chain::{NOT_BEFORE_SKEW_SECS, SignedChain, assemble_chain, random_serial, validity};
 pub use id::IssuerId;
 
-use crate::api::{CertificateSpec, IssuerSpec};
+use crate::api::{CertificateSpec, IssuerSpec, RevocationReason};
 use crate::metrics::Metrics;
 use crate::pki::keys::PrivateKey;
 use crate::pki::request::SignRequest;
@@ -115,6 +116,8 @@ pub struct Caches {
     pub vault: ClientCache<vault::VaultClient>,
     pub aws: ClientCache<aws_pca::AwsPcaClient>,
     pub aws_limits: Arc<aws_pca::RateLimits>,
+    /// The CA issuers' CRL writer (serialised and batched per issuer).
+    pub crls: Arc<crl::CrlPublisher>,
 }
 
 impl Caches {
@@ -123,6 +126,7 @@ impl Caches {
             vault: ClientCache::default(),
             aws: ClientCache::default(),
             aws_limits: Arc::new(aws_pca::RateLimits::new(settings.aws_pca_issue_rate)),
+            crls: Arc::default(),
         }
     }
 
@@ -173,6 +177,17 @@ pub enum Signed {
     },
     /// An asynchronous CA is working on it: ask again at `retry_at`.
     Pending { retry_at: i64, message: String },
+}
+
+/// A certificate to revoke at the issuer that signed it.
+pub struct Revocation<'a> {
+    /// Serial number, hex as the status shows it.
+    pub serial: &'a str,
+    pub reason: RevocationReason,
+    /// SHA-256 of the CA certificate that signed it, when recorded: a CA issuer refuses to
+    /// list a serial another CA signed.
+    pub ca_fingerprint: Option<&'a str>,
+    pub now: i64,
 }
 
 /// A ready-to-use backend: the factory's output, and the only place that dispatches on the
@@ -256,6 +271,38 @@ impl Backend {
             )),
             Backend::Vault(vault) => vault.check().await,
             Backend::AwsPca(pca) => pca.check().await,
+        }
+    }
+
+    /// Revoke a certificate this issuer signed: Vault's `<mount>/revoke`, AWS Private CA's
+    /// RevokeCertificate, the CA issuer's own CRL. Ok once the issuer recorded it (revoking
+    /// again what is revoked is Ok). A self-signed certificate has no issuer to revoke it.
+    pub async fn revoke(&self, revocation: &Revocation<'_>) -> Result<(), Problem> {
+        match self {
+            Backend::SelfSigned => Err(Problem::new(
+                Reason::RevocationNotSupported,
+                "a self-signed certificate cannot be revoked: no CA vouches for it (stop trusting it instead, e.g. drop it from trust bundles)",
+            )),
+            Backend::Ca(ca) => {
+                ca.revoke(
+                    revocation.serial,
+                    revocation.reason,
+                    revocation.ca_fingerprint,
+                    revocation.now,
+                )
+                .await
+            }
+            Backend::Vault(vault) => vault.revoke(revocation.serial).await,
+            Backend::AwsPca(pca) => pca.revoke(revocation.serial, revocation.reason).await,
+        }
+    }
+
+    /// SHA-256 of the CA certificate that signs now, when the backend knows it without asking
+    /// a server (the CA issuer): recorded with each certificate issued.
+    pub fn ca_fingerprint(&self) -> Option<String> {
+        match self {
+            Backend::Ca(ca) => Some(ca.fingerprint()),
+            Backend::SelfSigned | Backend::Vault(_) | Backend::AwsPca(_) => None,
         }
     }
 

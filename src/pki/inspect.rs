@@ -206,6 +206,31 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<std::net::IpAddr> {
     }
 }
 
+/// The fingerprint of the CA certificate that signed the leaf of `chain_pem`: the first
+/// certificate of the chain after the leaf, or of `ca_pem`, whose subject is the leaf's
+/// issuer. None when neither has it.
+pub fn issuer_fingerprint(chain_pem: &[u8], ca_pem: &[u8]) -> Option<String> {
+    let chain = parse_chain(chain_pem).ok()?;
+    let leaf = chain.first()?;
+    let roots = parse_chain(ca_pem).unwrap_or_default();
+    chain
+        .iter()
+        .skip(1)
+        .chain(roots.iter())
+        .find(|c| c.subject == leaf.issuer)
+        .map(|c| fingerprint(&c.der))
+}
+
+/// SHA-256 of a DER certificate, lower-case hex without colons (`openssl x509 -fingerprint
+/// -sha256` prints the same digits upper-case with colons).
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     let trimmed = match bytes.iter().position(|b| *b != 0) {
         Some(i) => &bytes[i..],

@@ -19,6 +19,7 @@ mod outputs;
 mod pod_certificates;
 mod policy;
 mod rbac;
+mod revocation;
 mod smoke_kube;
 mod smoke_moto;
 mod smoke_openbao;

@@ -307,7 +307,8 @@ impl Install {
                 &PostParams::default(),
                 &serde_json::from_value(json!({"apiVersion": "certsmith.dev/v1alpha1",
                     "kind": "ClusterIssuer", "metadata": {"name": name, "labels": {"test": self.home.name}},
-                    "spec": {"ca": {"secretName": "cluster-ca"}}}))
+                    "spec": {"ca": {"secretName": "cluster-ca",
+                        "crlDistributionPoints": ["http://crl.example.test/cluster-ca.crl"]}}}))
                 .expect("cluster issuer"),
             )
             .await
@@ -475,8 +476,12 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         "commonName": "rbac root", "isCA": true}),
     )
     .await;
-    app.apply::<Issuer>(install.issuer("ca", json!({"ca": {"secretName": "root-ca"}})))
-        .await;
+    // With a CRL distribution point: its CRL ConfigMap is created in `app`.
+    app.apply::<Issuer>(install.issuer(
+        "ca",
+        json!({"ca": {"secretName": "root-ca", "crlDistributionPoints": ["http://crl.example.test/ca.crl"]}}),
+    ))
+    .await;
     certificate(
         app,
         "leaf",
@@ -794,6 +799,40 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         );
     }
 
+    // revokeOnDelete: the finalizer is added and removed (certificates: patch), and the
+    // deletion revokes at the CA issuer (its CRL ConfigMap: get, update).
+    certificate(
+        app,
+        "revocable",
+        json!({"secretName": "revocable-tls", "issuerRef": {"name": "ca"},
+        "dnsNames": ["revocable.example.test"], "revocationPolicy": {"revokeOnDelete": true}}),
+    )
+    .await;
+    crate::support::wait_until(app, "revocable", "Ready with the finalizer", |c| {
+        condition(c, "Ready").is_some_and(|r| r.status == "True")
+            && c.finalizers()
+                .iter()
+                .any(|f| f == "certsmith.dev/revoke-on-delete")
+    })
+    .await;
+    app.api::<Certificate>()
+        .delete("revocable", &Default::default())
+        .await
+        .expect("delete");
+    crate::support::wait_for(
+        "the revocable Certificate gone",
+        crate::support::WAIT,
+        || {
+            let api = app.api::<Certificate>();
+            async move { api.get_opt("revocable").await.ok()?.is_none().then_some(()) }
+        },
+    )
+    .await;
+    install
+        .verdict(&["leaf"], Duration::from_secs(10))
+        .await
+        .expect("revocation and finalizers need nothing the chart does not grant");
+
     install.delete().await;
     other.delete().await;
 }
@@ -879,6 +918,17 @@ async fn without_create_on_configmaps_the_rbac_check_fails() {
 #[tokio::test]
 async fn without_list_on_the_served_namespaces_the_rbac_check_fails() {
     fails_without("rbac-nons", Some("-trustbundles"), "namespaces", "list").await;
+}
+
+#[tokio::test]
+async fn without_create_on_configmaps_in_the_cluster_resource_namespace_the_crl_is_refused() {
+    fails_without(
+        "rbac-nocrl",
+        Some("-cluster-resources"),
+        "configmaps",
+        "create",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -55,6 +55,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --concurrency={{ .Values.concurrency }}
 - --aws-pca-issue-rate={{ .Values.awsPcaIssueRate }}
 - --log-format={{ .Values.logFormat }}
+{{- if .Values.crl.enabled }}
+- --crl-addr=0.0.0.0:{{ .Values.crl.port }}
+{{- end }}
 {{- with .Values.watchNamespaces }}
 - --namespace={{ join "," . }}
 {{- end }}
@@ -87,10 +90,12 @@ namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 # The Certificate controller lists and watches Certificates; its cache also finds two
 # Certificates naming one Secret (controller/run.rs, certificate::gather::older_claimant). Before a
 # Secret is adopted, the Certificate it names is looked up live in case the cache lags
-# (certificate::gather::claims_secret: get).
+# (certificate::gather::claims_secret: get). patch: the certsmith.dev/revoke-on-delete
+# finalizer is added and removed with spec.revocationPolicy.revokeOnDelete, at the
+# resourceVersion read (certificate::revoke::set_finalizer).
 - apiGroups: [certsmith.dev]
   resources: [certificates]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
 # Status is written with server-side apply after each issuance or failure
 # (certificate::report::write_status).
 - apiGroups: [certsmith.dev]
@@ -138,6 +143,13 @@ namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+# A CA issuer's CRL, the ConfigMap certsmith-crl-<kind>-<name> in the CA Secret's namespace
+# (issuer::crl): get before each write and by the CRL server (crl_http), create the first
+# time, update (a PUT at the version read, only one labelled certsmith.dev/crl and annotated
+# with the issuer) for each revocation and refresh.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, update]
 {{- if .Values.trustBundles.enabled }}
 # TrustBundles' ConfigMaps (controller::trust_bundle). get: a bundle's ConfigMap is read
 # before it is written (targets::sync_one), as are configMap sources (sources::read).

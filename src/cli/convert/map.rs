@@ -163,11 +163,11 @@ fn unsupported(path: &str) -> String {
         "spec.renewal" => {
             "certsmith has no renewal policy or windows: it renews at renewBefore / renewBeforePercentage, always"
         }
-        "spec.selfSigned.crlDistributionPoints"
-        | "spec.ca.crlDistributionPoints"
-        | "spec.ca.ocspServers"
-        | "spec.ca.issuingCertificateURLs" => {
-            "certsmith does not add CRL, OCSP or CA-issuer URLs to the certificates it signs"
+        "spec.selfSigned.crlDistributionPoints" => {
+            "a self-signed certificate has no CA to revoke it: certsmith adds no CRL distribution point to it"
+        }
+        "spec.ca.ocspServers" => {
+            "certsmith does not add OCSP URLs to the certificates it signs (crlDistributionPoints and issuingCertificateURLs are carried over)"
         }
         "spec.vault.serverName" => {
             "certsmith checks Vault's certificate against the host in `server`; no other name can be set"
@@ -702,6 +702,7 @@ fn certificate(map: &mut Map<String, Value>, notes: &mut Notes) -> Option<Object
             .unwrap_or_default(),
         keystores: take_object(&mut spec, p, "keystores", notes).and_then(|k| keystores(k, notes)),
         secret_cleanup_policy: None,
+        revocation_policy: None,
     };
     if let Some(value) = take(&mut spec, "renewBeforePercentage") {
         match value.as_u64() {
@@ -1026,22 +1027,34 @@ fn issuer(map: &mut Map<String, Value>, notes: &mut Notes, cluster: bool) -> Opt
     }
     if let Some(mut ca) = take_object(&mut spec, "spec", "ca", notes) {
         let secret_name = take_string(&mut ca, "spec.ca", "secretName", notes);
-        for key in [
-            "crlDistributionPoints",
-            "ocspServers",
-            "issuingCertificateURLs",
-        ] {
-            if let Some(v) = take(&mut ca, key)
-                && v.as_array().is_some_and(|a| !a.is_empty())
-            {
-                let path = format!("spec.ca.{key}");
-                let message = unsupported(&path);
-                notes.add(path, message);
+        // cert-manager's CA issuer writes these into its leaves, as certsmith's does.
+        let mut urls = |key: &str| -> Vec<String> {
+            match take(&mut ca, key) {
+                Some(serde_json::Value::Array(items)) => items
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
             }
+        };
+        let crl_distribution_points = urls("crlDistributionPoints");
+        let issuing_certificate_urls = urls("issuingCertificateURLs");
+        if let Some(v) = take(&mut ca, "ocspServers")
+            && v.as_array().is_some_and(|a| !a.is_empty())
+        {
+            let path = "spec.ca.ocspServers".to_string();
+            let message = unsupported(&path);
+            notes.add(path, message);
         }
         notes.leftovers("spec.ca", ca);
         match secret_name {
-            Some(secret_name) => out.ca = Some(CaIssuer { secret_name }),
+            Some(secret_name) => {
+                out.ca = Some(CaIssuer {
+                    secret_name,
+                    crl_distribution_points,
+                    issuing_certificate_urls,
+                })
+            }
             None => notes.add("spec.ca.secretName", "missing"),
         }
     }

@@ -83,6 +83,8 @@ pub struct Current {
     /// The revision this certificate was issued as, and the renew request it satisfied.
     pub revision: Option<i64>,
     pub renew_request: Option<String>,
+    /// SHA-256 of the CA certificate that signed it, when the Secret's chain has it.
+    pub ca_fingerprint: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -259,6 +261,9 @@ impl<'a> Input<'a> {
             renewal_time,
             revision: data.revision,
             renew_request: data.renew_request.clone(),
+            ca_fingerprint: data.tls_crt.as_deref().and_then(|chain| {
+                inspect::issuer_fingerprint(chain, data.ca_crt.as_deref().unwrap_or_default())
+            }),
         })
     }
 }

@@ -18,6 +18,7 @@ use crate::pki::{renewal, request};
 use crate::reason::{Problem, Reason};
 
 use super::decide::{self, Current, Observed, SecretState};
+use super::history;
 use super::policy::Blocked;
 use super::status::Outcome;
 use super::store::{self, StoreError, WriteTarget};
@@ -134,7 +135,27 @@ pub async fn issue(
                 current: &issued,
                 renew_request: observed.renew_requested,
             };
-            report::write_status(ctx, cert, prev, &outcome, now).await?;
+            let record = |next: &mut CertificateStatus| {
+                let spec_issuer =
+                    history::issuer_label(cert.spec.issuer_ref.kind, &cert.spec.issuer_ref.name);
+                let replaced_issuer = match observed.secret {
+                    SecretState::Ours(data) => match (&data.issuer_kind, &data.issuer_name) {
+                        (Some(kind), Some(name)) => format!("{kind}/{name}"),
+                        _ => spec_issuer.clone(),
+                    },
+                    _ => spec_issuer.clone(),
+                };
+                next.history = history::record_issued(
+                    &next.history,
+                    history::entry(&issued.leaf, spec_issuer, issued.ca_fingerprint.clone()),
+                    current.as_ref().map(|c| {
+                        history::entry(&c.leaf, replaced_issuer, c.ca_fingerprint.clone())
+                    }),
+                    history::revoke_on_renewal(cert),
+                    now,
+                );
+            };
+            report::write_status_with(ctx, cert, prev, &outcome, now, record).await?;
             // The Event's reason is the trigger, so issuances for different reasons stay
             // separate Events instead of folding into one series.
             let note = format!(

@@ -12,10 +12,12 @@
 
 pub mod decide;
 mod gather;
+pub mod history;
 mod issue;
 pub mod policy;
 pub mod profile;
 mod report;
+pub mod revoke;
 pub mod status;
 mod store;
 
@@ -49,6 +51,9 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         Ok(c) => c,
         Err(e) => return report::malformed(&obj, &ctx, e).await,
     };
+    if let Some(action) = revoke::on_delete(&ctx, &cert).await? {
+        return Ok(action);
+    }
     let namespace = cert.namespace().unwrap_or_default();
     ctx.shared
         .secret_refs
@@ -75,8 +80,44 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             tracing::debug!(certificate = %identity, reason = %Reason::UpToDate, renewal = %crate::time::rfc3339(current.renewal_time), "nothing to do");
             issue::forget_unwritten(&ctx, &cert);
             remove_leftover_request(&ctx, &cert, &prev, &observed).await;
-            report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await?;
-            Ok(requeue_at(current.renewal_time, now))
+            let request = revoke::due_request(&cert, &prev, &current);
+            if request.is_none() && history::pending(&prev.history).next().is_none() {
+                report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await?;
+                return Ok(requeue_at(current.renewal_time, now));
+            }
+            // Revocations are due: a `certsmith revoke` request whose re-issuance is done, or
+            // superseded certificates marked at renewal (or left by a failed attempt).
+            let mut history = prev.history.clone();
+            if let Some((_, reason)) = request {
+                history::request(&mut history, Some(&current.leaf.serial), reason, now);
+            }
+            let failures = revoke::revoke_pending(&ctx, &cert, &mut history, now).await;
+            let blocking = failures
+                .iter()
+                .find(|p| p.reason != Reason::RevocationNotSupported);
+            let generation = cert.metadata.generation;
+            let record = |next: &mut crate::api::CertificateStatus| {
+                next.history = history;
+                if let Some((value, _)) = request {
+                    next.last_revoke_request = Some(value.to_string());
+                }
+                if let Some(failure) = blocking {
+                    status::revocation_failing(next, &prev, failure, generation, now);
+                }
+            };
+            report::write_status_with(
+                &ctx,
+                &cert,
+                &prev,
+                &Outcome::UpToDate(&current),
+                now,
+                record,
+            )
+            .await?;
+            Ok(match blocking {
+                Some(_) => Action::requeue(revoke::RETRY),
+                None => requeue_at(current.renewal_time, now),
+            })
         }
         Decision::Rewrite { why, current } => {
             let secrets = Api::namespaced(ctx.client.clone(), &namespace);

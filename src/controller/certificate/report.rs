@@ -23,7 +23,20 @@ pub async fn write_status(
     outcome: &Outcome<'_>,
     now: i64,
 ) -> Result<bool, Error> {
-    let next = status::desired(prev, cert.metadata.generation, outcome, now);
+    write_status_with(ctx, cert, prev, outcome, now, |_| {}).await
+}
+
+/// [`write_status`], with `edit` applied to the computed status (the history, revocations).
+pub async fn write_status_with(
+    ctx: &Context,
+    cert: &Certificate,
+    prev: &CertificateStatus,
+    outcome: &Outcome<'_>,
+    now: i64,
+    edit: impl FnOnce(&mut CertificateStatus),
+) -> Result<bool, Error> {
+    let mut next = status::desired(prev, cert.metadata.generation, outcome, now);
+    edit(&mut next);
     let (namespace, name) = (cert.namespace().unwrap_or_default(), cert.name_any());
     ctx.metrics.certificate(&crate::metrics::CertificateFacts {
         namespace: &namespace,
@@ -43,7 +56,7 @@ pub async fn write_status(
     Ok(true)
 }
 
-async fn patch_status(
+pub(super) async fn patch_status(
     ctx: &Context,
     cert: &Certificate,
     next: &CertificateStatus,

@@ -50,6 +50,8 @@ pub fn desired(
         observed_generation: generation,
         last_renew_request: prev.last_renew_request.clone(),
         revision: prev.revision,
+        history: prev.history.clone(),
+        last_revoke_request: prev.last_revoke_request.clone(),
         ..Default::default()
     };
     let ready = |status: bool, reason: Reason, message: String| DesiredCondition {
@@ -184,6 +186,33 @@ pub fn desired(
     next
 }
 
+/// Add `Reconciling=True` for a revocation the issuer did not record (it is retried), keeping
+/// its transition time while it stays true.
+pub fn revocation_failing(
+    next: &mut CertificateStatus,
+    prev: &CertificateStatus,
+    failure: &Problem,
+    generation: Option<i64>,
+    now: i64,
+) {
+    next.conditions.retain(|c| c.type_ != RECONCILING);
+    let wanted = DesiredCondition {
+        type_: RECONCILING,
+        status: true,
+        reason: failure.reason.as_str().into(),
+        message: format!(
+            "revoking at the issuer failed, retrying: {}",
+            failure.message
+        ),
+    };
+    next.conditions.extend(conditions::merge(
+        &prev.conditions,
+        &[wanted],
+        generation,
+        &rfc3339(now),
+    ));
+}
+
 /// Ready=True for a valid certificate. Identical right after issuance and on every later look,
 /// so the reconcile that follows an issuance finds nothing to write (why it was issued goes
 /// into the Event).
@@ -247,6 +276,7 @@ mod tests {
             renewal_time: not_after / 2,
             revision: Some(3),
             renew_request: None,
+            ca_fingerprint: None,
         }
     }
 

@@ -143,6 +143,10 @@ pub async fn store(
         renewal_time,
         revision: Some(revision),
         renew_request: observed.renew_requested.map(str::to_string),
+        ca_fingerprint: inspect::issuer_fingerprint(
+            signed.chain_pem.as_bytes(),
+            signed.ca_pem.as_bytes(),
+        ),
     })
 }
 

@@ -237,6 +237,7 @@ pub fn certificate_spec(
         additional_output_formats: Vec::new(),
         keystores: None,
         secret_cleanup_policy: None,
+        revocation_policy: None,
     }
 }
 

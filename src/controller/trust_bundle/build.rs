@@ -16,8 +16,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use crate::pki::inspect;
 use crate::reason::{Problem, Reason};
 
@@ -70,14 +68,7 @@ fn encode<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
         .collect()
 }
 
-/// SHA-256 of a DER certificate, lower-case hex without colons (`openssl x509 -fingerprint
-/// -sha256` prints the same digits upper-case with colons).
-pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::pki::inspect::fingerprint;
 
 /// The certificates of one source. `name` says which source in messages.
 pub fn parse_source(name: &str, text: &str) -> Result<Vec<Entry>, Problem> {

@@ -14,8 +14,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use aws_sdk_acmpca::config::http::HttpResponse;
 use aws_sdk_acmpca::operation::get_certificate::GetCertificateError;
+use aws_sdk_acmpca::operation::revoke_certificate::RevokeCertificateError;
+use aws_sdk_acmpca::types::RevocationReason as AwsRevocationReason;
 
-use crate::api::AwsSigningAlgorithm;
+use crate::api::{AwsSigningAlgorithm, RevocationReason};
 use crate::issuer::{BackendType, SignedChain};
 use crate::metrics::Metrics;
 use crate::reason::{Problem, Reason};
@@ -41,7 +43,8 @@ impl RateLimits {
     }
 
     async fn wait(&self, ca_arn: &str, operation: &str) {
-        let limiter = if operation == "IssueCertificate" {
+        // Revocations are writes too, with a quota like issuance's.
+        let limiter = if operation == "IssueCertificate" || operation == "RevokeCertificate" {
             &self.limiter
         } else {
             &self.reads
@@ -311,6 +314,36 @@ impl AwsPcaClient {
         self.call("GetCertificate", send, peek).await
     }
 
+    /// Revoke a certificate of this CA by serial (AWS wants it as colon-separated hex). One
+    /// already revoked counts as revoked.
+    pub async fn revoke(&self, serial: &str, reason: RevocationReason) -> Result<(), Problem> {
+        let serial = crate::issuer::vault::colon_serial(serial);
+        let send = || {
+            self.client
+                .revoke_certificate()
+                .certificate_authority_arn(&self.ca_arn)
+                .certificate_serial(&serial)
+                .revocation_reason(aws_reason(reason))
+                .send()
+        };
+        let peek = |error: &SdkError<RevokeCertificateError, HttpResponse>| {
+            (error.code() == Some("RequestAlreadyProcessedException")).then(|| {
+                (
+                    "success",
+                    aws_sdk_acmpca::operation::revoke_certificate::RevokeCertificateOutput::builder()
+                        .build(),
+                )
+            })
+        };
+        self.call("RevokeCertificate", send, peek)
+            .await
+            .map(|_| ())
+            .map_err(|p| match p.reason {
+                Reason::SigningFailed => Problem::new(Reason::RevocationFailed, p.message),
+                _ => p,
+            })
+    }
+
     /// The CA's own certificate and the chain above it (PEM, the CA first).
     pub async fn ca_certificates(&self) -> Result<Vec<String>, Problem> {
         let send = || {
@@ -329,6 +362,18 @@ impl AwsPcaClient {
             .collect();
         pems.extend(output.certificate_chain().map(str::to_string));
         Ok(pems)
+    }
+}
+
+fn aws_reason(reason: RevocationReason) -> AwsRevocationReason {
+    match reason {
+        RevocationReason::Unspecified => AwsRevocationReason::Unspecified,
+        RevocationReason::KeyCompromise => AwsRevocationReason::KeyCompromise,
+        RevocationReason::CaCompromise => AwsRevocationReason::CertificateAuthorityCompromise,
+        RevocationReason::AffiliationChanged => AwsRevocationReason::AffiliationChanged,
+        RevocationReason::Superseded => AwsRevocationReason::Superseded,
+        RevocationReason::CessationOfOperation => AwsRevocationReason::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn => AwsRevocationReason::PrivilegeWithdrawn,
     }
 }
 

@@ -100,6 +100,15 @@ impl AwsPcaBackend {
         self.client.ca_certificates().await
     }
 
+    /// RevokeCertificate with the CA ARN, the serial and the reason.
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        reason: crate::api::RevocationReason,
+    ) -> Result<(), Problem> {
+        self.client.revoke(serial, reason).await
+    }
+
     /// Before an issuance: the CA was ACTIVE when last described (cached for 5 minutes; the
     /// issuer's readiness check describes it afresh). AWS would refuse a request to a CA that
     /// is not, at a cost; the emulator would not.

@@ -214,6 +214,43 @@ impl VaultClient {
         }
     }
 
+    /// Revoke a serial at a PKI mount (`<mount>/revoke`; the token's policy needs `update` on
+    /// that path). Revoking a revoked certificate again is accepted by Vault.
+    pub async fn revoke(&self, login: &Login, mount: &str, serial: &str) -> Result<(), Problem> {
+        let path = format!("{mount}/revoke");
+        let body = serde_json::json!({"serial_number": colon_serial(serial)});
+        let token = self.token(login).await?;
+        let (mut status, mut response) = self
+            .call(
+                "revoke",
+                reqwest::Method::POST,
+                self.endpoint(&path),
+                Some(&token),
+                Some(body.clone()),
+            )
+            .await?;
+        if status == 403 {
+            self.forget_token().await;
+            let token = self.token(login).await?;
+            (status, response) = self
+                .call(
+                    "revoke",
+                    reqwest::Method::POST,
+                    self.endpoint(&path),
+                    Some(&token),
+                    Some(body),
+                )
+                .await?;
+        }
+        if status >= 400 {
+            return Err(Problem::new(
+                Reason::RevocationFailed,
+                format!("Vault {path}: {status}: {}", vault_errors(&response)),
+            ));
+        }
+        Ok(())
+    }
+
     /// POST the CSR to the signing path and assemble `tls.crt` and `ca.crt`.
     pub async fn sign(
         &self,
@@ -255,6 +292,22 @@ impl VaultClient {
         chain_from_response(&response["data"])
             .map_err(|e| Problem::new(Reason::SigningFailed, format!("Vault {sign_path}: {e}")))
     }
+}
+
+/// A hex serial as Vault writes serials: colon-separated byte pairs (`0a:1b:...`).
+pub fn colon_serial(serial: &str) -> String {
+    let digits: String = serial.chars().filter(char::is_ascii_hexdigit).collect();
+    let digits = if digits.len() % 2 == 1 {
+        format!("0{digits}")
+    } else {
+        digits
+    };
+    digits
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).to_lowercase())
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// `server` as the base every request URL is joined onto: http or https, a host, an

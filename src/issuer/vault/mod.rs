@@ -16,7 +16,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 pub use auth::{Jwt, Login};
-pub use client::{ServerPrefix, VaultClient, base_url, chain_from_response, sign_body};
+pub use client::{
+    ServerPrefix, VaultClient, base_url, chain_from_response, colon_serial, sign_body,
+};
 
 use crate::api::{SecretKeySelector, VaultIssuer};
 use crate::pki::Sensitive;
@@ -84,6 +86,13 @@ impl VaultBackend {
             self.client.server(),
             self.sign_path
         ))
+    }
+
+    /// Revoke a serial at the signing mount (`<mount>/revoke`).
+    pub async fn revoke(&self, serial: &str) -> Result<(), Problem> {
+        self.client
+            .revoke(&self.login, mount_of(&self.sign_path), serial)
+            .await
     }
 
     /// The signing mount's CA chain (`<mount>/cert/ca_chain`).
