@@ -73,6 +73,42 @@ struct BundleErrorLabels {
 }
 
 /// Per-TrustBundle series, and the error series each bundle has, so they go with it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerCaLabels {
+    issuer_kind: String,
+    namespace: String,
+    name: String,
+    ca_fingerprint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerPhaseLabels {
+    issuer_kind: String,
+    namespace: String,
+    name: String,
+    phase: String,
+}
+
+/// CA issuers' rotations, with the fingerprints each issuer has series for.
+struct RotationSeries {
+    leaves: Family<IssuerCaLabels, Gauge>,
+    phase: Family<IssuerPhaseLabels, Gauge>,
+    known: Mutex<HashMap<IssuerLabels, std::collections::HashSet<String>>>,
+}
+
+impl RotationSeries {
+    fn remove(&self, issuer: &IssuerLabels, fingerprints: &std::collections::HashSet<String>) {
+        for fp in fingerprints {
+            self.leaves.remove(&IssuerCaLabels {
+                issuer_kind: issuer.issuer_kind.clone(),
+                namespace: issuer.namespace.clone(),
+                name: issuer.name.clone(),
+                ca_fingerprint: fp.clone(),
+            });
+        }
+    }
+}
+
 struct BundleSeries {
     certificates: Family<BundleLabels, Gauge>,
     expiration: Family<BundleLabels, Gauge>,
@@ -126,6 +162,7 @@ pub struct Metrics {
     backend_requests: Family<BackendLabels, Counter>,
     backend_seconds: Family<BackendLabels, Histogram>,
     bundles: BundleSeries,
+    rotations: RotationSeries,
     policy_denials: Family<PolicyDenialLabels, Counter>,
 }
 
@@ -226,8 +263,24 @@ impl Default for Metrics {
             "TrustBundle syncs that failed, by reason (a source, or a target)",
             bundles.sync_errors.clone(),
         );
+        let rotations = RotationSeries {
+            leaves: Family::default(),
+            phase: Family::default(),
+            known: Mutex::new(HashMap::new()),
+        };
+        registry.register(
+            "issuer_ca_leaves",
+            "Ready Certificates of a CA issuer by the fingerprint of the CA that signed them (the active and the previous CA)",
+            rotations.leaves.clone(),
+        );
+        registry.register(
+            "issuer_ca_rotation_phase",
+            "1 for a CA issuer's rotation phase (Stable, Publishing, MovingLeaves, Retired), 0 for the others",
+            rotations.phase.clone(),
+        );
         Metrics {
             bundles,
+            rotations,
             certificates,
             backend_requests,
             backend_seconds,
@@ -279,8 +332,74 @@ impl Metrics {
         }
     }
 
+    /// A CA issuer's rotation: its phase, and the leaves on its active and previous CA.
+    pub fn ca_rotation(
+        &self,
+        issuer_kind: &str,
+        namespace: &str,
+        name: &str,
+        status: &crate::api::CaRotationStatus,
+    ) {
+        let issuer = IssuerLabels {
+            issuer_kind: issuer_kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let r = &self.rotations;
+        for phase in crate::controller::ca_rotation::plan::PHASES {
+            let labels = IssuerPhaseLabels {
+                issuer_kind: issuer_kind.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                phase: phase.into(),
+            };
+            r.phase
+                .get_or_create(&labels)
+                .set(i64::from(status.phase == phase));
+        }
+        let mut counted = std::collections::HashSet::new();
+        let series = [
+            (status.active.as_ref(), status.leaves_on_active),
+            (status.previous.as_ref(), status.leaves_on_previous),
+        ];
+        for (ca, leaves) in series {
+            let Some(ca) = ca else { continue };
+            let labels = IssuerCaLabels {
+                issuer_kind: issuer_kind.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                ca_fingerprint: ca.fingerprint.clone(),
+            };
+            r.leaves.get_or_create(&labels).set(i64::from(leaves));
+            counted.insert(ca.fingerprint.clone());
+        }
+        if let Ok(mut known) = r.known.lock() {
+            let before = known.insert(issuer.clone(), counted.clone());
+            if let Some(before) = before {
+                r.remove(&issuer, &before.difference(&counted).cloned().collect());
+            }
+        }
+    }
+
     /// Drop the readiness series of issuers that no longer exist (`kind`, `namespace`, `name`).
     pub fn retain_issuers(&self, exists: impl Fn(&str, &str, &str) -> bool) {
+        if let Ok(mut known) = self.rotations.known.lock() {
+            known.retain(|labels, fingerprints| {
+                let keep = exists(&labels.issuer_kind, &labels.namespace, &labels.name);
+                if !keep {
+                    self.rotations.remove(labels, fingerprints);
+                    for phase in crate::controller::ca_rotation::plan::PHASES {
+                        self.rotations.phase.remove(&IssuerPhaseLabels {
+                            issuer_kind: labels.issuer_kind.clone(),
+                            namespace: labels.namespace.clone(),
+                            name: labels.name.clone(),
+                            phase: phase.into(),
+                        });
+                    }
+                }
+                keep
+            });
+        }
         if let Ok(mut known) = self.known_issuers.lock() {
             known.retain(|labels| {
                 let keep = exists(&labels.issuer_kind, &labels.namespace, &labels.name);

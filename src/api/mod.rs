@@ -21,8 +21,9 @@ pub use certificate::{
 pub use conditions::Condition;
 pub use issuer::{
     AwsCredentials, AwsCredentialsSecretRef, AwsPcaIssuer, AwsSigningAlgorithm, CaIssuer,
-    ClusterIssuer, Issuer, IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector,
-    SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
+    CaRotationStatus, CaSummary, ClusterIssuer, Issuer, IssuerSpec, IssuerStatus, IssuerType,
+    SecretKeySelector, SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth, VaultIssuer,
+    VaultKubernetesAuth,
 };
 pub use selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator};
 pub use trust_bundle::{

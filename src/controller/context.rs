@@ -78,6 +78,8 @@ pub struct Shared {
     pub trust_bundles: super::trust_bundle::Triggers,
     /// Keystore password Secrets and the Certificates that name them.
     pub secret_refs: super::secret_refs::SecretRefs,
+    /// CA issuers' current (and next) CA and their re-issue budgets, for CA rotation.
+    pub ca_rotations: super::ca_rotation::Rotations,
 }
 
 impl Shared {
@@ -91,6 +93,7 @@ impl Shared {
             rechecks: super::issuer::Rechecks::default(),
             trust_bundles: super::trust_bundle::Triggers::default(),
             secret_refs: super::secret_refs::SecretRefs::default(),
+            ca_rotations: super::ca_rotation::Rotations::default(),
         }
     }
 }

@@ -12,13 +12,15 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use crate::api::conditions::{self, DesiredCondition, READY};
-use crate::api::{ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, IssuerStatus};
+use crate::api::{
+    CaRotationStatus, ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, IssuerStatus,
+};
 use crate::issuer::{Backend, Env, IssuerId, SecretReader};
 use crate::policy;
 use crate::reason::{Problem, Reason};
 use crate::time::rfc3339;
 
-use super::{Context, Error};
+use super::{Context, Error, ca_rotation};
 
 /// How often a not-ready issuer is looked at again (besides its Secrets changing).
 const NOT_READY_REQUEUE: Duration = Duration::from_secs(10);
@@ -78,15 +80,23 @@ fn env<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
 /// TrustBundles publish them; a CA rotation publishes its next (or retiring) CA by having the
 /// backend answer it here too.
 pub async fn ca_certificates(ctx: &Context, id: &IssuerId) -> Result<Vec<String>, Problem> {
-    let spec = fetch(ctx, id)
+    let (spec, status) = fetch(ctx, id)
         .await
         .map_err(|e| Problem::new(Reason::ApiError, format!("reading {id}: {e}")))?
-        .map(|(spec, _)| spec)
         .ok_or_else(|| Problem::new(Reason::IssuerNotFound, format!("{id} not found")))?;
-    Backend::build(&spec, &env(ctx, id))
+    let pems = Backend::build(&spec, &env(ctx, id))
         .await?
         .ca_certificates()
-        .await
+        .await?;
+    // A CA issuer's rotation adds the CA replaced out of band and drops the retired one.
+    let rotation = status
+        .and_then(|s| s.ca_rotation)
+        .filter(|_| spec.ca.is_some());
+    Ok(ca_rotation::plan::published(
+        pems,
+        rotation.as_ref(),
+        ctx.now(),
+    ))
 }
 
 /// When the referenced issuer last became Ready (its Ready=True condition's
@@ -225,16 +235,38 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         .as_ref()
         .ok()
         .map(|s| policy::summary(s.policy.as_ref(), id.kind));
+    let prev: IssuerStatus = obj
+        .data
+        .get("status")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .unwrap_or_default();
+    let is_ca = spec.as_ref().is_ok_and(|s| s.ca.is_some());
+    let mut rotation = None;
     let readiness = match spec {
         Ok(spec) => match Backend::build(&spec, &env(&ctx, &id)).await {
             Ok(backend) => {
                 let checked = backend.check().await;
                 record_reachability(&ctx, &id, checked.as_ref().err());
+                if let (Backend::Ca(signer), Some(ca)) = (&backend, &spec.ca) {
+                    let last = prev.ca_rotation.as_ref();
+                    rotation = Some(ca_rotation::observe(&ctx, &id, ca, signer, last));
+                }
                 checked
             }
             Err(p) => Err(p),
         },
         Err(p) => Err(p),
+    };
+    if !is_ca {
+        ctx.shared.ca_rotations.forget(&id);
+    }
+    // A CA issuer whose CA cannot be loaded now keeps the rotation it last showed.
+    let recheck = rotation.as_ref().and_then(|(_, r)| *r);
+    let ca_rotation = match rotation {
+        Some((status, _)) => Some(status),
+        None if is_ca => prev.ca_rotation.clone(),
+        None => None,
     };
     ctx.metrics.issuer_ready(
         id.kind.as_str(),
@@ -262,10 +294,15 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             NOT_READY_REQUEUE,
         ),
     };
-    // Whatever changed (its Secrets, a remote CA's chain), bundles of its CAs look again.
+    let written = write_condition(&ctx, &obj, &prev, condition, summary, ca_rotation).await;
+    // Whatever changed (its Secrets, a remote CA's chain, its rotation's phase, which the
+    // published CAs follow), bundles of its CAs look again.
     ctx.shared.trust_bundles.issuer_changed(&id);
-    write_condition(&ctx, &obj, condition, summary).await?;
-    Ok(Action::requeue(requeue))
+    written?;
+    let recheck = recheck
+        .and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs);
+    Ok(Action::requeue(recheck.map_or(requeue, |r| r.min(requeue))))
 }
 
 /// The readiness check's finding feeds the backend's circuit breaker: a check that reached the
@@ -286,25 +323,28 @@ pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
             "the operator failed while checking this issuer (see its log); retrying with backoff"
                 .into(),
     };
-    if let Err(e) = write_condition(ctx, obj, condition, None).await {
-        tracing::warn!("reporting an internal error in status failed: {e}");
-    }
-}
-
-/// Set the issuer's Ready condition and (when known) its policy summary, writing only when the
-/// status changes.
-async fn write_condition(
-    ctx: &Context,
-    obj: &DynamicObject,
-    condition: DesiredCondition,
-    policy_summary: Option<String>,
-) -> Result<(), Error> {
     let prev: IssuerStatus = obj
         .data
         .get("status")
         .cloned()
         .and_then(|s| serde_json::from_value(s).ok())
         .unwrap_or_default();
+    let rotation = prev.ca_rotation.clone();
+    if let Err(e) = write_condition(ctx, obj, &prev, condition, None, rotation).await {
+        tracing::warn!("reporting an internal error in status failed: {e}");
+    }
+}
+
+/// Set the issuer's Ready condition, (when known) its policy summary and its CA rotation,
+/// writing only when the status changes.
+async fn write_condition(
+    ctx: &Context,
+    obj: &DynamicObject,
+    prev: &IssuerStatus,
+    condition: DesiredCondition,
+    policy_summary: Option<String>,
+    ca_rotation: Option<CaRotationStatus>,
+) -> Result<(), Error> {
     let generation = obj.metadata.generation;
     let next = IssuerStatus {
         conditions: conditions::merge(
@@ -315,8 +355,9 @@ async fn write_condition(
         ),
         observed_generation: generation,
         policy: policy_summary.or_else(|| prev.policy.clone()),
+        ca_rotation,
     };
-    if next == prev {
+    if next == *prev {
         return Ok(());
     }
     if !ctx.is_leading() {

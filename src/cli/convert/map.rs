@@ -1041,7 +1041,12 @@ fn issuer(map: &mut Map<String, Value>, notes: &mut Notes, cluster: bool) -> Opt
         }
         notes.leftovers("spec.ca", ca);
         match secret_name {
-            Some(secret_name) => out.ca = Some(CaIssuer { secret_name }),
+            Some(secret_name) => {
+                out.ca = Some(CaIssuer {
+                    secret_name,
+                    ..CaIssuer::default()
+                })
+            }
             None => notes.add("spec.ca.secretName", "missing"),
         }
     }

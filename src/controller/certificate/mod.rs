@@ -29,7 +29,8 @@ use kube::{Api, ResourceExt};
 use tracing::info;
 
 use crate::api::{Certificate, RENEW_ANNOTATION};
-use crate::issuer::PendingStore;
+use crate::issuer::{IssuerId, PendingStore};
+use crate::pki::renewal;
 use crate::reason::Reason;
 
 use super::Context;
@@ -59,6 +60,8 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     let gathered = gather::gather(&ctx, &cert).await?;
     let data = gathered.data();
     let prev = cert.status.clone().unwrap_or_default();
+    let issuer = IssuerId::referenced(&namespace, &cert.spec.issuer_ref);
+    let issuer_ca = ctx.shared.ca_rotations.get(&issuer);
     let observed = Observed {
         identity: &identity,
         spec: &cert.spec,
@@ -67,6 +70,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         renew_requested: cert.annotations().get(RENEW_ANNOTATION).map(String::as_str),
         renew_handled: prev.last_renew_request.as_deref(),
         passwords: gathered.passwords.as_ref(),
+        issuer_ca: issuer_ca.as_deref(),
         now,
     };
 
@@ -75,7 +79,9 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             tracing::debug!(certificate = %identity, reason = %Reason::UpToDate, renewal = %crate::time::rfc3339(current.renewal_time), "nothing to do");
             issue::forget_unwritten(&ctx, &cert);
             remove_leftover_request(&ctx, &cert, &prev, &observed).await;
-            report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await?;
+            if report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await? {
+                count_again(&ctx, &issuer);
+            }
             Ok(requeue_at(current.renewal_time, now))
         }
         Decision::Rewrite { why, current } => {
@@ -107,6 +113,16 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             Ok(Action::requeue(REFUSED_REQUEUE))
         }
         Decision::Issue { why, current } => {
+            // Moving to a new CA is paced per issuer; the certificate stays as it is meanwhile.
+            if why.reason == Reason::IssuerCaChanged
+                && let Err(wait) = ctx.shared.ca_rotations.admit(&issuer)
+            {
+                let spread =
+                    Duration::from_millis((renewal::unit_fraction(&identity) * 500.0) as u64);
+                return Ok(Action::requeue(
+                    wait.max(Duration::from_millis(100)) + spread,
+                ));
+            }
             let issuance = issue::Issuance {
                 cert: &cert,
                 prev: &prev,
@@ -116,6 +132,14 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             };
             issue::issue(&ctx, &issuance, why, current).await
         }
+    }
+}
+
+/// A CA issuer counts its Ready leaves on each CA (`status.caRotation`): a leaf whose status
+/// changed has it count again.
+pub(crate) fn count_again(ctx: &Context, issuer: &IssuerId) {
+    if ctx.shared.ca_rotations.get(issuer).is_some() {
+        ctx.shared.rechecks.request(issuer);
     }
 }
 
