@@ -381,8 +381,8 @@ pub struct IssuerStatus {
 pub struct CaRotationStatus {
     /// `Stable` (one CA), `Publishing` (a renewed CA is in the trust bundles; the previous one
     /// still signs until `activatesAt`), `MovingLeaves` (the new CA signs; leaves on the
-    /// previous one are re-issued), `Retired` (no Ready leaf chains to the previous CA any
-    /// more, or it expired: it left the bundles).
+    /// previous one are re-issued), `Retired` (no Ready leaf has chained to the previous CA
+    /// for a `trustPropagationDelay`, or it expired: it left the bundles).
     pub phase: String,
     /// The CA that signs now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -407,6 +407,10 @@ pub struct CaRotationStatus {
     /// Ready leaves signed by neither (or whose status does not say yet).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub leaves_unknown: u32,
+    /// When the last leaf left the previous CA (RFC 3339): the previous CA is retired a
+    /// `trustPropagationDelay` later, once the leaves' new Secrets have reached their pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaves_moved_at: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

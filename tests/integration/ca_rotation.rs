@@ -344,18 +344,25 @@ async fn a_renewed_ca_is_published_before_use_then_leaves_move_then_the_old_ca_r
         "the first new leaf came {} s after the new CA was published; the delay is {delay} s",
         first_at - published_at
     );
-    // Retire only after the last leaf moved.
-    let (last_move_rv, _) = *new_leaves.last().expect("leaves");
-    let retired_rv = history
+    // Retire only after the last leaf moved, and its new Secret had the delay to propagate.
+    let (last_move_rv, last_move_at) = *new_leaves.last().expect("leaves");
+    let (retired_rv, retired_at) = history
         .iter()
         .find_map(|(rv, s)| match s {
-            Seen::Bundle { pem, .. } if *rv > published_rv && !holds(pem, &old_fp) => Some(*rv),
+            Seen::Bundle { pem, at } if *rv > published_rv && !holds(pem, &old_fp) => {
+                Some((*rv, *at))
+            }
             _ => None,
         })
         .expect("the old CA left the bundle");
     assert!(
         last_move_rv < retired_rv,
         "last leaf {last_move_rv} before retirement {retired_rv}"
+    );
+    assert!(
+        retired_at - last_move_at >= delay - 1,
+        "the old CA left {} s after the last leaf moved; the delay is {delay} s",
+        retired_at - last_move_at
     );
     world.delete().await;
 }
@@ -396,9 +403,12 @@ async fn a_ca_replaced_out_of_band_moves_the_leaves_and_keeps_the_old_ca_meanwhi
         }
     };
     apply(body).await;
-    home.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
-        "metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "oob-ca", "rotationWindow": "3s"}}}))
-        .await;
+    home.apply::<Issuer>(
+        json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer",
+        "metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "oob-ca", "rotationWindow": "3s",
+            "trustPropagationDelay": "2s"}}}),
+    )
+    .await;
     let leaves = ["leaf-x", "leaf-y"];
     for name in leaves {
         certificate(

@@ -87,6 +87,7 @@ pub fn plan(
             leaves_on_active: on_active,
             leaves_on_previous: on_previous,
             leaves_unknown: unknown,
+            leaves_moved_at: None,
         }
     };
 
@@ -137,11 +138,25 @@ pub fn plan(
     // does not name its CA yet: the previous CA stays (until it expires).
     let countable = previous.key_id.is_some() && leaves.iter().all(Option::is_some);
     let moved = countable && now >= since && status.leaves_on_previous == 0;
-    if already_retired || moved || expired(&previous, now) {
+    // The last leaf's new certificate still has to reach its pod (the kubelet refreshes a
+    // Secret as late as a ConfigMap): the old CA goes a propagation delay after it moved.
+    let moved_at = moved.then(|| {
+        last.filter(|l| l.previous.as_ref().map(|p| &p.fingerprint) == Some(&previous.fingerprint))
+            .and_then(|l| l.leaves_moved_at.as_deref())
+            .and_then(crate::time::parse)
+            .unwrap_or(now)
+    });
+    status.leaves_moved_at = moved_at.map(rfc3339);
+    let settled =
+        moved_at.is_some_and(|at| now >= at.saturating_add(settings.trust_propagation_delay));
+    if already_retired || settled || expired(&previous, now) {
         status.phase = RETIRED.into();
     }
     let recheck_in = match status.phase.as_str() {
-        MOVING_LEAVES => Some(RECHECK_SECS),
+        MOVING_LEAVES => Some(match moved_at {
+            Some(at) => (at + settings.trust_propagation_delay - now).clamp(1, RECHECK_SECS),
+            None => RECHECK_SECS,
+        }),
         // An out-of-band CA's entry goes when its retention ends.
         _ if out_of_band => Some((since + settings.replaced_retention - now).max(1)),
         _ => None,
@@ -298,12 +313,24 @@ mod tests {
         );
         assert!(!moving.status.out_of_band);
 
-        let retired = plan(
+        let moved = plan(
             &facts(&new, None, Some(&old), Some(at)),
             Some(&moving.status),
             &[kid(&new), kid(&new)],
             &SETTINGS,
             at + 30,
+        );
+        assert_eq!(
+            moved.status.phase, MOVING_LEAVES,
+            "the last leaf's Secret propagates first"
+        );
+        assert_eq!(moved.status.leaves_moved_at, Some(rfc3339(at + 30)));
+        let retired = plan(
+            &facts(&new, None, Some(&old), Some(at)),
+            Some(&moved.status),
+            &[kid(&new), kid(&new)],
+            &SETTINGS,
+            at + 30 + SETTINGS.trust_propagation_delay,
         );
         assert_eq!(retired.status.phase, RETIRED);
         // Retired stays retired, even if a stale count shows a leaf on it again.
@@ -369,7 +396,7 @@ mod tests {
             T0 + 20,
         )
         .status;
-        assert_eq!(status.phase, RETIRED);
+        status.phase = RETIRED.into();
         assert_eq!(
             published(vec![pem(&new), pem(&old)], Some(&status), T0 + 20),
             vec![pem(&new)]
