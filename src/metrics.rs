@@ -585,6 +585,45 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    #[test]
+    fn ca_rotation_series_follow_the_cas_and_the_phase() {
+        use crate::api::{CaRotationStatus, CaSummary};
+        let ca = |fp: &str| CaSummary {
+            fingerprint: fp.into(),
+            ..CaSummary::default()
+        };
+        let m = Metrics::default();
+        let moving = CaRotationStatus {
+            phase: "MovingLeaves".into(),
+            active: Some(ca("new")),
+            previous: Some(ca("old")),
+            leaves_on_active: 7,
+            leaves_on_previous: 3,
+            ..CaRotationStatus::default()
+        };
+        m.ca_rotation("ClusterIssuer", "", "root", &moving);
+        let text = m.render();
+        assert!(text.contains(r#"certsmith_issuer_ca_leaves{issuer_kind="ClusterIssuer",namespace="",name="root",ca_fingerprint="old"} 3"#), "{text}");
+        assert!(text.contains(r#"ca_fingerprint="new"} 7"#));
+        assert!(text.contains(r#"certsmith_issuer_ca_rotation_phase{issuer_kind="ClusterIssuer",namespace="",name="root",phase="MovingLeaves"} 1"#));
+        assert!(text.contains(r#"phase="Retired"} 0"#));
+        // Once the old CA is no longer part of the rotation, its series goes.
+        let stable = CaRotationStatus {
+            phase: "Stable".into(),
+            active: Some(ca("new")),
+            leaves_on_active: 10,
+            ..CaRotationStatus::default()
+        };
+        m.ca_rotation("ClusterIssuer", "", "root", &stable);
+        let text = m.render();
+        assert!(!text.contains(r#"ca_fingerprint="old""#), "{text}");
+        m.retain_issuers(|_, _, _| false);
+        assert!(
+            !m.render().contains("certsmith_issuer_ca_"),
+            "gone with the issuer"
+        );
+    }
+
     fn facts<'a>(issuer: &'a str) -> CertificateFacts<'a> {
         CertificateFacts {
             namespace: "ns",
