@@ -14,9 +14,14 @@
 # GetCertificate calls, as the operator counted them and as the emulator recorded them.
 # --backlog creates every Certificate before the operator starts, which measures the
 # operator's own throughput instead of the pace at which kubectl can create objects.
+# --rotation then rotates the CA issuer's root under the Ready leaves (tests/bench/rotation.py:
+# default rotationWindow and rate limit, trustPropagationDelay 10 s): time until every leaf is
+# on the new root and the old root is retired, peak re-issue rate, API writes per leaf, and
+# sampled checks that no leaf was ever without its CA in the TrustBundle.
+# --debug uses the debug build (no release build needed; CPU figures are then not comparable).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-count=1000 concurrency=16 idle=30 backlog=0 issuer=ca
+count=1000 concurrency=16 idle=30 backlog=0 issuer=ca rotation=0 profile=release
 while [ $# -gt 0 ]; do
   case $1 in
     --count) count=$2; shift 2 ;;
@@ -24,6 +29,8 @@ while [ $# -gt 0 ]; do
     --idle) idle=$2; shift 2 ;;
     --backlog) backlog=1; shift ;;
     --issuer) issuer=$2; shift 2 ;;
+    --rotation) rotation=1; shift ;;
+    --debug) profile=debug; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cargo build --release --quiet
+if [ "$profile" = release ]; then cargo build --release --quiet; else cargo build --quiet --bin certsmith; fi
 bash "$root/tests/testenv/testenv.sh" up
 # shellcheck disable=SC1091
 source "$CERTSMITH_TESTENV_STATE/env"
@@ -95,7 +102,7 @@ kubectl wait --for condition=Established crd --all --timeout=60s >/dev/null
 kubectl create namespace bench >/dev/null
 metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start_operator() {
-  "$root/target/release/certsmith" controller --concurrency "$concurrency" --log-format json \
+  "$root/target/$profile/certsmith" controller --concurrency "$concurrency" --log-format json \
     --issuer-ambient-credentials \
     --metrics-addr "127.0.0.1:$metrics_port" >>"$work/operator.log" 2>&1 &
   op_pid=$!
@@ -117,6 +124,8 @@ kind: Issuer
 metadata: {name: ca}
 spec: {ca: {secretName: root-ca}}
 YAML
+[ $rotation = 1 ] && kubectl patch issuer -n bench ca --type merge \
+  -p '{"spec":{"ca":{"trustPropagationDelay":"10s"}}}' >/dev/null
 kubectl wait -n bench --for condition=Ready=True certificate/root --timeout=60s >/dev/null
 kubectl wait -n bench --for condition=Ready=True issuer/ca --timeout=60s >/dev/null
 
@@ -299,3 +308,10 @@ if "$issuer" == "awspca":
     print(f"IssueCertificate calls  $issue_calls (operator's count); emulator recorded $emulator_issued")
     print(f"GetCertificate calls    $get_calls")
 PY
+if [ $rotation = 1 ]; then
+  moto_bin=$(bash "$root/tests/testenv/moto/setup.sh" 2>/dev/null | tail -n 1)
+  writes_before_rotation=$(operator_writes)
+  "$moto_bin/python" "$root/tests/bench/rotation.py" "$count" "$root/target/$profile/certsmith"
+  writes_after_rotation=$(operator_writes)
+  python3 -c "print(f'rotation: API writes per leaf {($writes_after_rotation - $writes_before_rotation) / $count:.2f} ({$writes_after_rotation - $writes_before_rotation} writes: Secrets, status, Events, the root and the issuer)')"
+fi
