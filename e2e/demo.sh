@@ -5,10 +5,14 @@
 #      and a client agent with SPIFFE IDs and 5-minute certificates renewed every ~30 s);
 #   3. waits for Ready and shows the certificates, then has agents-ca's SPIFFE policy refuse
 #      an impostor asking for another namespace's identity;
-#   4. projects each agent's Secret into a directory (atomically, as the kubelet does) and runs
-#      a real mTLS server and client (examples/mtls.rs) that reload their files on change,
-#      printing every rotation and the failed-handshake count, which must stay 0.
-# Ctrl-C stops everything it started; `--once` exits after two rotations of each certificate.
+#   4. projects each agent's Secret (key and certificate) and the agents-trust TrustBundle
+#      ConfigMap (ca.crt) into a directory (atomically, as the kubelet does) and runs a real
+#      mTLS server and client (examples/mtls.rs) that reload their files on change, printing
+#      every rotation and the failed-handshake count, which must stay 0;
+#   5. meanwhile rotates the root CA: the new root is published in agents-trust first, both
+#      leaves move to it (IssuerCAChanged), then the old root leaves the bundle.
+# Ctrl-C stops everything it started; `--once` exits after the CA rotation and two rotations
+# of each certificate.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 once=0
@@ -73,23 +77,27 @@ if kubectl get secret -n agents impostor-tls >/dev/null 2>&1; then
 fi
 kubectl delete certificate -n agents impostor >/dev/null
 
-# Keep DIR/current pointing at the Secret's latest contents: each change is written to a new
-# directory and the symlink is swapped with one rename, so readers never see a mix.
+# Keep DIR/current pointing at the Secret's key and certificate and the trust bundle's CAs:
+# each change is written to a new directory and the symlink is swapped with one rename, so
+# readers never see a mix. Trust comes from the TrustBundle ConfigMap, not the Secret's ca.crt.
 project() { # SECRET DIR
   local secret=$1 dir=$2 last="" n=0
   mkdir -p "$dir"
   while true; do
-    local json
+    local json trust
     json=$(kubectl get secret -n agents "$secret" -o json 2>/dev/null) || { sleep 1; continue; }
-    if [ "$json" != "$last" ]; then
+    trust=$(kubectl get configmap -n agents agents-trust -o json 2>/dev/null) || { sleep 1; continue; }
+    if [ "$json$trust" != "$last" ]; then
       n=$((n + 1))
       mkdir -p "$dir/..data-$n"
-      for k in tls.crt tls.key ca.crt; do
+      for k in tls.crt tls.key; do
         python3 -c 'import base64,json,sys; d=json.load(sys.stdin)["data"]; sys.stdout.buffer.write(base64.b64decode(d[sys.argv[1]]))' "$k" \
           <<<"$json" >"$dir/..data-$n/$k"
       done
+      python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["data"]["ca.crt"])' \
+        <<<"$trust" >"$dir/..data-$n/ca.crt"
       ln -sfn "..data-$n" "$dir/current.tmp" && mv -T "$dir/current.tmp" "$dir/current"
-      last=$json
+      last=$json$trust
     fi
     sleep 1
   done
@@ -108,17 +116,68 @@ for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   sleep 0.1
 done
+# The CA rotation, once the agents talk: renew the root; agents-ca publishes the new root in
+# agents-trust, signs with it only after trustPropagationDelay (shortened here from 5m: the
+# projection above refreshes every second), moves both leaves over rotationWindow, then drops
+# the old root. The client keeps going until this is done.
+rotated="$work/ca-rotated"
+rotate_ca() {
+  sleep 8
+  kubectl patch clusterissuer agents-ca --type merge \
+    -p '{"spec":{"ca":{"trustPropagationDelay":"10s","rotationWindow":"10s"}}}' >/dev/null
+  local old
+  old=$(kubectl get secret -n certsmith agents-root-ca -o 'jsonpath={.data.tls\.crt}' | base64 -d |
+    openssl x509 -noout -fingerprint -sha256 | cut -d= -f2)
+  echo "ca rotation: renewing the root (serial $(kubectl get certificate -n certsmith agents-root -o 'jsonpath={.status.serialNumber}'))"
+  "$bin/certsmith" renew -n certsmith agents-root
+  local last="" phase="" i
+  for i in $(seq 1 600); do
+    phase=$(kubectl get clusterissuer agents-ca -o 'jsonpath={.status.caRotation.phase} old={.status.caRotation.leavesOnPrevious} new={.status.caRotation.leavesOnActive}')
+    if [ "$phase" != "$last" ]; then
+      echo "ca rotation: agents-ca $phase"
+      last=$phase
+    fi
+    case $phase in Retired*) break ;; esac
+    sleep 0.5
+  done
+  case $phase in Retired*) ;; *) echo "ca rotation: did not finish" >&2; return 1 ;; esac
+  local new bundle
+  kubectl get secret -n certsmith agents-root-ca -o 'jsonpath={.data.tls\.crt}' | base64 -d >"$work/new-root.pem"
+  new=$(openssl x509 -noout -fingerprint -sha256 <"$work/new-root.pem" | cut -d= -f2)
+  for s in orders-agent-tls billing-agent-tls; do
+    kubectl get secret -n agents "$s" -o 'jsonpath={.data.tls\.crt}' | base64 -d >"$work/$s.pem"
+    openssl verify -CAfile "$work/new-root.pem" "$work/$s.pem" >/dev/null ||
+      { echo "ca rotation: $s is not on the new root" >&2; return 1; }
+  done
+  for i in $(seq 1 60); do
+    bundle=$(kubectl get configmap -n agents agents-trust -o 'jsonpath={.data.ca\.crt}' |
+      openssl x509 -noout -fingerprint -sha256 | cut -d= -f2)
+    [ "$(kubectl get configmap -n agents agents-trust -o 'jsonpath={.data.ca\.crt}' | grep -c 'BEGIN CERTIFICATE')" = 1 ] &&
+      [ "$bundle" = "$new" ] && break
+    sleep 0.5
+  done
+  [ "$bundle" = "$new" ] || { echo "ca rotation: the old root is still in agents-trust" >&2; return 1; }
+  echo "ca rotation: done: root ${old:0:11}... -> ${new:0:11}..., both leaves on the new root, agents-trust holds only the new root"
+  touch "$rotated"
+}
+rotate_ca &
+rotator=$!
+pids+=($rotator)
 rotations=0
 [ $once = 1 ] && rotations=2
 status=0
 "$bin/examples/mtls" client --dir "$work/billing/current" --connect "127.0.0.1:$port" \
-  --server-name orders-agent.agents.svc --rotations "$rotations" --timeout-secs 300 |
+  --server-name orders-agent.agents.svc --rotations "$rotations" --timeout-secs 300 \
+  --until-file "$rotated" |
   while IFS= read -r line; do
     case $line in
       "client: first handshake"*) printf '%s (%.1fs after make demo started)\n' "$line" "$(python3 -c "import sys,time; print(time.time() - float(sys.argv[1]))" "$t0")" ;;
       *) echo "$line" ;;
     esac
   done || status=$?
+if [ $once = 1 ] && ! wait "$rotator"; then
+  status=1
+fi
 if [ $status -ne 0 ]; then
   echo "demo: FAILED (a handshake failed or a rotation was missed)" >&2
   exit 1

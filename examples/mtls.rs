@@ -6,8 +6,9 @@
 //!   mtls client --dir DIR --connect 127.0.0.1:PORT --server-name NAME [--rotations N]
 //!
 //! DIR holds `tls.crt`, `tls.key` and `ca.crt` (the demo swaps a symlinked directory
-//! atomically, as the kubelet does). A new key and certificate are used only once they load and
-//! match each other, so a half-written update can never break a handshake.
+//! atomically, as the kubelet does; `ca.crt` is the TrustBundle's). A new key and certificate
+//! are used only once they load and match each other, so a half-written update can never
+//! break a handshake; a new `ca.crt` (a CA rotation publishing its next CA) is trusted at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -56,6 +57,9 @@ enum Role {
         /// Give up (exit 1) when the rotations have not happened by then.
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
+        /// With --rotations: also wait until this file exists (the demo's CA rotation done).
+        #[arg(long)]
+        until_file: Option<PathBuf>,
     },
 }
 
@@ -64,7 +68,15 @@ struct Loaded {
     key: Arc<CertifiedKey>,
     serial: String,
     roots: Vec<CertificateDer<'static>>,
+    /// `tls.crt` and `ca.crt` as read: a change to either reloads.
     fingerprint: Vec<u8>,
+}
+
+/// What the files hold now, to compare with [`Loaded::fingerprint`].
+fn files_fingerprint(dir: &Path) -> Option<Vec<u8>> {
+    let crt = std::fs::read(dir.join("tls.crt")).ok()?;
+    let ca = std::fs::read(dir.join("ca.crt")).ok()?;
+    Some([crt, ca].concat())
 }
 
 /// Files -> rustls key material, only when the key matches the certificate.
@@ -88,7 +100,7 @@ fn load(dir: &Path) -> Result<Loaded> {
         key: Arc::new(CertifiedKey::new(chain, signing)),
         serial: leaf.serial,
         roots,
-        fingerprint: crt,
+        fingerprint: [crt, ca].concat(),
     })
 }
 
@@ -103,7 +115,7 @@ impl std::fmt::Debug for Identity {
 }
 
 impl Identity {
-    async fn watch(dir: PathBuf) -> Result<Self> {
+    async fn watch(dir: PathBuf, who: &'static str) -> Result<Self> {
         let first = loop {
             match load(&dir) {
                 Ok(l) => break l,
@@ -118,12 +130,16 @@ impl Identity {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let changed = std::fs::read(dir.join("tls.crt"))
-                    .is_ok_and(|crt| crt != shared.current().fingerprint);
+                let changed =
+                    files_fingerprint(&dir).is_some_and(|f| f != shared.current().fingerprint);
                 if changed
                     && let Ok(fresh) = load(&dir)
                     && let Ok(mut slot) = shared.0.write()
                 {
+                    let (before, after) = (slot.roots.len(), fresh.roots.len());
+                    if slot.roots != fresh.roots {
+                        println!("trust: {who} now trusts {after} CA(s) (was {before})");
+                    }
                     *slot = Arc::new(fresh);
                 }
             }
@@ -163,8 +179,9 @@ fn root_store(roots: &[CertificateDer<'static>]) -> Result<rustls::RootCertStore
     Ok(store)
 }
 
-async fn server(dir: PathBuf, listen: String) -> Result<()> {
-    let identity = Identity::watch(dir).await?;
+/// The server's TLS settings for the trust and identity in use now: built per connection, so
+/// a CA published in `ca.crt` is trusted from the next handshake.
+fn acceptor(identity: &Identity) -> Result<tokio_rustls::TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let roots = Arc::new(root_store(&identity.current().roots)?);
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone()).build()?;
@@ -172,7 +189,11 @@ async fn server(dir: PathBuf, listen: String) -> Result<()> {
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(identity.clone()));
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn server(dir: PathBuf, listen: String) -> Result<()> {
+    let identity = Identity::watch(dir, "server").await?;
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -182,7 +203,14 @@ async fn server(dir: PathBuf, listen: String) -> Result<()> {
     );
     loop {
         let (tcp, _) = listener.accept().await?;
-        let (acceptor, identity) = (acceptor.clone(), identity.clone());
+        let acceptor = match acceptor(&identity) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("server: cannot use ca.crt: {e}");
+                continue;
+            }
+        };
+        let identity = identity.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
@@ -242,9 +270,10 @@ async fn client(
     rotations: u32,
     interval: Duration,
     timeout: Duration,
+    until_file: Option<PathBuf>,
 ) -> Result<()> {
     let started = Instant::now();
-    let identity = Identity::watch(dir).await?;
+    let identity = Identity::watch(dir, "client").await?;
     let name = ServerName::try_from(server_name)?;
     let (mut ok, mut failed) = (0u64, 0u64);
     let (mut server_serial, mut client_serial) =
@@ -289,7 +318,12 @@ async fn client(
             );
             client_serial = mine;
         }
-        if rotations > 0 && server_rotations >= rotations && client_rotations >= rotations {
+        let done_waiting = until_file.as_ref().is_none_or(|f| f.exists());
+        if rotations > 0
+            && server_rotations >= rotations
+            && client_rotations >= rotations
+            && done_waiting
+        {
             println!(
                 "client: {server_rotations} server and {client_rotations} client rotations; handshakes ok {ok}, failed {failed}"
             );
@@ -319,6 +353,7 @@ async fn main() -> Result<()> {
             rotations,
             interval_ms,
             timeout_secs,
+            until_file,
         } => {
             client(
                 dir,
@@ -327,6 +362,7 @@ async fn main() -> Result<()> {
                 rotations,
                 Duration::from_millis(interval_ms),
                 Duration::from_secs(timeout_secs),
+                until_file,
             )
             .await
         }

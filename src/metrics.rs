@@ -105,6 +105,42 @@ struct RevocationSeries {
 }
 
 /// Per-TrustBundle series, and the error series each bundle has, so they go with it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerCaLabels {
+    issuer_kind: String,
+    namespace: String,
+    name: String,
+    ca_fingerprint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerPhaseLabels {
+    issuer_kind: String,
+    namespace: String,
+    name: String,
+    phase: String,
+}
+
+/// CA issuers' rotations, with the fingerprints each issuer has series for.
+struct RotationSeries {
+    leaves: Family<IssuerCaLabels, Gauge>,
+    phase: Family<IssuerPhaseLabels, Gauge>,
+    known: Mutex<HashMap<IssuerLabels, std::collections::HashSet<String>>>,
+}
+
+impl RotationSeries {
+    fn remove(&self, issuer: &IssuerLabels, fingerprints: &std::collections::HashSet<String>) {
+        for fp in fingerprints {
+            self.leaves.remove(&IssuerCaLabels {
+                issuer_kind: issuer.issuer_kind.clone(),
+                namespace: issuer.namespace.clone(),
+                name: issuer.name.clone(),
+                ca_fingerprint: fp.clone(),
+            });
+        }
+    }
+}
+
 struct BundleSeries {
     certificates: Family<BundleLabels, Gauge>,
     expiration: Family<BundleLabels, Gauge>,
@@ -158,6 +194,7 @@ pub struct Metrics {
     backend_requests: Family<BackendLabels, Counter>,
     backend_seconds: Family<BackendLabels, Histogram>,
     bundles: BundleSeries,
+    rotations: RotationSeries,
     policy_denials: Family<PolicyDenialLabels, Counter>,
     pod_certificate_requests: Family<PodCertificateLabels, Counter>,
     revocation: RevocationSeries,
@@ -305,10 +342,26 @@ impl Default for Metrics {
             "The issuer's emergency rotation: Certificates in it by state (total, triggered, done, failed)",
             revocation.rotation.clone(),
         );
+        let rotations = RotationSeries {
+            leaves: Family::default(),
+            phase: Family::default(),
+            known: Mutex::new(HashMap::new()),
+        };
+        registry.register(
+            "issuer_ca_leaves",
+            "Ready Certificates of a CA issuer by the fingerprint of the CA that signed them (the active and the previous CA)",
+            rotations.leaves.clone(),
+        );
+        registry.register(
+            "issuer_ca_rotation_phase",
+            "1 for a CA issuer's rotation phase (Stable, Publishing, MovingLeaves, Retired), 0 for the others",
+            rotations.phase.clone(),
+        );
         Metrics {
             revocation,
             known_crls: Mutex::default(),
             bundles,
+            rotations,
             certificates,
             backend_requests,
             backend_seconds,
@@ -369,8 +422,74 @@ impl Metrics {
         }
     }
 
+    /// A CA issuer's rotation: its phase, and the leaves on its active and previous CA.
+    pub fn ca_rotation(
+        &self,
+        issuer_kind: &str,
+        namespace: &str,
+        name: &str,
+        status: &crate::api::CaRotationStatus,
+    ) {
+        let issuer = IssuerLabels {
+            issuer_kind: issuer_kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let r = &self.rotations;
+        for phase in crate::controller::ca_rotation::plan::PHASES {
+            let labels = IssuerPhaseLabels {
+                issuer_kind: issuer_kind.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                phase: phase.into(),
+            };
+            r.phase
+                .get_or_create(&labels)
+                .set(i64::from(status.phase == phase));
+        }
+        let mut counted = std::collections::HashSet::new();
+        let series = [
+            (status.active.as_ref(), status.leaves_on_active),
+            (status.previous.as_ref(), status.leaves_on_previous),
+        ];
+        for (ca, leaves) in series {
+            let Some(ca) = ca else { continue };
+            let labels = IssuerCaLabels {
+                issuer_kind: issuer_kind.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                ca_fingerprint: ca.fingerprint.clone(),
+            };
+            r.leaves.get_or_create(&labels).set(i64::from(leaves));
+            counted.insert(ca.fingerprint.clone());
+        }
+        if let Ok(mut known) = r.known.lock() {
+            let before = known.insert(issuer.clone(), counted.clone());
+            if let Some(before) = before {
+                r.remove(&issuer, &before.difference(&counted).cloned().collect());
+            }
+        }
+    }
+
     /// Drop the readiness series of issuers that no longer exist (`kind`, `namespace`, `name`).
     pub fn retain_issuers(&self, exists: impl Fn(&str, &str, &str) -> bool) {
+        if let Ok(mut known) = self.rotations.known.lock() {
+            known.retain(|labels, fingerprints| {
+                let keep = exists(&labels.issuer_kind, &labels.namespace, &labels.name);
+                if !keep {
+                    self.rotations.remove(labels, fingerprints);
+                    for phase in crate::controller::ca_rotation::plan::PHASES {
+                        self.rotations.phase.remove(&IssuerPhaseLabels {
+                            issuer_kind: labels.issuer_kind.clone(),
+                            namespace: labels.namespace.clone(),
+                            name: labels.name.clone(),
+                            phase: phase.into(),
+                        });
+                    }
+                }
+                keep
+            });
+        }
         if let Ok(mut known) = self.known_issuers.lock() {
             known.retain(|labels| {
                 let keep = exists(&labels.issuer_kind, &labels.namespace, &labels.name);
@@ -657,6 +776,45 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ca_rotation_series_follow_the_cas_and_the_phase() {
+        use crate::api::{CaRotationStatus, CaSummary};
+        let ca = |fp: &str| CaSummary {
+            fingerprint: fp.into(),
+            ..CaSummary::default()
+        };
+        let m = Metrics::default();
+        let moving = CaRotationStatus {
+            phase: "MovingLeaves".into(),
+            active: Some(ca("new")),
+            previous: Some(ca("old")),
+            leaves_on_active: 7,
+            leaves_on_previous: 3,
+            ..CaRotationStatus::default()
+        };
+        m.ca_rotation("ClusterIssuer", "", "root", &moving);
+        let text = m.render();
+        assert!(text.contains(r#"certsmith_issuer_ca_leaves{issuer_kind="ClusterIssuer",namespace="",name="root",ca_fingerprint="old"} 3"#), "{text}");
+        assert!(text.contains(r#"ca_fingerprint="new"} 7"#));
+        assert!(text.contains(r#"certsmith_issuer_ca_rotation_phase{issuer_kind="ClusterIssuer",namespace="",name="root",phase="MovingLeaves"} 1"#));
+        assert!(text.contains(r#"phase="Retired"} 0"#));
+        // Once the old CA is no longer part of the rotation, its series goes.
+        let stable = CaRotationStatus {
+            phase: "Stable".into(),
+            active: Some(ca("new")),
+            leaves_on_active: 10,
+            ..CaRotationStatus::default()
+        };
+        m.ca_rotation("ClusterIssuer", "", "root", &stable);
+        let text = m.render();
+        assert!(!text.contains(r#"ca_fingerprint="old""#), "{text}");
+        m.retain_issuers(|_, _, _| false);
+        assert!(
+            !m.render().contains("certsmith_issuer_ca_"),
+            "gone with the issuer"
+        );
+    }
 
     fn facts<'a>(issuer: &'a str) -> CertificateFacts<'a> {
         CertificateFacts {

@@ -10,6 +10,9 @@ pub enum Reason {
     InvalidData,
     KeyMismatch,
     IssuerChanged,
+    /// The issuer's CA was replaced (rotated, or out of band): the certificate moves to the
+    /// CA that signs now.
+    IssuerCaChanged,
     SpecMismatch,
     Expired,
     ManualTrigger,
@@ -115,6 +118,7 @@ impl Reason {
             Reason::InvalidData => "InvalidData",
             Reason::KeyMismatch => "KeyMismatch",
             Reason::IssuerChanged => "IssuerChanged",
+            Reason::IssuerCaChanged => "IssuerCAChanged",
             Reason::SpecMismatch => "SpecMismatch",
             Reason::Expired => "Expired",
             Reason::ManualTrigger => "ManualTrigger",

@@ -28,6 +28,12 @@ pub const RENEW_REQUEST_ANNOTATION: &str = "certsmith.dev/renew-request";
 /// When the operator wrote the certificate (RFC 3339): the renewal floor counts from it.
 pub const ISSUED_AT_ANNOTATION: &str = "certsmith.dev/issued-at";
 
+/// In the Secret of an `isCA: true` Certificate, the CA key pair its last renewal replaced:
+/// a CA issuer reading the Secret keeps signing with it until the new CA has been published
+/// for the trust propagation delay, and publishes it while leaves still chain to it.
+pub const PREVIOUS_CA_CRT: &str = "previous-tls.crt";
+pub const PREVIOUS_CA_KEY: &str = "previous-tls.key";
+
 /// Field manager for everything the controller writes.
 pub const FIELD_MANAGER: &str = "certsmith-controller";
 /// Label and annotation keys under this prefix are the operator's; a secretTemplate may not

@@ -513,6 +513,10 @@ pub struct CertificateStatus {
     /// Consecutive failed issuance attempts; reset by a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_issuance_attempts: Option<u32>,
+    /// Authority key identifier (hex) of the certificate in the Secret: which CA key signed
+    /// it. A CA issuer counts its leaves on each CA by it during a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_key_id: Option<String>,
     /// The `certsmith.dev/renew-requested-at` value last acted upon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_renew_request: Option<String>,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conditions::Condition;
 use super::policy::Policy;
+use super::schema;
 
 /// A signer for Certificates. Exactly one backend is set.
 ///
@@ -278,7 +279,7 @@ pub struct ServiceAccountRef {
 pub struct SelfSignedIssuer {}
 
 /// An in-cluster CA whose certificate and key live in a `kubernetes.io/tls` Secret.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaIssuer {
     /// Secret with `tls.crt` (the CA certificate, optionally followed by its chain) and `tls.key`.
@@ -306,6 +307,26 @@ pub struct CaIssuer {
         inner(length(min = 1, max = 512), regex(pattern = r"^[!-~]+$"))
     )]
     pub issuing_certificate_urls: Vec<String>,
+    /// How long a renewed CA is published (in every TrustBundle sourcing this issuer) before
+    /// it signs anything, as a Go duration. Default `5m`: a kubelet refreshes a mounted
+    /// ConfigMap within about 2 minutes. See "Rotating a CA" in the README.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::short_duration")]
+    pub trust_propagation_delay: Option<String>,
+    /// Over how long the leaves of a replaced CA are re-issued (`IssuerCAChanged`), each at its
+    /// own jittered moment, as a Go duration. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::short_duration")]
+    pub rotation_window: Option<String>,
+    /// At most this many leaves re-issued per second for a CA change. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub rotation_rate_limit: Option<u32>,
+    /// How long a CA replaced out of band (a new key pair written into the Secret) stays in
+    /// trust bundles at most, while leaves still chain to it. Default `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::short_duration")]
+    pub replaced_ca_retention: Option<String>,
 }
 
 /// The issuer backend, resolved from the spec's exactly-one-of fields.
@@ -376,6 +397,10 @@ pub struct IssuerStatus {
     /// by its own field manager.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency_rotation: Option<EmergencyRotationStatus>,
+    /// A CA issuer's rotation: which CA signs, which is being published or retired, and how
+    /// many leaves chain to each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_rotation: Option<CaRotationStatus>,
 }
 
 /// An emergency rotation: every Certificate of the issuer re-issued with a new key at a
@@ -419,6 +444,63 @@ pub struct CrlStatus {
     pub next_update: String,
     /// Serials it lists.
     pub revoked_certificates: u32,
+}
+
+/// Where a CA issuer's rotation stands.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaRotationStatus {
+    /// `Stable` (one CA), `Publishing` (a renewed CA is in the trust bundles; the previous one
+    /// still signs until `activatesAt`), `MovingLeaves` (the new CA signs; leaves on the
+    /// previous one are re-issued), `Retired` (no Ready leaf has chained to the previous CA
+    /// for a `trustPropagationDelay`, or it expired: it left the bundles).
+    pub phase: String,
+    /// The CA that signs now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<CaSummary>,
+    /// The renewed CA waiting out the trust propagation delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<CaSummary>,
+    /// The CA being replaced (or retired), still in the bundles unless `phase` is Retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<CaSummary>,
+    /// When the renewed CA starts (or started) signing (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activates_at: Option<String>,
+    /// Whether the previous CA was replaced out of band (written into the Secret by someone
+    /// else): then there was no publish-before-use.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub out_of_band: bool,
+    /// Ready leaves of this issuer whose certificate the active CA signed.
+    pub leaves_on_active: u32,
+    /// Ready leaves still signed by the previous CA.
+    pub leaves_on_previous: u32,
+    /// Ready leaves signed by neither (or whose status does not say yet).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub leaves_unknown: u32,
+    /// When the last leaf left the previous CA (RFC 3339): the previous CA is retired a
+    /// `trustPropagationDelay` later, once the leaves' new Secrets have reached their pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaves_moved_at: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One CA certificate of a rotation.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaSummary {
+    /// SHA-256 of the DER certificate, lower-case hex.
+    pub fingerprint: String,
+    /// Subject key identifier (hex), which leaves name as their authority key identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// RFC 3339.
+    pub not_after: String,
+    /// The certificate (PEM): kept so a CA replaced out of band can still be published.
+    pub certificate: String,
 }
 
 /// The cluster-scoped twin of [`Issuer`], declared with the same spec and status types.

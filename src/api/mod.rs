@@ -22,9 +22,9 @@ pub use certificate::{
 pub use conditions::Condition;
 pub use issuer::{
     AwsCredentials, AwsCredentialsSecretRef, AwsPcaIssuer, AwsSigningAlgorithm, CaIssuer,
-    ClusterIssuer, CrlStatus, EmergencyRotationStatus, Issuer, IssuerSpec, IssuerStatus,
-    IssuerType, SecretKeySelector, SelfSignedIssuer, ServiceAccountRef, VaultAppRole, VaultAuth,
-    VaultIssuer, VaultKubernetesAuth,
+    CaRotationStatus, CaSummary, ClusterIssuer, CrlStatus, EmergencyRotationStatus, Issuer,
+    IssuerSpec, IssuerStatus, IssuerType, SecretKeySelector, SelfSignedIssuer, ServiceAccountRef,
+    VaultAppRole, VaultAuth, VaultIssuer, VaultKubernetesAuth,
 };
 pub use selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator};
 pub use trust_bundle::{

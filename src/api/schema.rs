@@ -76,6 +76,16 @@ pub fn duration(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// A Go duration without the 5-minute floor of certificate lifetimes (rotation settings,
+/// which tests and demos set to seconds).
+pub fn short_duration(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "maxLength": 32,
+        "pattern": DURATION,
+    })
+}
+
 pub fn renew_before(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "string",

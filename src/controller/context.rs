@@ -85,6 +85,8 @@ pub struct Shared {
     pub pod_certificates: std::sync::atomic::AtomicBool,
     /// The emergency rotations running in this process, and the caches they read.
     pub rotations: super::emergency_rotation::Running,
+    /// CA issuers' current (and next) CA and their re-issue budgets, for CA rotation.
+    pub ca_rotations: super::ca_rotation::Rotations,
 }
 
 impl Shared {
@@ -100,6 +102,7 @@ impl Shared {
             secret_refs: super::secret_refs::SecretRefs::default(),
             pod_certificates: std::sync::atomic::AtomicBool::new(false),
             rotations: super::emergency_rotation::Running::default(),
+            ca_rotations: super::ca_rotation::Rotations::default(),
         }
     }
 }

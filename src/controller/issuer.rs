@@ -12,13 +12,15 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use crate::api::conditions::{self, DesiredCondition, READY};
-use crate::api::{ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, IssuerStatus};
+use crate::api::{
+    CaRotationStatus, ClusterIssuer, Issuer, IssuerKind, IssuerRef, IssuerSpec, IssuerStatus,
+};
 use crate::issuer::{Backend, Env, IssuerId, SecretReader};
 use crate::policy;
 use crate::reason::{Problem, Reason};
 use crate::time::rfc3339;
 
-use super::{Context, Error};
+use super::{Context, Error, ca_rotation};
 
 /// How often a not-ready issuer is looked at again (besides its Secrets changing).
 const NOT_READY_REQUEUE: Duration = Duration::from_secs(10);
@@ -85,15 +87,23 @@ fn env<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
 /// TrustBundles publish them; a CA rotation publishes its next (or retiring) CA by having the
 /// backend answer it here too.
 pub async fn ca_certificates(ctx: &Context, id: &IssuerId) -> Result<Vec<String>, Problem> {
-    let spec = fetch(ctx, id)
+    let (spec, status) = fetch(ctx, id)
         .await
         .map_err(|e| Problem::new(Reason::ApiError, format!("reading {id}: {e}")))?
-        .map(|(spec, _)| spec)
         .ok_or_else(|| Problem::new(Reason::IssuerNotFound, format!("{id} not found")))?;
-    Backend::build(&spec, &env(ctx, id))
+    let pems = Backend::build(&spec, &env(ctx, id))
         .await?
         .ca_certificates()
-        .await
+        .await?;
+    // A CA issuer's rotation adds the CA replaced out of band and drops the retired one.
+    let rotation = status
+        .and_then(|s| s.ca_rotation)
+        .filter(|_| spec.ca.is_some());
+    Ok(ca_rotation::plan::published(
+        pems,
+        rotation.as_ref(),
+        ctx.now(),
+    ))
 }
 
 /// When the referenced issuer last became Ready (its Ready=True condition's
@@ -233,22 +243,44 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         .as_ref()
         .ok()
         .map(|s| policy::summary(s.policy.as_ref(), id.kind));
+    let prev: IssuerStatus = obj
+        .data
+        .get("status")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .unwrap_or_default();
+    let is_ca = spec.as_ref().is_ok_and(|s| s.ca.is_some());
     let backend = match &spec {
         Ok(spec) => Some(Backend::build(spec, &env(&ctx, &id)).await),
         Err(_) => None,
     };
     let mut crl = None;
+    let mut rotation = None;
     let readiness = match (&spec, &backend) {
-        (_, Some(Ok(backend))) => {
+        (Ok(spec), Some(Ok(backend))) => {
             let checked = backend.check().await;
             record_reachability(&ctx, &id, checked.as_ref().err());
+            if let (Backend::Ca(signer), Some(ca)) = (backend, &spec.ca) {
+                let last = prev.ca_rotation.as_ref();
+                rotation = Some(ca_rotation::observe(&ctx, &id, ca, signer, last));
+            }
             if checked.is_ok() && ctx.is_leading() {
                 crl = publish_crl(&ctx, &id, backend).await;
             }
             checked
         }
         (_, Some(Err(p))) | (Err(p), None) => Err(p.clone()),
-        (Ok(_), None) => Err(Problem::new(Reason::InternalError, "no backend was built")),
+        _ => Err(Problem::new(Reason::InternalError, "no backend was built")),
+    };
+    if !is_ca {
+        ctx.shared.ca_rotations.forget(&id);
+    }
+    // A CA issuer whose CA cannot be loaded now keeps the rotation it last showed.
+    let recheck = rotation.as_ref().and_then(|(_, r)| *r);
+    let ca_rotation = match rotation {
+        Some((status, _)) => Some(status),
+        None if is_ca => prev.ca_rotation.clone(),
+        None => None,
     };
     if id.is_cluster_issuer()
         && ctx
@@ -292,8 +324,6 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             NOT_READY_REQUEUE,
         ),
     };
-    // Whatever changed (its Secrets, a remote CA's chain), bundles of its CAs look again.
-    ctx.shared.trust_bundles.issuer_changed(&id);
     let mut conditions = vec![condition];
     let mut crl_status = None;
     match crl {
@@ -324,11 +354,28 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         }
         None => {}
     }
-    write_conditions(&ctx, &obj, &conditions, summary, crl_status).await?;
-    Ok(Action::requeue(match crl_status_failed(&conditions) {
+    let written = write_conditions(
+        &ctx,
+        &obj,
+        &prev,
+        &conditions,
+        summary,
+        crl_status,
+        ca_rotation,
+    )
+    .await;
+    // Whatever changed (its Secrets, a remote CA's chain, its rotation's phase, which the
+    // published CAs follow), bundles of its CAs look again.
+    ctx.shared.trust_bundles.issuer_changed(&id);
+    written?;
+    let requeue = match crl_status_failed(&conditions) {
         true => NOT_READY_REQUEUE,
         false => requeue,
-    }))
+    };
+    let recheck = recheck
+        .and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs);
+    Ok(Action::requeue(recheck.map_or(requeue, |r| r.min(requeue))))
 }
 
 /// The condition type saying whether a CA issuer's CRL is published and fresh.
@@ -415,26 +462,29 @@ pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
             "the operator failed while checking this issuer (see its log); retrying with backoff"
                 .into(),
     };
-    if let Err(e) = write_conditions(ctx, obj, &[condition], None, None).await {
-        tracing::warn!("reporting an internal error in status failed: {e}");
-    }
-}
-
-/// Set the issuer's conditions, (when known) its policy summary and CRL, writing only when
-/// the status changes.
-async fn write_conditions(
-    ctx: &Context,
-    obj: &DynamicObject,
-    wanted: &[DesiredCondition],
-    policy_summary: Option<String>,
-    crl: Option<crate::api::CrlStatus>,
-) -> Result<(), Error> {
     let prev: IssuerStatus = obj
         .data
         .get("status")
         .cloned()
         .and_then(|s| serde_json::from_value(s).ok())
         .unwrap_or_default();
+    let rotation = prev.ca_rotation.clone();
+    if let Err(e) = write_conditions(ctx, obj, &prev, &[condition], None, None, rotation).await {
+        tracing::warn!("reporting an internal error in status failed: {e}");
+    }
+}
+
+/// Set the issuer's conditions, (when known) its policy summary, CRL and CA rotation,
+/// writing only when the status changes.
+async fn write_conditions(
+    ctx: &Context,
+    obj: &DynamicObject,
+    prev: &IssuerStatus,
+    wanted: &[DesiredCondition],
+    policy_summary: Option<String>,
+    crl: Option<crate::api::CrlStatus>,
+    ca_rotation: Option<CaRotationStatus>,
+) -> Result<(), Error> {
     let generation = obj.metadata.generation;
     let next = IssuerStatus {
         conditions: conditions::merge(&prev.conditions, wanted, generation, &rfc3339(ctx.now())),
@@ -442,8 +492,9 @@ async fn write_conditions(
         policy: policy_summary.or_else(|| prev.policy.clone()),
         crl: crl.or_else(|| prev.crl.clone()),
         emergency_rotation: prev.emergency_rotation.clone(),
+        ca_rotation,
     };
-    if next == prev {
+    if next == *prev {
         return Ok(());
     }
     if !ctx.is_leading() {

@@ -1,5 +1,6 @@
 //! Reconcilers and their wiring. Each reconciler gathers (I/O), decides (pure), acts (I/O).
 
+pub mod ca_rotation;
 pub mod certificate;
 pub mod context;
 pub mod emergency_rotation;

@@ -15,16 +15,32 @@ use crate::secret;
 use super::crl::{self, CrlPublisher, CrlTarget};
 use super::{Env, SignedChain};
 
-/// Load the CA key pair an issuer names, from its Secret namespace only.
+/// Load the CA key pair an issuer names, from its Secret namespace only. A Secret a managed
+/// rotation wrote also holds the CA it replaced (`previous.crt`, `previous.key`): that one
+/// keeps signing until the new one has been published for the trust propagation delay.
 pub async fn build(ca: &CaIssuer, env: &Env<'_>) -> Result<CaSigner, Problem> {
     let secret = env
         .secrets
         .read(&ca.secret_name, Reason::CaSecretMissing, "CA ")
         .await?;
     let get = |k: &str| secret::value(&secret, k);
-    let mut signer = CaSigner::load(get("tls.crt"), get("tls.key"), get("ca.crt"), env.now)?;
-    signer.crl_distribution_points = ca.crl_distribution_points.clone();
-    signer.issuing_certificate_urls = ca.issuing_certificate_urls.clone();
+    let written_at = kube::ResourceExt::annotations(&secret)
+        .get(secret::ISSUED_AT_ANNOTATION)
+        .and_then(|t| crate::time::parse(t));
+    let staged = Staged {
+        previous_crt: get(secret::PREVIOUS_CA_CRT),
+        previous_key: get(secret::PREVIOUS_CA_KEY),
+        written_at,
+        delay: RotationSettings::of(ca).trust_propagation_delay,
+    };
+    let mut signer = CaSigner::load_rotating(
+        get("tls.crt"),
+        get("tls.key"),
+        get("ca.crt"),
+        &staged,
+        env.now,
+    )?;
+    signer.publish_at(&ca.crl_distribution_points, &ca.issuing_certificate_urls);
     // The CRL lives next to the CA Secret.
     let namespace = env.secrets.namespace().to_string();
     signer.crl = Some((
@@ -38,8 +54,57 @@ pub async fn build(ca: &CaIssuer, env: &Env<'_>) -> Result<CaSigner, Problem> {
     Ok(signer)
 }
 
-/// A validated CA, ready to sign.
-pub struct CaSigner {
+/// How a CA issuer rotates, with the documented defaults filled in (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationSettings {
+    pub trust_propagation_delay: i64,
+    pub window: i64,
+    pub rate_limit: u32,
+    pub replaced_retention: i64,
+}
+
+pub const DEFAULT_TRUST_PROPAGATION_DELAY: i64 = 300;
+pub const DEFAULT_ROTATION_WINDOW: i64 = 300;
+pub const DEFAULT_ROTATION_RATE_LIMIT: u32 = 10;
+pub const DEFAULT_REPLACED_RETENTION: i64 = 24 * 3600;
+
+impl RotationSettings {
+    /// The spec's settings; one that does not parse (admission prevents it) is the default.
+    pub fn of(ca: &CaIssuer) -> Self {
+        let secs = |v: &Option<String>, default: i64| {
+            v.as_deref()
+                .and_then(|t| crate::api::duration::parse(t).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok())
+                .unwrap_or(default)
+        };
+        RotationSettings {
+            trust_propagation_delay: secs(
+                &ca.trust_propagation_delay,
+                DEFAULT_TRUST_PROPAGATION_DELAY,
+            ),
+            window: secs(&ca.rotation_window, DEFAULT_ROTATION_WINDOW),
+            rate_limit: ca
+                .rotation_rate_limit
+                .filter(|r| *r > 0)
+                .unwrap_or(DEFAULT_ROTATION_RATE_LIMIT),
+            replaced_retention: secs(&ca.replaced_ca_retention, DEFAULT_REPLACED_RETENTION),
+        }
+    }
+}
+
+/// The CA a managed rotation replaced, as the CA Secret holds it.
+#[derive(Debug, Default)]
+pub struct Staged<'a> {
+    pub previous_crt: Option<&'a [u8]>,
+    pub previous_key: Option<&'a [u8]>,
+    /// When the new CA was written into the Secret (Unix seconds).
+    pub written_at: Option<i64>,
+    /// Seconds.
+    pub delay: i64,
+}
+
+/// One validated CA key pair.
+struct Loaded {
     ca: CertInfo,
     /// The CA's name, key usages and key identifier method, with its key: built once at load.
     issuer: Issuer<'static, PrivateKey>,
@@ -49,6 +114,18 @@ pub struct CaSigner {
     /// Written into every leaf: where its CRL and its CA certificate are published.
     crl_distribution_points: Vec<String>,
     issuing_certificate_urls: Vec<String>,
+}
+
+/// A validated CA, ready to sign.
+pub struct CaSigner {
+    signing: Loaded,
+    /// During a managed rotation, the other CA: the next one (not yet signing) or the
+    /// previous one (still trusted while leaves move).
+    other: Option<Loaded>,
+    /// Whether `other` is the next CA (true) or the previous one.
+    other_is_next: bool,
+    /// When the newest CA in the Secret signs (or started signing), when a rotation is staged.
+    activates_at: Option<i64>,
     /// Where this issuer's CRL is kept, and the writer shared by the process (None when
     /// loaded without an issuer, as in tests).
     crl: Option<(CrlTarget, std::sync::Arc<CrlPublisher>)>,
@@ -57,7 +134,7 @@ pub struct CaSigner {
 impl std::fmt::Debug for CaSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaSigner")
-            .field("subject", &self.ca.subject)
+            .field("subject", &self.signing.ca.subject)
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +142,187 @@ impl std::fmt::Debug for CaSigner {
 impl CaSigner {
     /// Validate a CA Secret's contents (`tls.crt`, `tls.key`, optional `ca.crt`) at `now`.
     pub fn load(
+        tls_crt: Option<&[u8]>,
+        tls_key: Option<&[u8]>,
+        ca_crt: Option<&[u8]>,
+        now: i64,
+    ) -> Result<Self, Problem> {
+        Self::load_rotating(tls_crt, tls_key, ca_crt, &Staged::default(), now)
+    }
+
+    /// Validate a CA Secret's contents, and the CA a managed rotation replaced: that one signs
+    /// until `staged.written_at + staged.delay`. A previous pair that is unusable (expired,
+    /// mismatched, garbage) is ignored: the Secret's own CA signs.
+    pub fn load_rotating(
+        tls_crt: Option<&[u8]>,
+        tls_key: Option<&[u8]>,
+        ca_crt: Option<&[u8]>,
+        staged: &Staged<'_>,
+        now: i64,
+    ) -> Result<Self, Problem> {
+        let newest = Loaded::load(tls_crt, tls_key, ca_crt, now)?;
+        let previous = Loaded::load(staged.previous_crt, staged.previous_key, None, now)
+            .ok()
+            .filter(|p| p.ca.der != newest.ca.der);
+        let Some(previous) = previous else {
+            return Ok(CaSigner {
+                signing: newest,
+                other: None,
+                other_is_next: false,
+                activates_at: None,
+                crl: None,
+            });
+        };
+        // Without the time it was written, the new CA is taken as published long ago.
+        let activates_at = staged
+            .written_at
+            .map_or(now, |w| w.saturating_add(staged.delay));
+        let (signing, other, other_is_next) = if now < activates_at {
+            (previous, newest, true)
+        } else {
+            (newest, previous, false)
+        };
+        Ok(CaSigner {
+            signing,
+            other: Some(other),
+            other_is_next,
+            activates_at: Some(activates_at),
+            crl: None,
+        })
+    }
+
+    /// What relying parties should trust for this CA's leaves: the CA and its intermediates,
+    /// then the root; during a rotation, the other CA's too.
+    pub fn ca_certificates(&self) -> Vec<String> {
+        let mut pems = self.signing.ca_certificates();
+        for pem in self.other.iter().flat_map(Loaded::ca_certificates) {
+            if !pems.contains(&pem) {
+                pems.push(pem);
+            }
+        }
+        pems
+    }
+
+    /// The CA that signs now.
+    pub fn signing_ca(&self) -> &CertInfo {
+        &self.signing.ca
+    }
+
+    /// The renewed CA that signs from [`Self::activates_at`], while it is published first.
+    pub fn next_ca(&self) -> Option<&CertInfo> {
+        self.other
+            .as_ref()
+            .filter(|_| self.other_is_next)
+            .map(|o| &o.ca)
+    }
+
+    /// The CA a managed rotation replaced, still trusted while leaves move off it.
+    pub fn previous_ca(&self) -> Option<&CertInfo> {
+        self.other
+            .as_ref()
+            .filter(|_| !self.other_is_next)
+            .map(|o| &o.ca)
+    }
+
+    pub fn activates_at(&self) -> Option<i64> {
+        self.activates_at
+    }
+
+    pub fn not_after(&self) -> i64 {
+        self.signing.ca.not_after
+    }
+
+    /// Sign the CSR with the CA key. The CSR's signature is verified (proof of possession); the
+    /// certificate's contents come from the request's parameters, not from the CSR's claims.
+    pub fn sign(&self, request: &SignRequest, now: i64) -> Result<SignedChain, Problem> {
+        self.signing.sign(request, now)
+    }
+
+    /// Write these CRL distribution points and caIssuers URLs into every leaf signed.
+    fn publish_at(
+        &mut self,
+        crl_distribution_points: &[String],
+        issuing_certificate_urls: &[String],
+    ) {
+        for loaded in std::iter::once(&mut self.signing).chain(self.other.as_mut()) {
+            loaded.crl_distribution_points = crl_distribution_points.to_vec();
+            loaded.issuing_certificate_urls = issuing_certificate_urls.to_vec();
+        }
+    }
+
+    /// Sign a bare public key (a PodCertificateRequest's): see [`Loaded::sign_public_key`].
+    pub fn sign_public_key(
+        &self,
+        spki_der: &[u8],
+        params: rcgen::CertificateParams,
+        duration: std::time::Duration,
+        now: i64,
+    ) -> Result<SignedChain, Problem> {
+        self.signing
+            .sign_public_key(spki_der, params, duration, now)
+    }
+
+    /// SHA-256 (hex) of the CA certificate: what a certificate's history records, so a
+    /// revocation goes to the CA that signed it.
+    pub fn fingerprint(&self) -> String {
+        inspect::fingerprint(&self.signing.ca.der)
+    }
+
+    /// Add `serial` to this issuer's CRL and publish it. A certificate signed by another CA
+    /// (the CA Secret changed since) cannot be revoked by this one's CRL.
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+        ca_fingerprint: Option<&str>,
+        now: i64,
+    ) -> Result<(), Problem> {
+        if let Some(fp) = ca_fingerprint
+            && fp != self.fingerprint()
+        {
+            // A leaf of the CA a rotation (or an out-of-band change) replaced: that CA's trust
+            // ends when it leaves the bundles; this CA's CRL cannot list it.
+            return Err(Problem::new(
+                Reason::RevocationNotSupported,
+                format!(
+                    "serial {serial} was signed by another CA (SHA-256 {fp}) than the issuer's current one ({:?}): its CRL cannot list it; that CA stops being trusted when it leaves the trust bundles",
+                    self.signing.ca.subject
+                ),
+            ));
+        }
+        let entry = crl::Entry {
+            serial: crl::serial_bytes(serial)
+                .map_err(|e| Problem::new(Reason::RevocationFailed, e))?,
+            revoked_at: now,
+            reason: Some(reason),
+        };
+        let (target, publisher) = self.crl_target()?;
+        publisher
+            .revoke(target, &self.signing.issuer, entry, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Keep this issuer's CRL from its nextUpdate; create it when leaves name it (else the
+    /// first revocation does). None: there is no CRL (nothing revoked, no distribution point).
+    pub async fn publish_crl(&self, now: i64) -> Result<Option<crl::Published>, Problem> {
+        let (target, publisher) = self.crl_target()?;
+        let create = !self.signing.crl_distribution_points.is_empty();
+        publisher
+            .refresh(target, &self.signing.issuer, now, create)
+            .await
+    }
+
+    fn crl_target(&self) -> Result<(&CrlTarget, &CrlPublisher), Problem> {
+        self.crl
+            .as_ref()
+            .map(|(t, p)| (t, p.as_ref()))
+            .ok_or_else(|| Problem::new(Reason::InternalError, "the CA issuer has no CRL target"))
+    }
+}
+
+impl Loaded {
+    fn load(
         tls_crt: Option<&[u8]>,
         tls_key: Option<&[u8]>,
         ca_crt: Option<&[u8]>,
@@ -120,72 +378,17 @@ impl CaSigner {
             .and_then(|b| inspect::parse_chain(b).ok())
             .and_then(|mut c| c.pop());
         let root = explicit_root.unwrap_or_else(|| chain[chain.len() - 1].clone());
-        Ok(CaSigner {
+        Ok(Loaded {
             root_pem: pem_of(&root),
             issuer: issuer(&ca, key)?,
             ca,
             intermediates_pem,
             crl_distribution_points: Vec::new(),
             issuing_certificate_urls: Vec::new(),
-            crl: None,
         })
     }
 
-    /// SHA-256 (hex) of the CA certificate: what a certificate's history records, so a
-    /// revocation goes to the CA that signed it.
-    pub fn fingerprint(&self) -> String {
-        inspect::fingerprint(&self.ca.der)
-    }
-
-    /// Add `serial` to this issuer's CRL and publish it. A certificate signed by another CA
-    /// (the CA Secret changed since) cannot be revoked by this one's CRL.
-    pub async fn revoke(
-        &self,
-        serial: &str,
-        reason: RevocationReason,
-        ca_fingerprint: Option<&str>,
-        now: i64,
-    ) -> Result<(), Problem> {
-        if let Some(fp) = ca_fingerprint
-            && fp != self.fingerprint()
-        {
-            return Err(Problem::new(
-                Reason::RevocationFailed,
-                format!(
-                    "serial {serial} was signed by another CA (SHA-256 {fp}) than the issuer's current one ({:?}): its CRL cannot list it",
-                    self.ca.subject
-                ),
-            ));
-        }
-        let entry = crl::Entry {
-            serial: crl::serial_bytes(serial)
-                .map_err(|e| Problem::new(Reason::RevocationFailed, e))?,
-            revoked_at: now,
-            reason: Some(reason),
-        };
-        let (target, publisher) = self.crl_target()?;
-        publisher.revoke(target, &self.issuer, entry, now).await?;
-        Ok(())
-    }
-
-    /// Keep this issuer's CRL from its nextUpdate; create it when leaves name it (else the
-    /// first revocation does). None: there is no CRL (nothing revoked, no distribution point).
-    pub async fn publish_crl(&self, now: i64) -> Result<Option<crl::Published>, Problem> {
-        let (target, publisher) = self.crl_target()?;
-        let create = !self.crl_distribution_points.is_empty();
-        publisher.refresh(target, &self.issuer, now, create).await
-    }
-
-    fn crl_target(&self) -> Result<(&CrlTarget, &CrlPublisher), Problem> {
-        self.crl
-            .as_ref()
-            .map(|(t, p)| (t, p.as_ref()))
-            .ok_or_else(|| Problem::new(Reason::InternalError, "the CA issuer has no CRL target"))
-    }
-
-    /// What relying parties should trust for this CA's leaves: the CA and its intermediates,
-    /// then the root.
-    pub fn ca_certificates(&self) -> Vec<String> {
+    fn ca_certificates(&self) -> Vec<String> {
         let mut pems: Vec<String> = pem::parse_many(&self.intermediates_pem)
             .unwrap_or_default()
             .into_iter()
@@ -197,13 +400,7 @@ impl CaSigner {
         pems
     }
 
-    pub fn not_after(&self) -> i64 {
-        self.ca.not_after
-    }
-
-    /// Sign the CSR with the CA key. The CSR's signature is verified (proof of possession); the
-    /// certificate's contents come from the request's parameters, not from the CSR's claims.
-    pub fn sign(&self, request: &SignRequest, now: i64) -> Result<SignedChain, Problem> {
+    fn sign(&self, request: &SignRequest, now: i64) -> Result<SignedChain, Problem> {
         let failed =
             |e: String| Problem::new(Reason::SigningFailed, format!("CA signing failed: {e}"));
         let public_key = verified_public_key(&request.csr_pem).map_err(failed)?;
@@ -218,7 +415,7 @@ impl CaSigner {
     /// The lifetime is exactly `duration` (backdated like every certificate, so notAfter is
     /// that much earlier), within the CA's validity: Kubernetes refuses a pod certificate
     /// living longer than the request's maxExpirationSeconds.
-    pub fn sign_public_key(
+    fn sign_public_key(
         &self,
         spki_der: &[u8],
         mut params: rcgen::CertificateParams,
@@ -621,6 +818,66 @@ mod tests {
         let err = load(&crt, &key_pem, T0 + 10).map(|_| ()).unwrap_err();
         assert_eq!(err.reason, Reason::CaSecretInvalid);
         assert!(err.message.contains("multi-valued"), "{}", err.message);
+    }
+
+    /// A managed rotation: the previous CA signs until the new one has been published for the
+    /// delay, both are published, and an unusable previous pair is ignored.
+    #[test]
+    fn the_previous_ca_signs_until_the_new_one_was_published_for_the_delay() {
+        let root = spec(serde_json::json!({"commonName": "root", "isCA": true}));
+        let (old_crt, old_key) = self_signed(&root, T0);
+        let (new_crt, new_key) = self_signed(&root, T0 + 100);
+        let staged = Staged {
+            previous_crt: Some(old_crt.as_bytes()),
+            previous_key: Some(old_key.as_bytes()),
+            written_at: Some(T0 + 100),
+            delay: 300,
+        };
+        let load = |now| {
+            CaSigner::load_rotating(
+                Some(new_crt.as_bytes()),
+                Some(new_key.as_bytes()),
+                None,
+                &staged,
+                now,
+            )
+            .unwrap()
+        };
+        let first = |pem: &str| inspect::parse_chain(pem.as_bytes()).unwrap().remove(0);
+        let (old, new) = (first(&old_crt), first(&new_crt));
+        let leaf_spec = spec(serde_json::json!({"dnsNames": ["a.example"]}));
+        let publishing = load(T0 + 399);
+        assert_eq!(publishing.signing_ca(), &old);
+        assert_eq!(publishing.next_ca(), Some(&new));
+        assert_eq!(publishing.activates_at(), Some(T0 + 400));
+        assert!(inspect::issued_by(
+            &sign_leaf(&publishing, &leaf_spec, T0 + 399),
+            &old
+        ));
+        assert_eq!(publishing.ca_certificates().len(), 2, "both are published");
+        let active = load(T0 + 400);
+        assert_eq!(active.signing_ca(), &new);
+        assert_eq!(active.previous_ca(), Some(&old));
+        assert!(inspect::issued_by(
+            &sign_leaf(&active, &leaf_spec, T0 + 400),
+            &new
+        ));
+        assert_eq!(active.ca_certificates().len(), 2);
+        // A previous key that does not match its certificate is no previous CA.
+        let broken = Staged {
+            previous_key: Some(new_key.as_bytes()),
+            ..staged
+        };
+        let signer = CaSigner::load_rotating(
+            Some(new_crt.as_bytes()),
+            Some(new_key.as_bytes()),
+            None,
+            &broken,
+            T0 + 200,
+        )
+        .unwrap();
+        assert_eq!(signer.signing_ca(), &new);
+        assert_eq!(signer.ca_certificates().len(), 1);
     }
 
     #[test]

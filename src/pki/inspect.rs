@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use x509_parser::extensions::GeneralName;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey as ParsedKey;
 
@@ -43,6 +43,10 @@ pub struct CertInfo {
     pub key: Option<KeyInfo>,
     /// DER SubjectPublicKeyInfo.
     pub public_key_info: Vec<u8>,
+    /// The subject and authority key identifiers (lower-case hex), when present: which CA key
+    /// signed a leaf, told without the CA certificate at hand (CA rotation counts leaves by it).
+    pub subject_key_id: Option<String>,
+    pub authority_key_id: Option<String>,
 }
 
 /// Parse every certificate in a PEM bundle, in order. Errors name the position, never the bytes.
@@ -112,7 +116,20 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, String> {
         usages: BTreeSet::new(),
         key: key_info(&cert),
         public_key_info: cert.public_key().raw.to_vec(),
+        subject_key_id: None,
+        authority_key_id: None,
     };
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => {
+                info.subject_key_id = Some(plain_hex(id.0));
+            }
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                info.authority_key_id = aki.key_identifier.as_ref().map(|id| plain_hex(id.0));
+            }
+            _ => {}
+        }
+    }
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             match name {
@@ -229,6 +246,11 @@ pub fn fingerprint(der: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Every byte as two lower-case hex digits.
+pub fn plain_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hex(bytes: &[u8]) -> String {

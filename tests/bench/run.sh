@@ -14,13 +14,18 @@
 # GetCertificate calls, as the operator counted them and as the emulator recorded them.
 # --backlog creates every Certificate before the operator starts, which measures the
 # operator's own throughput instead of the pace at which kubectl can create objects.
+# --rotation then rotates the CA issuer's root under the Ready leaves (tests/bench/rotation.py:
+# default rotationWindow and rate limit, trustPropagationDelay 10 s): time until every leaf is
+# on the new root and the old root is retired, peak re-issue rate, API writes per leaf, and
+# sampled checks that no leaf was ever without its CA in the TrustBundle.
+# --debug uses the debug build (no release build needed; CPU figures are then not comparable).
 # --rotate then runs the emergency rotation ceremony on the CA issuer (`certsmith rotate
 # --revoke` at the default rate) and reports the time to done, the revocations and the API
 # writes per certificate it cost (Secrets, status, Events, the Certificates' annotations, the
 # CRL ConfigMap). --debug uses the debug build (target/debug) instead of a release build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-count=1000 concurrency=16 idle=30 backlog=0 issuer=ca rotate=0 profile=release
+count=1000 concurrency=16 idle=30 backlog=0 issuer=ca rotate=0 rotation=0 profile=release
 while [ $# -gt 0 ]; do
   case $1 in
     --count) count=$2; shift 2 ;;
@@ -29,6 +34,7 @@ while [ $# -gt 0 ]; do
     --backlog) backlog=1; shift ;;
     --issuer) issuer=$2; shift 2 ;;
     --rotate) rotate=1; shift ;;
+    --rotation) rotation=1; shift ;;
     --debug) profile=debug; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -44,7 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [ $profile = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
+if [ "$profile" = release ]; then cargo build --release --quiet; else cargo build --quiet --bin certsmith; fi
 bin="$root/target/$profile/certsmith"
 bash "$root/tests/testenv/testenv.sh" up
 # shellcheck disable=SC1091
@@ -124,6 +130,8 @@ kind: Issuer
 metadata: {name: ca}
 spec: {ca: {secretName: root-ca}}
 YAML
+[ $rotation = 1 ] && kubectl patch issuer -n bench ca --type merge \
+  -p '{"spec":{"ca":{"trustPropagationDelay":"10s"}}}' >/dev/null
 kubectl wait -n bench --for condition=Ready=True certificate/root --timeout=60s >/dev/null
 kubectl wait -n bench --for condition=Ready=True issuer/ca --timeout=60s >/dev/null
 
@@ -343,4 +351,11 @@ print(f"rotation API writes     {writes / count:.2f} per certificate ({writes} w
 print("""rotation status         $status""")
 PY
   cat "$work/rotate.out"
+fi
+if [ $rotation = 1 ]; then
+  moto_bin=$(bash "$root/tests/testenv/moto/setup.sh" 2>/dev/null | tail -n 1)
+  writes_before_rotation=$(operator_writes)
+  "$moto_bin/python" "$root/tests/bench/rotation.py" "$count" "$bin"
+  writes_after_rotation=$(operator_writes)
+  python3 -c "print(f'rotation: API writes per leaf {($writes_after_rotation - $writes_before_rotation) / $count:.2f} ({$writes_after_rotation - $writes_before_rotation} writes: Secrets, status, Events, the root and the issuer)')"
 fi

@@ -4,6 +4,7 @@
 mod support;
 
 mod aws_pca;
+mod ca_rotation;
 mod certificates;
 mod chart;
 mod cli;

@@ -26,15 +26,15 @@ const SELECT: &str = "certsmith-test-trust";
 
 /// A test's world: a home namespace (the operator's cluster-resource namespace, where
 /// issuers live), target namespaces, and the operator serving all of them.
-struct World {
-    admin: Client,
-    home: TestNamespace,
-    targets: Vec<TestNamespace>,
+pub(crate) struct World {
+    pub(crate) admin: Client,
+    pub(crate) home: TestNamespace,
+    pub(crate) targets: Vec<TestNamespace>,
     operator: Operator,
 }
 
 impl World {
-    async fn new(prefix: &str, targets: usize) -> Self {
+    pub(crate) async fn new(prefix: &str, targets: usize) -> Self {
         let admin = admin_client().await;
         install_crds(&admin).await;
         let home = TestNamespace::new(prefix).await;
@@ -54,16 +54,16 @@ impl World {
     }
 
     /// A TrustBundle's name for this test.
-    fn name(&self, suffix: &str) -> String {
+    pub(crate) fn name(&self, suffix: &str) -> String {
         format!("{}-{suffix}", self.home.name)
     }
 
-    fn bundles(&self) -> Api<TrustBundle> {
+    pub(crate) fn bundles(&self) -> Api<TrustBundle> {
         Api::all(self.admin.clone())
     }
 
     /// Apply a TrustBundle served by this test's operator, selecting this test's namespaces.
-    async fn bundle(&self, suffix: &str, sources: Value, extra_target: Value) -> String {
+    pub(crate) async fn bundle(&self, suffix: &str, sources: Value, extra_target: Value) -> String {
         let name = self.name(suffix);
         let mut target = json!({"configMap": {"key": "ca.crt"},
             "namespaceSelector": {"matchLabels": {SELECT: self.home.name}}});
@@ -85,7 +85,7 @@ impl World {
     }
 
     /// Select (or stop selecting) a namespace by this test's label.
-    async fn select(&self, namespace: &str, on: bool) {
+    pub(crate) async fn select(&self, namespace: &str, on: bool) {
         let value = if on {
             Value::String(self.home.name.clone())
         } else {
@@ -102,7 +102,7 @@ impl World {
     }
 
     /// Wait until the bundle's status satisfies `pred`.
-    async fn wait_bundle(
+    pub(crate) async fn wait_bundle(
         &self,
         name: &str,
         what: &str,
@@ -118,14 +118,14 @@ impl World {
     }
 
     /// Wait until the bundle is Ready (Synced) for its generation.
-    async fn wait_synced(&self, name: &str) -> TrustBundle {
+    pub(crate) async fn wait_synced(&self, name: &str) -> TrustBundle {
         self.wait_bundle(name, "Ready=True", |b| {
             ready(b).is_some_and(|(s, _, _)| s == "True")
         })
         .await
     }
 
-    async fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
+    pub(crate) async fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
         Api::<ConfigMap>::namespaced(self.admin.clone(), namespace)
             .get_opt(name)
             .await
@@ -159,7 +159,7 @@ impl World {
         .await;
     }
 
-    async fn delete(self) {
+    pub(crate) async fn delete(self) {
         let _ = self
             .bundles()
             .delete_collection(
@@ -195,7 +195,7 @@ fn reason(b: &TrustBundle) -> String {
 
 /// A certificate and its key (PEM), self-signed, valid from `not_before` to `not_after`
 /// (seconds from now).
-fn cert(cn: &str, ca: bool, not_before: i64, not_after: i64) -> (String, String) {
+pub(crate) fn cert(cn: &str, ca: bool, not_before: i64, not_after: i64) -> (String, String) {
     let key = rcgen::KeyPair::generate().expect("key");
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     params
@@ -219,12 +219,12 @@ fn cert(cn: &str, ca: bool, not_before: i64, not_after: i64) -> (String, String)
 }
 
 /// A CA certificate valid for a year.
-fn ca(cn: &str) -> (String, String) {
+pub(crate) fn ca(cn: &str) -> (String, String) {
     cert(cn, true, -60, 365 * 86_400)
 }
 
 /// The fingerprints of the certificates in a PEM text.
-fn prints(pem: &str) -> BTreeSet<String> {
+pub(crate) fn prints(pem: &str) -> BTreeSet<String> {
     parse_source("test", pem)
         .expect("PEM certificates")
         .into_iter()

@@ -1053,6 +1053,7 @@ fn issuer(map: &mut Map<String, Value>, notes: &mut Notes, cluster: bool) -> Opt
                     secret_name,
                     crl_distribution_points,
                     issuing_certificate_urls,
+                    ..CaIssuer::default()
                 })
             }
             None => notes.add("spec.ca.secretName", "missing"),

@@ -16,6 +16,7 @@ use crate::reason::{Problem, Reason};
 use crate::time::rfc3339;
 
 use super::profile;
+use crate::controller::ca_rotation::{self, IssuerCa};
 
 /// The Secret as the operator found it.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +73,8 @@ pub struct Observed<'a> {
     pub renew_handled: Option<&'a str>,
     /// The keystore passwords, or why they cannot be read.
     pub passwords: Result<&'a Passwords, &'a Problem>,
+    /// When the Certificate's issuer is a CA issuer: the CA its leaves must be on.
+    pub issuer_ca: Option<&'a IssuerCa>,
     pub now: i64,
 }
 
@@ -170,6 +173,10 @@ pub const CHECKS: &[Check] = &[
         run: ca_bundle_invalid,
     },
     Check {
+        name: "issuer-ca-changed",
+        run: issuer_ca_changed,
+    },
+    Check {
         name: "renewal-requested",
         run: renewal_requested,
     },
@@ -256,6 +263,10 @@ impl<'a> Input<'a> {
             renew_before(self.o.spec),
             data.issued_at,
         );
+        // A pending move to a new CA comes first.
+        let renewal_time = self
+            .ca_move_due()
+            .map_or(renewal_time, |due| due.min(renewal_time));
         Some(Current {
             leaf: leaf.clone(),
             renewal_time,
@@ -265,6 +276,27 @@ impl<'a> Input<'a> {
                 inspect::issuer_fingerprint(chain, data.ca_crt.as_deref().unwrap_or_default())
             }),
         })
+    }
+}
+
+impl Input<'_> {
+    /// When the certificate moves to its CA issuer's new CA: it was written before that CA
+    /// started (or starts) signing (or in that second), and that CA did not sign it. One written since and still
+    /// not signed by it means the issuer's view is behind (a CA replaced a moment ago): left
+    /// alone until the issuer catches up, so nothing re-issues in a loop.
+    fn ca_move_due(&self) -> Option<i64> {
+        let ca = self.o.issuer_ca?;
+        let data = self.data()?;
+        if data.backend_type() != Some(BackendType::Ca) {
+            return None;
+        }
+        let (target, since) = ca.target();
+        let leaf = self.leaf()?;
+        // Times are whole seconds: a leaf written in the second the CA changed may be from
+        // either side, and moves (at most once) when the CA did not sign it.
+        let written_before = data.issued_at.is_none_or(|at| at <= since);
+        (written_before && !inspect::issued_by(leaf, target))
+            .then(|| ca_rotation::move_due(self.o.identity, since, ca.window))
     }
 }
 
@@ -503,6 +535,26 @@ fn ca_anchors_chain(ca_crt: Option<&[u8]>, tls_crt: &[u8]) -> Result<(), String>
     }
 }
 
+/// The issuer's CA changed (rotated, or replaced out of band) and this certificate's turn in
+/// the rotation window has come. The certificate stays usable meanwhile.
+fn issuer_ca_changed(i: &Input<'_>) -> Option<Decision> {
+    let due = i.ca_move_due()?;
+    if i.o.now < due {
+        return None;
+    }
+    let (target, since) = i.o.issuer_ca?.target();
+    Some(issue(
+        Reason::IssuerCaChanged,
+        format!(
+            "signed by a CA the issuer replaced; CA {:?} (serial {}) signs since {}",
+            target.subject,
+            target.serial,
+            rfc3339(since)
+        ),
+        i.current(),
+    ))
+}
+
 fn renewal_requested(i: &Input<'_>) -> Option<Decision> {
     let data = i.data()?;
     let handled =
@@ -605,6 +657,7 @@ mod tests {
             renew_requested: None,
             renew_handled: None,
             passwords: Ok(&NO_PASSWORDS),
+            issuer_ca: None,
             now,
         }
     }
@@ -811,6 +864,122 @@ mod tests {
             reason(&decide(&observe(&longer, SecretState::Ours(&data), T0))),
             Reason::UpToDate
         );
+    }
+
+    /// A root CA and its signer.
+    fn ca_root(at: i64) -> (crate::issuer::ca::CaSigner, CertInfo) {
+        let root_spec =
+            spec(serde_json::json!({"commonName": "root", "isCA": true, "duration": "720h"}));
+        let root = issued(&root_spec, at);
+        let signer = crate::issuer::ca::CaSigner::load(
+            root.tls_crt.as_deref(),
+            root.tls_key.as_deref(),
+            None,
+            at,
+        )
+        .unwrap();
+        let info = signer.signing_ca().clone();
+        (signer, info)
+    }
+
+    /// A Secret as the CA issuer `signer` would have had it written at `at`.
+    fn issued_by_ca(
+        s: &CertificateSpec,
+        signer: &crate::issuer::ca::CaSigner,
+        at: i64,
+    ) -> SecretData {
+        let key = PrivateKey::generate(s.key_algorithm(), s.key_size()).unwrap();
+        let signed = signer.sign(&sign_request(s, &key).unwrap(), at).unwrap();
+        SecretData {
+            tls_crt: Some(signed.chain_pem.into_bytes()),
+            tls_key: Some(key.to_pem(KeyEncoding::Pkcs8).unwrap().into_bytes()),
+            ca_crt: Some(signed.ca_pem.into_bytes()),
+            issuer_type: Some("ca".into()),
+            ..issued(s, at)
+        }
+    }
+
+    #[test]
+    fn a_leaf_of_a_replaced_ca_moves_at_its_moment_in_the_window() {
+        let s = spec(serde_json::json!({}));
+        let (old, _) = ca_root(T0);
+        let (_, new) = ca_root(T0);
+        let data = issued_by_ca(&s, &old, T0 + 10);
+        let since = T0 + HOUR;
+        let ca = IssuerCa {
+            current: new.clone(),
+            since,
+            next: None,
+            window: 600,
+        };
+        let due = ca_rotation::move_due("ns/web", since, 600);
+        let mut o = observe(&s, SecretState::Ours(&data), due - 1);
+        o.issuer_ca = Some(&ca);
+        let Decision::UpToDate(current) = decide(&o) else {
+            panic!("before its moment the leaf stays")
+        };
+        assert_eq!(current.renewal_time, due, "looked at again at its moment");
+        o.now = due;
+        let d = decide(&o);
+        assert_eq!(reason(&d), Reason::IssuerCaChanged);
+        assert!(
+            matches!(
+                d,
+                Decision::Issue {
+                    current: Some(_),
+                    ..
+                }
+            ),
+            "the leaf stays usable while it moves"
+        );
+        // Published but not signing yet: the move is scheduled from the activation.
+        let (old_info, at) = (old.signing_ca().clone(), T0 + 2 * HOUR);
+        let staged = IssuerCa {
+            current: old_info,
+            since: T0,
+            next: Some((new.clone(), at)),
+            window: 600,
+        };
+        o.issuer_ca = Some(&staged);
+        o.now = T0 + HOUR;
+        let Decision::UpToDate(current) = decide(&o) else {
+            panic!("nothing moves before the new CA signs")
+        };
+        assert_eq!(
+            current.renewal_time,
+            ca_rotation::move_due("ns/web", at, 600)
+        );
+    }
+
+    #[test]
+    fn a_leaf_of_the_active_ca_or_written_after_the_change_does_not_move() {
+        let s = spec(serde_json::json!({}));
+        let (signer, info) = ca_root(T0);
+        let (_, other) = ca_root(T0);
+        let on_active = issued_by_ca(&s, &signer, T0 + 10);
+        let ca = IssuerCa {
+            current: info,
+            since: T0 + 5,
+            next: None,
+            window: 0,
+        };
+        let mut o = observe(&s, SecretState::Ours(&on_active), T0 + HOUR);
+        o.issuer_ca = Some(&ca);
+        assert_eq!(reason(&decide(&o)), Reason::UpToDate);
+        // Written after the change yet by another CA: the issuer's view is behind.
+        let behind = IssuerCa {
+            current: other,
+            since: T0 + 5,
+            next: None,
+            window: 0,
+        };
+        o.issuer_ca = Some(&behind);
+        assert_eq!(reason(&decide(&o)), Reason::UpToDate);
+        // A self-signed leaf is never moved.
+        let own = issued(&s, T0);
+        let mut o = observe(&s, SecretState::Ours(&own), T0 + HOUR);
+        o.issuer_ca = Some(&behind);
+        assert_eq!(reason(&decide(&o)), Reason::UpToDate);
     }
 
     #[test]

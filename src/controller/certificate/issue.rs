@@ -156,6 +156,9 @@ pub async fn issue(
                 );
             };
             report::write_status_with(ctx, cert, prev, &outcome, now, record).await?;
+            let issuer =
+                IssuerId::referenced(&cert.namespace().unwrap_or_default(), &cert.spec.issuer_ref);
+            super::count_again(ctx, &issuer);
             // The Event's reason is the trigger, so issuances for different reasons stay
             // separate Events instead of folding into one series.
             let note = format!(

@@ -31,7 +31,8 @@ use kube::{Api, ResourceExt};
 use tracing::info;
 
 use crate::api::{Certificate, RENEW_ANNOTATION};
-use crate::issuer::PendingStore;
+use crate::issuer::{IssuerId, PendingStore};
+use crate::pki::renewal;
 use crate::reason::Reason;
 
 use super::Context;
@@ -64,6 +65,8 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     let gathered = gather::gather(&ctx, &cert).await?;
     let data = gathered.data();
     let prev = cert.status.clone().unwrap_or_default();
+    let issuer = IssuerId::referenced(&namespace, &cert.spec.issuer_ref);
+    let issuer_ca = ctx.shared.ca_rotations.get(&issuer);
     let observed = Observed {
         identity: &identity,
         spec: &cert.spec,
@@ -72,6 +75,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         renew_requested: cert.annotations().get(RENEW_ANNOTATION).map(String::as_str),
         renew_handled: prev.last_renew_request.as_deref(),
         passwords: gathered.passwords.as_ref(),
+        issuer_ca: issuer_ca.as_deref(),
         now,
     };
 
@@ -82,7 +86,11 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             remove_leftover_request(&ctx, &cert, &prev, &observed).await;
             let request = revoke::due_request(&cert, &prev, &current);
             if request.is_none() && history::pending(&prev.history).next().is_none() {
-                report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now).await?;
+                if report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now)
+                    .await?
+                {
+                    count_again(&ctx, &issuer);
+                }
                 return Ok(requeue_at(current.renewal_time, now));
             }
             // Revocations are due: a `certsmith revoke` request whose re-issuance is done, or
@@ -105,7 +113,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
                     status::revocation_failing(next, &prev, failure, generation, now);
                 }
             };
-            report::write_status_with(
+            if report::write_status_with(
                 &ctx,
                 &cert,
                 &prev,
@@ -113,7 +121,10 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
                 now,
                 record,
             )
-            .await?;
+            .await?
+            {
+                count_again(&ctx, &issuer);
+            }
             Ok(match blocking {
                 Some(_) => Action::requeue(revoke::RETRY),
                 None => requeue_at(current.renewal_time, now),
@@ -148,6 +159,16 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             Ok(Action::requeue(REFUSED_REQUEUE))
         }
         Decision::Issue { why, current } => {
+            // Moving to a new CA is paced per issuer; the certificate stays as it is meanwhile.
+            if why.reason == Reason::IssuerCaChanged
+                && let Err(wait) = ctx.shared.ca_rotations.admit(&issuer)
+            {
+                let spread =
+                    Duration::from_millis((renewal::unit_fraction(&identity) * 500.0) as u64);
+                return Ok(Action::requeue(
+                    wait.max(Duration::from_millis(100)) + spread,
+                ));
+            }
             let issuance = issue::Issuance {
                 cert: &cert,
                 prev: &prev,
@@ -157,6 +178,14 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             };
             issue::issue(&ctx, &issuance, why, current).await
         }
+    }
+}
+
+/// A CA issuer counts its Ready leaves on each CA (`status.caRotation`): a leaf whose status
+/// changed has it count again.
+pub(crate) fn count_again(ctx: &Context, issuer: &IssuerId) {
+    if ctx.shared.ca_rotations.get(issuer).is_some() {
+        ctx.shared.rechecks.request(issuer);
     }
 }
 

@@ -235,6 +235,7 @@ fn describe(status: &mut CertificateStatus, current: &Current) {
     status.not_after = Some(rfc3339(leaf.not_after));
     status.renewal_time = Some(rfc3339(current.renewal_time));
     status.serial_number = Some(leaf.serial.clone());
+    status.authority_key_id = leaf.authority_key_id.clone();
     // What the Secret says wins over a possibly stale cached status.
     status.revision = current.revision.or(status.revision);
     if current.renew_request.is_some() {
@@ -270,6 +271,8 @@ mod tests {
             usages: Default::default(),
             key: None,
             public_key_info: vec![],
+            subject_key_id: None,
+            authority_key_id: None,
         };
         Current {
             leaf,

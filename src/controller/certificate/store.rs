@@ -19,7 +19,7 @@ use crate::reason::{Problem, Reason};
 use crate::secret;
 
 use super::Context;
-use super::decide::{self, Current, Observed, SecretData};
+use super::decide::{self, Current, Observed, SecretData, SecretState};
 use super::issue::{Issuance, IssueError};
 
 /// How the Secret is written.
@@ -83,7 +83,14 @@ pub async fn store(
         ca_pem: signed.ca_pem.as_bytes(),
         not_before: leaf.not_before,
     };
-    let extra = render_outputs(cert, observed, &source)?;
+    let mut extra = render_outputs(cert, observed, &source)?;
+    if cert.spec.is_ca
+        && let SecretState::Ours(data) = observed.secret
+        && let Some((crt, key)) = replaced_ca(data, observed.now)
+    {
+        extra.insert(secret::PREVIOUS_CA_CRT.into(), crt);
+        extra.insert(secret::PREVIOUS_CA_KEY.into(), key);
+    }
     let contents = secret::Contents {
         chain_pem: &signed.chain_pem,
         key_pem: &key_pem,
@@ -232,6 +239,15 @@ pub async fn rewrite(
             ),
         ))),
     }
+}
+
+/// The CA key pair a renewal of a CA certificate replaces, kept in the Secret so a CA issuer
+/// signs with it until the new CA is published (see `issuer::ca`): only a usable one (a CA,
+/// its key, not expired). Written only by issuances, so it is always the pair just replaced.
+fn replaced_ca(data: &SecretData, now: i64) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (crt, key) = (data.tls_crt.clone()?, data.tls_key.clone()?);
+    crate::issuer::ca::CaSigner::load(Some(&crt), Some(&key), None, now).ok()?;
+    Some((crt, key))
 }
 
 /// The leaf of what a backend returned, if it is readable and for `key` (pure).
