@@ -187,7 +187,11 @@ fn scope_controllers(
     let secret_ar = cert_ar.clone();
     let by_issuer = |kind: &'static str| {
         let (store, ar) = (store.clone(), cert_ar.clone());
-        move |issuer: DynamicObject| certificates_using(&store, &ar, kind, &issuer)
+        let seen = IssuerDigests::default();
+        move |issuer: DynamicObject| match seen.changed(&issuer) {
+            true => certificates_using(&store, &ar, kind, &issuer),
+            false => Vec::new(),
+        }
     };
     let cert_controller = certificates
         .with_config(config.clone())
@@ -637,6 +641,43 @@ fn sweep(
 }
 
 /// Certificates whose issuerRef names this issuer.
+/// The last digest of each issuer seen by a Certificate controller's issuer watch: a CA
+/// rotation's leaf counts change with every leaf moved, and must not have every Certificate
+/// of the issuer looked at again each time.
+#[derive(Default)]
+struct IssuerDigests(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl IssuerDigests {
+    /// Whether what Certificates act on changed: the spec's generation, the conditions, the
+    /// CA rotation but its counts.
+    fn changed(&self, issuer: &DynamicObject) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut status = issuer.data.get("status").cloned().unwrap_or_default();
+        if let Some(rotation) = status.get_mut("caRotation").and_then(|r| r.as_object_mut()) {
+            for counter in [
+                "leavesOnActive",
+                "leavesOnPrevious",
+                "leavesUnknown",
+                "leavesMovedAt",
+            ] {
+                rotation.remove(counter);
+            }
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (issuer.metadata.generation, status.to_string()).hash(&mut hasher);
+        let digest = hasher.finish();
+        let key = format!(
+            "{}/{}",
+            issuer.namespace().unwrap_or_default(),
+            issuer.name_any()
+        );
+        let Ok(mut seen) = self.0.lock() else {
+            return true;
+        };
+        seen.insert(key, digest) != Some(digest)
+    }
+}
+
 fn certificates_using(
     store: &Store<DynamicObject>,
     ar: &ApiResource,
@@ -759,6 +800,21 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_issuer_whose_rotation_counts_alone_changed_wakes_no_certificate() {
+        let issuer = |phase: &str, leaves: u32| {
+            let mut o = DynamicObject::new("ca", &ApiResource::erase::<Issuer>(&())).within("ns");
+            o.metadata.generation = Some(1);
+            o.data = serde_json::json!({"status": {"caRotation": {"phase": phase,
+                "leavesOnActive": leaves, "leavesOnPrevious": 10 - leaves}}});
+            o
+        };
+        let seen = IssuerDigests::default();
+        assert!(seen.changed(&issuer("MovingLeaves", 1)), "first sight");
+        assert!(!seen.changed(&issuer("MovingLeaves", 2)), "counts only");
+        assert!(seen.changed(&issuer("Retired", 10)), "the phase");
+    }
 
     #[test]
     fn panic_messages_are_read_from_either_payload() {

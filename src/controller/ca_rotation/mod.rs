@@ -21,7 +21,7 @@ pub mod plan;
 
 use kube::ResourceExt;
 
-use crate::api::conditions::{self, READY};
+use crate::api::conditions::READY;
 use crate::api::{CaIssuer, CaRotationStatus, IssuerRef};
 use crate::issuer::IssuerId;
 use crate::issuer::ca::{CaSigner, RotationSettings};
@@ -56,6 +56,7 @@ pub fn observe(
         },
         next: facts.next.cloned().zip(facts.activates_at),
         window: settings.window,
+        rotating: [plan::PUBLISHING, plan::MOVING_LEAVES].contains(&planned.status.phase.as_str()),
     };
     ctx.shared
         .ca_rotations
@@ -69,26 +70,36 @@ pub fn observe(
     (planned.status, planned.recheck_in)
 }
 
-/// The authority key identifier of each Ready Certificate of the issuer `id`, from the cache.
+/// The authority key identifier of each Ready Certificate of the issuer `id`, from the cache
+/// (read in place: this runs over every Certificate each time a rotating issuer is looked at).
 fn ready_leaves(ctx: &Context, id: &IssuerId) -> Vec<Option<String>> {
+    let text = |c: &serde_json::Value, path: &str| {
+        c.pointer(path).and_then(|v| v.as_str()).map(str::to_string)
+    };
     ctx.certificates
         .state()
         .iter()
         .filter(|c| {
-            let reference = c
-                .data
-                .pointer("/spec/issuerRef")
-                .and_then(|r| serde_json::from_value::<IssuerRef>(r.clone()).ok());
-            reference.is_some_and(|r| {
-                IssuerId::referenced(&c.namespace().unwrap_or_default(), &r) == *id
-            })
+            let reference = IssuerRef {
+                name: text(&c.data, "/spec/issuerRef/name").unwrap_or_default(),
+                kind: match text(&c.data, "/spec/issuerRef/kind").as_deref() {
+                    Some("ClusterIssuer") => crate::api::IssuerKind::ClusterIssuer,
+                    _ => crate::api::IssuerKind::Issuer,
+                },
+            };
+            IssuerId::referenced(&c.namespace().unwrap_or_default(), &reference) == *id
         })
-        .filter_map(|c| {
-            let status: crate::api::CertificateStatus =
-                serde_json::from_value(c.data.get("status")?.clone()).ok()?;
-            let ready =
-                conditions::find(&status.conditions, READY).is_some_and(|r| r.status == "True");
-            ready.then_some(status.authority_key_id)
+        .filter(|c| {
+            c.data
+                .pointer("/status/conditions")
+                .and_then(|v| v.as_array())
+                .is_some_and(|conditions| {
+                    conditions.iter().any(|r| {
+                        r.get("type").and_then(|t| t.as_str()) == Some(READY)
+                            && r.get("status").and_then(|s| s.as_str()) == Some("True")
+                    })
+                })
         })
+        .map(|c| text(&c.data, "/status/authorityKeyId"))
         .collect()
 }

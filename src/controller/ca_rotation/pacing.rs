@@ -26,6 +26,10 @@ pub struct IssuerCa {
     pub next: Option<(CertInfo, i64)>,
     /// Seconds over which leaves move.
     pub window: i64,
+    /// Whether a rotation is under way (Publishing or MovingLeaves): then every leaf issued
+    /// has the issuer count again at once (else its periodic look does, so a fleet's initial
+    /// issuance costs no issuer status writes).
+    pub rotating: bool,
 }
 
 impl IssuerCa {
@@ -141,6 +145,7 @@ mod tests {
             since: 0,
             next: None,
             window: 0,
+            rotating: false,
         };
         rotations.set(&a, ca.clone(), 3);
         rotations.set(&b, ca, 3);

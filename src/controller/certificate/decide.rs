@@ -911,6 +911,7 @@ mod tests {
             since,
             next: None,
             window: 600,
+            rotating: true,
         };
         let due = ca_rotation::move_due("ns/web", since, 600);
         let mut o = observe(&s, SecretState::Ours(&data), due - 1);
@@ -939,6 +940,7 @@ mod tests {
             since: T0,
             next: Some((new.clone(), at)),
             window: 600,
+            rotating: true,
         };
         o.issuer_ca = Some(&staged);
         o.now = T0 + HOUR;
@@ -962,6 +964,7 @@ mod tests {
             since: T0 + 5,
             next: None,
             window: 0,
+            rotating: true,
         };
         let mut o = observe(&s, SecretState::Ours(&on_active), T0 + HOUR);
         o.issuer_ca = Some(&ca);
@@ -972,6 +975,7 @@ mod tests {
             since: T0 + 5,
             next: None,
             window: 0,
+            rotating: true,
         };
         o.issuer_ca = Some(&behind);
         assert_eq!(reason(&decide(&o)), Reason::UpToDate);

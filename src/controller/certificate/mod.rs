@@ -181,10 +181,15 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     }
 }
 
-/// A CA issuer counts its Ready leaves on each CA (`status.caRotation`): a leaf whose status
-/// changed has it count again.
+/// A CA issuer counts its Ready leaves on each CA (`status.caRotation`): during a rotation, a
+/// leaf whose status changed has it count again at once.
 pub(crate) fn count_again(ctx: &Context, issuer: &IssuerId) {
-    if ctx.shared.ca_rotations.get(issuer).is_some() {
+    if ctx
+        .shared
+        .ca_rotations
+        .get(issuer)
+        .is_some_and(|ca| ca.rotating)
+    {
         ctx.shared.rechecks.request(issuer);
     }
 }
