@@ -701,7 +701,8 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         "ClusterIssuer status written"
     );
 
-    // The chart's alerts query series this operator exports, with the labels they use.
+    // The chart's alerts query series this operator exports, with the labels they use (the
+    // CRL alert: the CA ClusterIssuer above names a distribution point, so it has a CRL).
     let alerts = template(home, &["prometheus.rules.enabled=true"]);
     let scraped = reqwest::get(format!("http://{}/metrics", install.metrics))
         .await
@@ -710,7 +711,7 @@ async fn the_operator_works_with_exactly_the_chart_rbac_and_no_more() {
         .await
         .expect("metrics text");
     let names = metric_names(&alerts);
-    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names.len(), 5, "{names:?}");
     for name in names {
         let series = format!("{name}{{");
         let labels = if name.starts_with("certsmith_certificate_") {
