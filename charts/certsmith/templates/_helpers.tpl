@@ -166,10 +166,11 @@ namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 {{- if .Values.podCertificates.enabled }}
 # PodCertificateRequests are watched by the pod certificate controller (run.rs,
 # pod_certificate_controller; every signer's, since a field selector cannot match a signer
-# prefix); nothing reads one by name, hence no get.
+# prefix). get as well: the signer contract (KEP-4317, issue 15) grants signers
+# get/list/watch; the controller itself only lists and watches.
 - apiGroups: [certificates.k8s.io]
   resources: [podcertificaterequests]
-  verbs: [list, watch]
+  verbs: [get, list, watch]
 # The answer (Issued with the chain, Denied or Failed) is one PUT of the status subresource
 # at the version read (pod_certificate::write). The API server also requires sign on the
 # signer: the -podcertificates ClusterRole.
