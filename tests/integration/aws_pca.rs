@@ -118,16 +118,15 @@ async fn set_status(pca: &Client, arn: &str, status: CertificateAuthorityStatus)
         .expect("update CA status");
 }
 
-/// One IssueCertificate request as the emulator received it.
+/// One request as the emulator received it.
 pub(crate) struct Recorded {
     authorization: String,
-    body: Value,
+    pub(crate) body: Value,
 }
 
-/// Every IssueCertificate request the emulator received for `ca_arn`, except the tests' own
-/// root certificates (turns the emulator's request recording on first; it is process-wide
-/// and only ever appended to).
-pub(crate) async fn issue_requests(ca_arn: &str) -> Vec<Recorded> {
+/// Every request for `ACMPrivateCA.<action>` the emulator received (turns the emulator's
+/// request recording on first; it is process-wide and only ever appended to).
+pub(crate) async fn recorded_requests(action: &str) -> Vec<Recorded> {
     use base64::Engine;
     let base = env("AWS_ENDPOINT_URL_ACM_PCA");
     let http = reqwest::Client::new();
@@ -143,11 +142,10 @@ pub(crate) async fn issue_requests(ca_arn: &str) -> Vec<Recorded> {
         .text()
         .await
         .expect("recording text");
+    let target = format!("ACMPrivateCA.{action}");
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|entry| {
-            entry["headers"]["X-Amz-Target"].as_str() == Some("ACMPrivateCA.IssueCertificate")
-        })
+        .filter(|entry| entry["headers"]["X-Amz-Target"].as_str() == Some(target.as_str()))
         .filter_map(|entry| {
             let raw = entry["body"].as_str().unwrap_or_default();
             let body = if entry["body_encoded"].as_bool() == Some(true) {
@@ -163,6 +161,15 @@ pub(crate) async fn issue_requests(ca_arn: &str) -> Vec<Recorded> {
                 body: serde_json::from_slice(&body).ok()?,
             })
         })
+        .collect()
+}
+
+/// Every IssueCertificate request the emulator received for `ca_arn`, except the tests' own
+/// root certificates.
+pub(crate) async fn issue_requests(ca_arn: &str) -> Vec<Recorded> {
+    recorded_requests("IssueCertificate")
+        .await
+        .into_iter()
         .filter(|r| {
             r.body["CertificateAuthorityArn"].as_str() == Some(ca_arn)
                 && !r.body["TemplateArn"]

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use certsmith::api::{Certificate, Issuer};
 
 use crate::openbao::{Pki, PrivateBao};
 use crate::support::{
-    Bao, Operator, OperatorProcess, TestNamespace, WAIT, certificate, condition, field,
+    Bao, Frozen, Operator, OperatorProcess, TestNamespace, WAIT, certificate, condition, field,
     install_crds, leaf, request_renewal, secret, wait_for, wait_ready, wait_until,
 };
 use crate::vault::vault_issuer;
@@ -26,85 +26,6 @@ const OBSERVE: Duration = Duration::from_secs(60);
 
 fn self_signed_issuer(name: &str) -> Value {
     json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": name}, "spec": {"selfSigned": {}}})
-}
-
-/// A ValidatingAdmissionPolicy refusing every Secret write in one namespace, as a
-/// ResourceQuota or a policy engine would. Returns once the API server enforces it.
-struct FrozenSecrets {
-    client: Client,
-    name: String,
-}
-
-impl FrozenSecrets {
-    async fn new(ns: &TestNamespace) -> Self {
-        use k8s_openapi::api::admissionregistration::v1::{
-            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-        };
-        let name = format!("freeze-secrets-{}", ns.name);
-        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                    "operations": ["CREATE", "UPDATE"], "resources": ["secrets"]}]},
-                "validations": [{"expression": "false", "message": "Secrets are frozen in this namespace"}],
-            },
-        }))
-        .expect("policy");
-        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {"policyName": name, "validationActions": ["Deny"],
-                     "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name}}}},
-        }))
-        .expect("binding");
-        let pp = PostParams::default();
-        Api::<ValidatingAdmissionPolicy>::all(ns.client.clone())
-            .create(&pp, &policy)
-            .await
-            .expect("create policy");
-        Api::<ValidatingAdmissionPolicyBinding>::all(ns.client.clone())
-            .create(&pp, &binding)
-            .await
-            .expect("create binding");
-        let secrets = ns.api::<Secret>();
-        wait_for("the admission policy to refuse Secrets", WAIT, || {
-            let secrets = secrets.clone();
-            async move {
-                let probe: Secret = serde_json::from_value(
-                    json!({"metadata": {"generateName": "probe-"}, "stringData": {"a": "b"}}),
-                )
-                .ok()?;
-                match secrets.create(&PostParams::default(), &probe).await {
-                    Err(kube::Error::Api(e)) if e.message.contains("frozen") => Some(()),
-                    Ok(s) => {
-                        let _ = secrets
-                            .delete(&s.name_any(), &DeleteParams::default())
-                            .await;
-                        None
-                    }
-                    Err(_) => None,
-                }
-            }
-        })
-        .await;
-        FrozenSecrets {
-            client: ns.client.clone(),
-            name,
-        }
-    }
-
-    async fn thaw(self) {
-        use k8s_openapi::api::admissionregistration::v1::{
-            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-        };
-        let dp = DeleteParams::default();
-        let _ = Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
-            .delete(&self.name, &dp)
-            .await;
-        let _ = Api::<ValidatingAdmissionPolicy>::all(self.client.clone())
-            .delete(&self.name, &dp)
-            .await;
-    }
 }
 
 /// Item 2: a Secret the API server refuses after signing is a failed issuance (counted, backed
@@ -124,7 +45,7 @@ async fn a_refused_secret_write_backs_off_and_reuses_the_signed_certificate() {
         json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}}),
     )
     .await;
-    let frozen = FrozenSecrets::new(&ns).await;
+    let frozen = Frozen::new(&ns, "secrets").await;
     let operator = Operator::start(&ns.name).await;
     certificate(&ns, "svc", json!({"secretName": "svc-tls", "issuerRef": {"name": "v"}, "dnsNames": ["svc.example.test"]})).await;
     tokio::time::sleep(OBSERVE).await;

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 
 use certsmith::api::{Certificate, Issuer, RevocationReason};
@@ -15,8 +15,8 @@ use certsmith::issuer::crl;
 
 use crate::openbao::Pki;
 use crate::support::{
-    Bao, Operator, TestNamespace, WAIT, certificate, condition, env, field, install_crds, leaf,
-    request_renewal, secret, wait_for, wait_ready, wait_reissued, wait_until,
+    Bao, Frozen, Operator, TestNamespace, WAIT, certificate, condition, env, field, install_crds,
+    leaf, request_renewal, secret, wait_for, wait_ready, wait_reissued, wait_until,
 };
 use crate::vault::{issuer_ready_reason, vault_issuer};
 
@@ -301,80 +301,6 @@ async fn revoke_on_renewal_and_revoke_on_delete_each_revoke_at_the_ca() {
     ns.delete().await;
 }
 
-/// A ValidatingAdmissionPolicy refusing every write of `resource` in one namespace.
-struct Frozen {
-    client: Client,
-    name: String,
-}
-
-impl Frozen {
-    async fn new(ns: &TestNamespace, resource: &str) -> Self {
-        use k8s_openapi::api::admissionregistration::v1::{
-            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-        };
-        let name = format!("freeze-{resource}-{}", ns.name);
-        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                    "operations": ["CREATE", "UPDATE"], "resources": [resource]}]},
-                "validations": [{"expression": "false", "message": format!("{resource} are frozen in this namespace")}],
-            },
-        }))
-        .expect("policy");
-        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {"policyName": name, "validationActions": ["Deny"],
-                     "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name}}}},
-        }))
-        .expect("binding");
-        let pp = PostParams::default();
-        Api::<ValidatingAdmissionPolicy>::all(ns.client.clone())
-            .create(&pp, &policy)
-            .await
-            .expect("create policy");
-        Api::<ValidatingAdmissionPolicyBinding>::all(ns.client.clone())
-            .create(&pp, &binding)
-            .await
-            .expect("create binding");
-        let api = ns.api::<ConfigMap>();
-        wait_for("the admission policy to refuse writes", WAIT, || {
-            let api = api.clone();
-            async move {
-                let probe: ConfigMap =
-                    serde_json::from_value(json!({"metadata": {"generateName": "probe-"}})).ok()?;
-                match api.create(&PostParams::default(), &probe).await {
-                    Err(kube::Error::Api(e)) if e.message.contains("frozen") => Some(()),
-                    Ok(c) => {
-                        let _ = api.delete(&c.name_any(), &DeleteParams::default()).await;
-                        None
-                    }
-                    Err(_) => None,
-                }
-            }
-        })
-        .await;
-        Frozen {
-            client: ns.client.clone(),
-            name,
-        }
-    }
-
-    async fn thaw(self) {
-        use k8s_openapi::api::admissionregistration::v1::{
-            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-        };
-        let dp = DeleteParams::default();
-        let _ = Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
-            .delete(&self.name, &dp)
-            .await;
-        let _ = Api::<ValidatingAdmissionPolicy>::all(self.client.clone())
-            .delete(&self.name, &dp)
-            .await;
-    }
-}
-
 #[tokio::test]
 async fn a_crl_that_cannot_be_written_surfaces_and_the_revocation_completes_later() {
     let (ns, operator) = setup("revoke-frozen").await;
@@ -567,33 +493,10 @@ async fn openbao_lists_the_revoked_serial_once_its_policy_allows_revoking() {
 
 /// The RevokeCertificate requests the emulator received for `ca_arn` (recording on).
 async fn revoke_requests(ca_arn: &str) -> Vec<Value> {
-    use base64::Engine;
-    let base = env("AWS_ENDPOINT_URL_ACM_PCA");
-    let http = reqwest::Client::new();
-    http.post(format!("{base}/moto-api/recorder/start-recording"))
-        .send()
+    crate::aws_pca::recorded_requests("RevokeCertificate")
         .await
-        .expect("start recording");
-    let text = http
-        .get(format!("{base}/moto-api/recorder/download-recording"))
-        .send()
-        .await
-        .expect("download recording")
-        .text()
-        .await
-        .expect("recording text");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["headers"]["X-Amz-Target"].as_str() == Some("ACMPrivateCA.RevokeCertificate"))
-        .filter_map(|e| {
-            let raw = e["body"].as_str().unwrap_or_default();
-            let body = if e["body_encoded"].as_bool() == Some(true) {
-                base64::engine::general_purpose::STANDARD.decode(raw).ok()?
-            } else {
-                raw.as_bytes().to_vec()
-            };
-            serde_json::from_slice::<Value>(&body).ok()
-        })
+        .into_iter()
+        .map(|r| r.body)
         .filter(|b| b["CertificateAuthorityArn"].as_str() == Some(ca_arn))
         .collect()
 }

@@ -775,3 +775,94 @@ pub async fn request_as_node(
     .await;
     (name, spki)
 }
+
+/// A ValidatingAdmissionPolicy refusing every write of `resource` in one namespace.
+pub struct Frozen {
+    client: Client,
+    name: String,
+}
+
+impl Frozen {
+    pub async fn new(ns: &TestNamespace, resource: &str) -> Self {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let name = format!("freeze-{resource}-{}", ns.name);
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": [resource]}]},
+                "validations": [{"expression": "false", "message": format!("{resource} are frozen in this namespace")}],
+            },
+        }))
+        .expect("policy");
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"],
+                     "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name}}}},
+        }))
+        .expect("binding");
+        let pp = PostParams::default();
+        Api::<ValidatingAdmissionPolicy>::all(ns.client.clone())
+            .create(&pp, &policy)
+            .await
+            .expect("create policy");
+        Api::<ValidatingAdmissionPolicyBinding>::all(ns.client.clone())
+            .create(&pp, &binding)
+            .await
+            .expect("create binding");
+        // A probe of the frozen kind: refused once the policy is in force.
+        let (kind, extra) = match resource {
+            "secrets" => ("Secret", json!({"stringData": {"a": "b"}})),
+            "configmaps" => ("ConfigMap", json!({})),
+            other => panic!("Frozen: no probe for {other}"),
+        };
+        let gvk = kube::api::GroupVersionKind::gvk("", "v1", kind);
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            ns.client.clone(),
+            &ns.name,
+            &kube::api::ApiResource::from_gvk(&gvk),
+        );
+        wait_for("the admission policy to refuse writes", WAIT, || {
+            let api = api.clone();
+            let mut body =
+                json!({"apiVersion": "v1", "kind": kind, "metadata": {"generateName": "probe-"}});
+            if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+                b.extend(e.clone());
+            }
+            async move {
+                let probe: kube::api::DynamicObject = serde_json::from_value(body).ok()?;
+                match api.create(&PostParams::default(), &probe).await {
+                    Err(kube::Error::Api(e)) if e.message.contains("frozen") => Some(()),
+                    Ok(c) => {
+                        let _ = api
+                            .delete(&kube::ResourceExt::name_any(&c), &DeleteParams::default())
+                            .await;
+                        None
+                    }
+                    Err(_) => None,
+                }
+            }
+        })
+        .await;
+        Frozen {
+            client: ns.client.clone(),
+            name,
+        }
+    }
+
+    pub async fn thaw(self) {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let dp = DeleteParams::default();
+        let _ = Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
+            .delete(&self.name, &dp)
+            .await;
+        let _ = Api::<ValidatingAdmissionPolicy>::all(self.client.clone())
+            .delete(&self.name, &dp)
+            .await;
+    }
+}
