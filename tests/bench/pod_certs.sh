@@ -82,30 +82,9 @@ kubectl wait --for condition=Ready=True clusterissuer/pods --timeout=60s >/dev/n
 kill "$op_pid" && wait "$op_pid" 2>/dev/null || true
 op_pid=""
 
-"$python" - "$api" "$certs" "$count" "$CERTSMITH_TESTENV_NODE_NAME" <<'PY'
+PYTHONPATH="$root/tests/bench" "$python" - "$api" "$certs" "$count" "$CERTSMITH_TESTENV_NODE_NAME" <<'PY'
 import base64, concurrent.futures, http.client, json, ssl, sys, threading, time, urllib.parse
-def client(certs, who, api):
-    """A JSON client for the API server as `who` (admin, node): one connection per thread."""
-    url = urllib.parse.urlparse(api)
-    ctx = ssl.create_default_context(cafile=f"{certs}/ca.crt")
-    ctx.load_cert_chain(f"{certs}/{who}.crt", f"{certs}/{who}.key")
-    local = threading.local()
-    def call(method, path, body=None):
-        if not hasattr(local, "con"):
-            local.con = http.client.HTTPSConnection(url.hostname, url.port, context=ctx)
-        for attempt in range(40):
-            local.con.request(method, path, body=json.dumps(body) if body is not None else None,
-                              headers={"Content-Type": "application/json"})
-            r = local.con.getresponse()
-            data = json.loads(r.read() or b"{}")
-            # NodeRestriction answers 500 while its informers have not seen a new Pod yet.
-            if r.status < 500:
-                break
-            time.sleep(0.5)
-        if r.status >= 300:
-            raise SystemExit(f"{method} {path}: {r.status} {data.get('message')}")
-        return data
-    return call
+from kube_client import client
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 api, certs, count, node_name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -139,30 +118,9 @@ PY
 
 start=$(date +%s.%N)
 start_operator
-"$python" - "$api" "$certs" "$count" <<'PY'
+PYTHONPATH="$root/tests/bench" "$python" - "$api" "$certs" "$count" <<'PY'
 import base64, concurrent.futures, http.client, json, ssl, sys, threading, time, urllib.parse
-def client(certs, who, api):
-    """A JSON client for the API server as `who` (admin, node): one connection per thread."""
-    url = urllib.parse.urlparse(api)
-    ctx = ssl.create_default_context(cafile=f"{certs}/ca.crt")
-    ctx.load_cert_chain(f"{certs}/{who}.crt", f"{certs}/{who}.key")
-    local = threading.local()
-    def call(method, path, body=None):
-        if not hasattr(local, "con"):
-            local.con = http.client.HTTPSConnection(url.hostname, url.port, context=ctx)
-        for attempt in range(40):
-            local.con.request(method, path, body=json.dumps(body) if body is not None else None,
-                              headers={"Content-Type": "application/json"})
-            r = local.con.getresponse()
-            data = json.loads(r.read() or b"{}")
-            # NodeRestriction answers 500 while its informers have not seen a new Pod yet.
-            if r.status < 500:
-                break
-            time.sleep(0.5)
-        if r.status >= 300:
-            raise SystemExit(f"{method} {path}: {r.status} {data.get('message')}")
-        return data
-    return call
+from kube_client import client
 import collections, time
 api, certs, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 admin = client(certs, "admin", api)
@@ -181,7 +139,7 @@ while True:
 PY
 end=$(date +%s.%N)
 rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
-"$python" - <<PY
+PYTHONPATH="$root/tests/bench" "$python" - <<PY
 elapsed = $end - $start
 print(f"pod certificate requests answered  $count in {elapsed:.1f} s ({$count / elapsed:.1f}/s, operator started with all of them pending)")
 print(f"operator peak RSS                  {$rss_kib / 1024:.1f} MiB (VmHWM, $profile build, --concurrency $concurrency)")
