@@ -242,10 +242,7 @@ pub fn issuer_fingerprint(chain_pem: &[u8], ca_pem: &[u8]) -> Option<String> {
 /// -sha256` prints the same digits upper-case with colons).
 pub fn fingerprint(der: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    plain_hex(&Sha256::digest(der))
 }
 
 /// Every byte as two lower-case hex digits.

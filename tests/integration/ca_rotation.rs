@@ -140,6 +140,32 @@ async fn wait_phase(issuers: &Api<Issuer>, name: &str, phase: &str) -> CaRotatio
     }
 }
 
+/// `leaves` Ready on the home namespace's Issuer `ca`, and a synced TrustBundle (named after
+/// `suffix`) of that issuer.
+async fn ready_leaves_and_bundle(world: &World, leaves: &[&str], suffix: &str) {
+    let home = &world.home;
+    for name in leaves {
+        certificate(
+            home,
+            name,
+            json!({"secretName": name, "issuerRef": {"name": "ca"},
+            "dnsNames": [format!("{name}.example.test")], "duration": "24h"}),
+        )
+        .await;
+    }
+    for name in leaves {
+        wait_ready(home, name).await;
+    }
+    let bundle = world
+        .bundle(
+            suffix,
+            json!([{"issuerRef": {"name": "ca", "kind": "Issuer", "namespace": home.name}}]),
+            json!({}),
+        )
+        .await;
+    world.wait_synced(&bundle).await;
+}
+
 /// Events with reason `IssuerCAChanged` per Certificate in `namespace`.
 async fn ca_changed_events(world: &World) -> BTreeMap<String, usize> {
     let events = Api::<Event>::namespaced(world.admin.clone(), &world.home.name)
@@ -221,26 +247,7 @@ async fn a_renewed_ca_is_published_before_use_then_leaves_move_then_the_old_ca_r
     )
     .await;
     let leaves = ["leaf-a", "leaf-b", "leaf-c"];
-    for name in leaves {
-        certificate(
-            home,
-            name,
-            json!({"secretName": name, "issuerRef": {"name": "ca"},
-            "dnsNames": [format!("{name}.example.test")], "duration": "24h"}),
-        )
-        .await;
-    }
-    for name in leaves {
-        wait_ready(home, name).await;
-    }
-    let bundle = world
-        .bundle(
-            "rot",
-            json!([{"issuerRef": {"name": "ca", "kind": "Issuer", "namespace": home.name}}]),
-            json!({}),
-        )
-        .await;
-    world.wait_synced(&bundle).await;
+    ready_leaves_and_bundle(&world, &leaves, "rot").await;
     let issuers = home.api::<Issuer>();
     // Outside a rotation the counts follow on the issuer's periodic look, not at once.
     let stable = wait_phase(&issuers, "ca", "Stable").await;
@@ -402,26 +409,7 @@ async fn a_ca_replaced_out_of_band_moves_the_leaves_and_keeps_the_old_ca_meanwhi
     )
     .await;
     let leaves = ["leaf-x", "leaf-y"];
-    for name in leaves {
-        certificate(
-            home,
-            name,
-            json!({"secretName": name, "issuerRef": {"name": "ca"},
-            "dnsNames": [format!("{name}.example.test")], "duration": "24h"}),
-        )
-        .await;
-    }
-    for name in leaves {
-        wait_ready(home, name).await;
-    }
-    let bundle = world
-        .bundle(
-            "oob",
-            json!([{"issuerRef": {"name": "ca", "kind": "Issuer", "namespace": home.name}}]),
-            json!({}),
-        )
-        .await;
-    world.wait_synced(&bundle).await;
+    ready_leaves_and_bundle(&world, &leaves, "oob").await;
     let issuers = home.api::<Issuer>();
     wait_phase(&issuers, "ca", "Stable").await;
 
