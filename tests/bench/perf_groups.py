@@ -4,7 +4,8 @@ JSON, Kubernetes client, async runtime, allocation and copies, kernel...).
   perf report --no-children --sort symbol --stdio -g none | perf_groups.py
 
 Reads lines "  12.34%  [.] symbol" ([k] for the kernel); a Rust symbol is put under its
-crate (the first path segment, `<a::B as c::D>::f` under a), C symbols by name.
+crate (the first path segment, `<a::B as c::D>::f` under a; a generic of the standard library
+under the first other crate it names), C symbols by name.
 """
 import collections, re, sys
 
@@ -21,6 +22,7 @@ GROUPS = [
     ("certsmith", {"certsmith"}),
     ("Rust std (clone, drop, collections, fmt)", {"core", "alloc", "std", "hashbrown"}),
 ]
+STD = {"core", "alloc", "std", "hashbrown", "impl"}
 C_CRYPTO = re.compile(r"^(aws_lc|ring_core|ecp_nistz|p256|nistz|bn_|BN_|ec_|EC_|ECDSA|sha256|sha512|"
                       r"SHA|fiat_|x25519|aes|gcm|ChaCha|chacha|poly1305|bignum|CRYPTO)")
 C_MEMORY = re.compile(r"^(__)?(mem|malloc|free|cfree|calloc|realloc|_int_|str|sysmalloc|"
@@ -30,11 +32,13 @@ C_MEMORY = re.compile(r"^(__)?(mem|malloc|free|cfree|calloc|realloc|_int_|str|sy
 def group(symbol, kernel):
     if kernel:
         return "kernel (syscalls, page faults, network)"
-    s = symbol.lstrip("<_").split("<")[0]
-    if "::" in s:
-        crate = s.split("::")[0]
-        for name, crates in GROUPS:
-            if crate in crates:
+    crates = re.findall(r"(?<![:\w])([A-Za-z_]\w*)::", symbol)
+    if crates:
+        # A generic of the standard library is put under the first other crate it names
+        # (`core::ptr::drop_in_place<serde_json::value::Value>` is JSON's cost).
+        crate = next((c for c in crates if c not in STD), crates[0])
+        for name, members in GROUPS:
+            if crate in members:
                 return name
         return crate
     if C_CRYPTO.match(symbol.lstrip("_")):

@@ -233,8 +233,8 @@ stop_profile() {
   kill -TERM "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; perf_pid=""
   echo "profile (perf record -e cpu-clock -F 499 -g, operator during the issuance): top symbols, self time"
   perf report -i "$work/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null |
-    grep -v '^#' | grep -v '^$' >"$work/perf.txt" || true
-  head -n 15 "$work/perf.txt"
+    grep -v '^#' | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' >"$work/perf.txt" || true
+  head -n 15 "$work/perf.txt" | cut -c1-160
   echo "profile grouped by what the time is spent on:"
   python3 "$here/perf_groups.py" <"$work/perf.txt"
 }
