@@ -50,7 +50,9 @@ lint:
 fmt:
 	$(CARGO) fmt
 
-## 1,000 ECDSA Certificates on a CA issuer: time to all Ready, certs/s, peak RSS, API writes.
+## 1,000 ECDSA Certificates on a CA issuer: certs/s; CPU per cert of the operator, kube-apiserver, etcd;
+## API reads/writes per cert; RSS; idle writes and CPU. ARGS: --count --backlog --restart --unrelated
+## --renewals --profile --issuer --debug ... (usage at the top of tests/bench/run.sh).
 bench:
 	@bash tests/bench/run.sh $(ARGS)
 

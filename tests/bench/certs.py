@@ -111,8 +111,7 @@ def ready(target, pid, own_file):
     own(own_file, ("LIST", "certificates", counts["lists"]),
         ("WATCH", "certificates", counts["watches"]))
 
-if __name__ == "__main__":
-    command, args = sys.argv[1], sys.argv[2:]
+def main(command, args):
     if command == "create":
         create(int(args[0]), args[1], int(args[2]), args[3])
     elif command == "opaque":
@@ -121,3 +120,10 @@ if __name__ == "__main__":
         ready(int(args[0]), int(args[1]), args[2])
     else:
         sys.exit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1], sys.argv[2:])
+    except KeyboardInterrupt:  # Ctrl-C: run.sh cleans up
+        sys.exit(130)

@@ -79,9 +79,12 @@ def follow():
 start = time.time()
 threading.Thread(target=follow, daemon=True).start()
 cpu_start, rss = cpu_ticks(), []
-while time.time() - start < seconds:
-    rss.append(status_kib("VmRSS"))
-    time.sleep(1)
+try:
+    while time.time() - start < seconds:
+        rss.append(status_kib("VmRSS"))
+        time.sleep(1)
+except KeyboardInterrupt:  # Ctrl-C: run.sh cleans up
+    sys.exit(130)
 end = time.time()
 cpu = (cpu_ticks() - cpu_start) / tick
 hwm = status_kib("VmHWM")
