@@ -23,10 +23,15 @@
 #              24h; --count defaults to 10,000): watch them renew for --renewal-minutes (default
 #              10): lateness against status.renewalTime (p50/p99/max), renewals after the
 #              previous notAfter, writes per renewal, operator CPU and RSS, renewals per second
-#              (renewals.py). The idle window is skipped: renewals are always due.
+#              (renewals.py). The idle window is skipped: renewals are always due. A 5m
+#              certificate renews 150-170 s after its issuance (notBefore is backdated 30 s;
+#              a third of the lifetime before notAfter, less up to 10% jitter), so a trial run
+#              needs --renewal-minutes 3 or more to see renewals.
 # --profile    run `perf record -g` (cpu-clock) on the operator during the issuance and print
 #              the top symbols and the time grouped by what it is spent on (perf_groups.py).
-#              Installs Debian's linux-perf if perf is missing.
+#              Installs Debian's linux-perf if perf is missing. Release builds keep their
+#              symbol table (Cargo strips only debug info), so symbols are named; inlined
+#              functions count in their callers.
 # --issuer vault   sign through OpenBao (intermediate PKI mount, AppRole login): also reports
 #              the logins and sign requests the operator made.
 # --issuer awspca  sign through the AWS Private CA emulator (a root CA created with boto3 from
