@@ -24,7 +24,6 @@ mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -37,6 +36,7 @@ use crate::reason::Reason;
 
 use super::Context;
 pub use super::Error;
+use super::certificate_cache::CachedCertificate;
 use decide::{Decision, Observed, SecretState};
 pub use issue::Unwritten;
 pub use report::report_internal_error;
@@ -47,10 +47,11 @@ const MAX_REQUEUE: Duration = Duration::from_secs(8 * 3600);
 /// How often to look again at a Certificate blocked by something the operator does not watch.
 pub(crate) const REFUSED_REQUEUE: Duration = Duration::from_secs(60);
 
-pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let cert: Certificate = match super::typed(&obj) {
-        Ok(c) => c,
-        Err(e) => return report::malformed(&obj, &ctx, e).await,
+pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Read once, when the watch delivered it.
+    let cert: &Certificate = match obj.as_ref() {
+        CachedCertificate::Valid(c) => c,
+        CachedCertificate::Malformed(m) => return report::malformed(m, &ctx).await,
     };
     if let Some(action) = revoke::on_delete(&ctx, &cert).await? {
         return Ok(action);
