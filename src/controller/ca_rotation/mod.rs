@@ -70,17 +70,20 @@ pub fn observe(
 
 /// The authority key identifier of each Ready Certificate of the issuer `id`, from the cache
 /// (its Certificates found in the index: this runs each time a rotating issuer is looked at).
+/// Every scope's cache: a ClusterIssuer's leaves may be in any watched namespace.
 fn ready_leaves(ctx: &Context, id: &IssuerId) -> Vec<Option<String>> {
-    ctx.certificates
-        .using(id)
+    ctx.shared
+        .rotations
+        .stores()
         .iter()
-        .filter_map(|c| c.valid()?.status.as_ref())
-        .filter(|status| {
-            status
+        .flat_map(|certificates| certificates.using(id))
+        .filter_map(|c| {
+            let status = c.valid()?.status.as_ref()?;
+            let ready = status
                 .conditions
                 .iter()
-                .any(|c| c.type_ == READY && c.status == "True")
+                .any(|c| c.type_ == READY && c.status == "True");
+            ready.then(|| status.authority_key_id.clone())
         })
-        .map(|status| status.authority_key_id.clone())
         .collect()
 }

@@ -52,7 +52,8 @@ impl Running {
         }
     }
 
-    fn stores(&self) -> Vec<Certificates> {
+    /// Every scope's Certificate cache.
+    pub fn stores(&self) -> Vec<Certificates> {
         self.stores.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
