@@ -26,7 +26,7 @@ use super::certificate_index::{Change, Entry, Indexer, Rank};
 #[derive(Debug, Clone)]
 pub enum CachedCertificate {
     Valid(Box<Certificate>),
-    Malformed(Malformed),
+    Malformed(Box<Malformed>),
 }
 
 /// A Certificate the API server accepted but this operator cannot read.
@@ -89,12 +89,12 @@ impl CachedCertificate {
             Err(error) => {
                 let metadata: ObjectMeta = serde_json::from_value(metadata_value)?;
                 let namespace = metadata.namespace.clone().unwrap_or_default();
-                Ok(CachedCertificate::Malformed(Malformed {
+                Ok(CachedCertificate::Malformed(Box::new(Malformed {
                     issuer: issuer_ref.map(|r| IssuerId::referenced(&namespace, &r)),
                     metadata,
                     secret_name,
                     error: error.to_string(),
-                }))
+                })))
             }
         }
     }

@@ -53,7 +53,7 @@ pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result
         CachedCertificate::Valid(c) => c,
         CachedCertificate::Malformed(m) => return report::malformed(m, &ctx).await,
     };
-    if let Some(action) = revoke::on_delete(&ctx, &cert).await? {
+    if let Some(action) = revoke::on_delete(&ctx, cert).await? {
         return Ok(action);
     }
     let namespace = cert.namespace().unwrap_or_default();
@@ -63,7 +63,7 @@ pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result
     let now = ctx.now();
     let identity = format!("{namespace}/{}", cert.name_any());
 
-    let gathered = gather::gather(&ctx, &cert).await?;
+    let gathered = gather::gather(&ctx, cert).await?;
     let data = gathered.data();
     let prev = cert.status.clone().unwrap_or_default();
     let issuer = IssuerId::referenced(&namespace, &cert.spec.issuer_ref);
@@ -83,11 +83,11 @@ pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result
     match decide::decide(&observed) {
         Decision::UpToDate(current) => {
             tracing::debug!(certificate = %identity, reason = %Reason::UpToDate, renewal = %crate::time::rfc3339(current.renewal_time), "nothing to do");
-            issue::forget_unwritten(&ctx, &cert);
-            remove_leftover_request(&ctx, &cert, &prev, &observed).await;
-            let request = revoke::due_request(&cert, &prev, &current);
+            issue::forget_unwritten(&ctx, cert);
+            remove_leftover_request(&ctx, cert, &prev, &observed).await;
+            let request = revoke::due_request(cert, &prev, &current);
             if request.is_none() && history::pending(&prev.history).next().is_none() {
-                if report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now)
+                if report::write_status(&ctx, cert, &prev, &Outcome::UpToDate(&current), now)
                     .await?
                 {
                     count_again(&ctx, &issuer);
@@ -100,7 +100,7 @@ pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result
             if let Some((_, reason)) = request {
                 history::request(&mut history, Some(&current.leaf.serial), reason, now);
             }
-            let failures = revoke::revoke_pending(&ctx, &cert, &mut history, now).await;
+            let failures = revoke::revoke_pending(&ctx, cert, &mut history, now).await;
             let blocking = failures
                 .iter()
                 .find(|p| p.reason != Reason::RevocationNotSupported);
@@ -116,7 +116,7 @@ pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result
             };
             if report::write_status_with(
                 &ctx,
-                &cert,
+                cert,
                 &prev,
                 &Outcome::UpToDate(&current),
                 now,
@@ -136,11 +136,11 @@ pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result
             let (Some(data), Some(read)) = (data.as_ref(), gathered.found.as_ref()) else {
                 return Ok(Action::requeue(REFUSED_REQUEUE));
             };
-            match store::rewrite(&ctx, &cert, &observed, data, &secrets, read).await {
+            match store::rewrite(&ctx, cert, &observed, data, &secrets, read).await {
                 Ok(()) => {
                     info!(certificate = %identity, reason = %why.reason, "Secret written again: {}", why.message);
-                    report::publish(&ctx, &cert, EventType::Normal, &why).await;
-                    report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now)
+                    report::publish(&ctx, cert, EventType::Normal, &why).await;
+                    report::write_status(&ctx, cert, &prev, &Outcome::UpToDate(&current), now)
                         .await?;
                     Ok(requeue_at(current.renewal_time, now))
                 }
@@ -148,14 +148,14 @@ pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result
                 Err(store::RewriteError::Conflict) => Ok(Action::requeue(Duration::from_secs(1))),
                 Err(store::RewriteError::Failed(problem)) => {
                     tracing::warn!(certificate = %identity, reason = %problem.reason, "{}", problem.message);
-                    report::publish(&ctx, &cert, EventType::Warning, &problem).await;
+                    report::publish(&ctx, cert, EventType::Warning, &problem).await;
                     Ok(Action::requeue(REFUSED_REQUEUE))
                 }
             }
         }
         Decision::Refuse(problem) => {
-            if report::write_status(&ctx, &cert, &prev, &Outcome::Refused(&problem), now).await? {
-                report::publish(&ctx, &cert, EventType::Warning, &problem).await;
+            if report::write_status(&ctx, cert, &prev, &Outcome::Refused(&problem), now).await? {
+                report::publish(&ctx, cert, EventType::Warning, &problem).await;
             }
             Ok(Action::requeue(REFUSED_REQUEUE))
         }
@@ -171,7 +171,7 @@ pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result
                 ));
             }
             let issuance = issue::Issuance {
-                cert: &cert,
+                cert,
                 prev: &prev,
                 observed: &observed,
                 secrets: &Api::namespaced(ctx.client.clone(), &namespace),

@@ -102,11 +102,11 @@ pub async fn report_internal_error(ctx: &Context, obj: &CachedCertificate) {
         &crate::time::rfc3339(now),
     );
     if next != prev
-        && let Err(e) = patch_status(ctx, &cert, &next).await
+        && let Err(e) = patch_status(ctx, cert, &next).await
     {
         warn!("reporting an internal error in status failed: {e}");
     }
-    publish(ctx, &cert, EventType::Warning, &problem).await;
+    publish(ctx, cert, EventType::Warning, &problem).await;
 }
 
 pub async fn publish(ctx: &Context, cert: &Certificate, type_: EventType, problem: &Problem) {
