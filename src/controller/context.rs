@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kube::Client;
-use kube::api::DynamicObject;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
 
 use crate::issuer::{BackendSettings, Caches};
 use crate::leader::Guard;
 use crate::metrics::Metrics;
 
+use super::certificate_cache::Certificates;
 use super::limits::Gates;
 
 /// Operator settings from the command line.
@@ -51,8 +50,9 @@ pub struct Context {
     pub clock: Clock,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-    /// Every Certificate the controller knows, for duplicate-Secret and issuer lookups.
-    pub certificates: Store<DynamicObject>,
+    /// Every Certificate the controller knows (typed), indexed for duplicate-Secret and
+    /// issuer lookups.
+    pub certificates: Certificates,
     /// Long-lived backend clients, shared by every controller in the process.
     pub caches: Arc<Caches>,
     /// Per-issuer concurrency limit and circuit breaker for remote backends.
@@ -112,7 +112,7 @@ impl Context {
         client: Client,
         settings: Settings,
         metrics: Arc<Metrics>,
-        certificates: Store<DynamicObject>,
+        certificates: Certificates,
         shared: Arc<Shared>,
         leading: Guard,
     ) -> Self {

@@ -2,6 +2,8 @@
 
 pub mod ca_rotation;
 pub mod certificate;
+pub mod certificate_cache;
+pub mod certificate_index;
 pub mod context;
 pub mod emergency_rotation;
 pub mod issuer;

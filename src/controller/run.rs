@@ -18,12 +18,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::pod_certificate::PodCertificateRequest;
-use crate::api::{Certificate, ClusterIssuer, Issuer, TrustBundle};
+use crate::api::{ClusterIssuer, Issuer, TrustBundle};
 use crate::issuer::IssuerId;
 use crate::metrics::Metrics;
 use crate::reason::Reason;
 use crate::secret;
 
+use super::certificate_cache::{CachedCertificate, Certificates};
 use super::context::Shared;
 use super::{Context, Error, Settings, certificate, issuer, pod_certificate, trust_bundle};
 use crate::leader::Guard;
@@ -52,7 +53,7 @@ fn secret_metadata(client: &Client, namespace: Option<&str>) -> Api<PartialObjec
 /// What one scope (a namespace, or the whole cluster) runs, and the caches the process-wide
 /// sweep looks at.
 struct Scope {
-    certificates: Store<DynamicObject>,
+    certificates: Certificates,
     issuers: Store<DynamicObject>,
     running: Vec<BoxFuture<'static, ()>>,
 }
@@ -77,7 +78,7 @@ pub async fn run(
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     let (mut certificate_stores, mut issuer_stores) = (Vec::new(), Vec::new());
     for namespace in scopes {
-        let ctx = |certificates: Store<DynamicObject>| {
+        let ctx = |certificates: Certificates| {
             Arc::new(Context::new(
                 client.clone(),
                 settings.clone(),
@@ -137,12 +138,15 @@ pub async fn run(
         shutdown.clone(),
     ));
     controllers.push(Box::pin(async move {
-        for store in &certificate_stores {
-            if store.wait_until_ready().await.is_err() {
+        for certificates in &certificate_stores {
+            if certificates.store().wait_until_ready().await.is_err() {
                 return;
             }
         }
-        let count: usize = certificate_stores.iter().map(|s| s.state().len()).sum();
+        let count: usize = certificate_stores
+            .iter()
+            .map(|c| c.store().state().len())
+            .sum();
         info!(certificates = count, "caches primed");
         ready.store(true, Ordering::SeqCst);
     }));
@@ -165,31 +169,28 @@ fn scope_controllers(
     settings: &Settings,
     namespace: Option<String>,
     shutdown: &CancellationToken,
-    context: impl Fn(Store<DynamicObject>) -> Arc<Context>,
+    context: impl Fn(Certificates) -> Arc<Context>,
 ) -> Scope {
-    let cert_ar = ApiResource::erase::<Certificate>(&());
     let issuer_ar = ApiResource::erase::<Issuer>(&());
     let cluster_issuer_ar = ApiResource::erase::<ClusterIssuer>(&());
     let ns = namespace.as_deref();
     let config = controller::Config::default().concurrency(settings.concurrency);
 
-    let certificates = Controller::new_with(
-        api_for(client, &cert_ar, ns),
-        watcher::Config::default(),
-        cert_ar.clone(),
-    );
-    let store = certificates.store();
+    // Typed once per watch event, and indexed by claimed Secret and by issuer as the events
+    // arrive: the store is primed (and the index complete) before the first reconcile.
+    let (store, triggers) =
+        Certificates::watch(certificate_api(client, ns), watcher::Config::default());
+    let certificates = Controller::for_stream(triggers, store.store().clone());
     let ctx = context(store.clone());
 
     // Only Secrets certsmith wrote, and only their metadata: memory grows neither with
     // unrelated Secrets nor with the data of Secrets a tenant labels as certsmith's.
     let managed = watcher::Config::default().labels(&format!("{}=true", secret::MANAGED_LABEL));
-    let secret_ar = cert_ar.clone();
     let by_issuer = |kind: &'static str| {
-        let (store, ar) = (store.clone(), cert_ar.clone());
+        let store = store.clone();
         let seen = IssuerDigests::default();
         move |issuer: DynamicObject| match seen.changed(&issuer) {
-            true => certificates_using(&store, &ar, kind, &issuer),
+            true => certificates_using(&store, kind, &issuer),
             false => Vec::new(),
         }
     };
@@ -200,10 +201,8 @@ fn scope_controllers(
             (),
             managed,
             move |s: PartialObjectMeta<Secret>| {
-                secret::owner_of(&s.metadata).map(|name| {
-                    ObjectRef::new_with(name, secret_ar.clone())
-                        .within(&s.namespace().unwrap_or_default())
-                })
+                secret::owner_of(&s.metadata)
+                    .map(|name| ObjectRef::new(name).within(&s.namespace().unwrap_or_default()))
             },
         )
         // A keystore password Secret changed: the Certificates naming it re-encode their
@@ -213,14 +212,14 @@ fn scope_controllers(
             (),
             watcher::Config::default(),
             {
-                let (shared, ar) = (ctx.shared.clone(), cert_ar.clone());
+                let shared = ctx.shared.clone();
                 move |s: PartialObjectMeta<Secret>| {
                     let namespace = s.namespace().unwrap_or_default();
                     shared
                         .secret_refs
                         .certificates(&namespace, &s.name_any())
                         .into_iter()
-                        .map(|name| ObjectRef::new_with(&name, ar.clone()).within(&namespace))
+                        .map(|name| ObjectRef::new(&name).within(&namespace))
                         .collect::<Vec<_>>()
                 }
             },
@@ -572,14 +571,13 @@ where
 /// sweep never removes another namespace's series.
 fn sweep(
     ctx: Arc<Context>,
-    certificates: Vec<Store<DynamicObject>>,
+    certificates: Vec<Certificates>,
     issuers: Vec<Store<DynamicObject>>,
     cluster_issuers: Store<DynamicObject>,
     trust_bundles: Option<Store<DynamicObject>>,
     stop: CancellationToken,
 ) -> BoxFuture<'static, ()> {
     let bundle_ar = ApiResource::erase::<TrustBundle>(&());
-    let cert_ar = ApiResource::erase::<Certificate>(&());
     let issuer_ar = ApiResource::erase::<Issuer>(&());
     let cluster_ar = ApiResource::erase::<ClusterIssuer>(&());
     Box::pin(async move {
@@ -588,15 +586,13 @@ fn sweep(
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(SWEEP_EVERY) => {}
             }
-            let certificate_exists = |ns: &str, name: &str| {
-                let r = ObjectRef::new_with(name, cert_ar.clone()).within(ns);
-                certificates.iter().any(|s| s.get(&r).is_some())
-            };
+            let certificate_exists =
+                |ns: &str, name: &str| certificates.iter().any(|c| c.get(ns, name).is_some());
             ctx.metrics.retain_certificates(certificate_exists);
             let live_uids: std::collections::HashSet<String> = certificates
                 .iter()
-                .flat_map(|s| s.state())
-                .filter_map(|c| c.metadata.uid.clone())
+                .flat_map(|c| c.store().state())
+                .filter_map(|c| c.uid())
                 .collect();
             if let Ok(mut unwritten) = ctx.shared.unwritten.lock() {
                 unwritten.retain(|uid, _| live_uids.contains(uid));
@@ -640,7 +636,6 @@ fn sweep(
     })
 }
 
-/// Certificates whose issuerRef names this issuer.
 /// The last digest of each issuer seen by a Certificate controller's issuer watch: a CA
 /// rotation's leaf counts change with every leaf moved, and must not have every Certificate
 /// of the issuer looked at again each time.
@@ -678,45 +673,44 @@ impl IssuerDigests {
     }
 }
 
+/// Certificates whose issuerRef names this issuer (from the index, not a scan).
 fn certificates_using(
-    store: &Store<DynamicObject>,
-    ar: &ApiResource,
+    certificates: &Certificates,
     kind: &str,
     issuer: &DynamicObject,
-) -> Vec<ObjectRef<DynamicObject>> {
+) -> Vec<ObjectRef<CachedCertificate>> {
     let name = issuer.name_any();
-    store
-        .state()
-        .iter()
-        .filter(|c| {
-            let r = c.data.pointer("/spec/issuerRef");
-            let ref_kind = r
-                .and_then(|r| r.get("kind"))
-                .and_then(|k| k.as_str())
-                .unwrap_or("Issuer");
-            let ref_name = r.and_then(|r| r.get("name")).and_then(|k| k.as_str());
-            ref_kind == kind
-                && ref_name == Some(name.as_str())
-                && (kind == "ClusterIssuer" || c.namespace() == issuer.namespace())
-        })
-        .map(|c| {
-            ObjectRef::new_with(&c.name_any(), ar.clone())
-                .within(&c.namespace().unwrap_or_default())
-        })
+    let id = match kind {
+        "ClusterIssuer" => IssuerId::cluster_issuer(&name),
+        _ => IssuerId::issuer(&issuer.namespace().unwrap_or_default(), &name),
+    };
+    certificates
+        .names_using(&id)
+        .into_iter()
+        .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace))
         .collect()
+}
+
+/// The Certificates' API in one namespace, or in all, read leniently (`CachedCertificate`).
+fn certificate_api(client: &Client, namespace: Option<&str>) -> Api<CachedCertificate> {
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// Run one reconcile; should it panic, the panic stops here: the object gets `InternalError`
 /// (status and a Warning Event) and is looked at again after a growing backoff, and the
 /// process and every other object carry on.
-async fn guarded<F, Fut>(
+async fn guarded<K, F, Fut>(
     kind: &'static str,
-    obj: Arc<DynamicObject>,
+    obj: Arc<K>,
     ctx: Arc<Context>,
     reconcile: F,
 ) -> Result<Action, Error>
 where
-    F: FnOnce(Arc<DynamicObject>, Arc<Context>) -> Fut,
+    K: ReportPanic,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
     Fut: std::future::Future<Output = Result<Action, Error>>,
 {
     let run = reconcile(obj.clone(), ctx.clone());
@@ -735,17 +729,33 @@ where
             });
             error!(object = %key, panics = count, "reconcile panicked: {}", panic_text(payload.as_ref()));
             ctx.metrics.reconcile_error(Reason::InternalError);
-            match kind {
-                "Certificate" => certificate::report_internal_error(&ctx, &obj).await,
-                "TrustBundle" => trust_bundle::report_internal_error(&ctx, &obj).await,
-                "PodCertificateRequest" => pod_certificate::report_internal_error(&ctx, &obj).await,
-                _ => issuer::report_internal_error(&ctx, &obj).await,
-            }
+            K::report_panic(kind, &ctx, &obj).await;
             let delay = crate::pki::renewal::backoff_secs(count, 0, None);
             Ok(Action::requeue(Duration::from_secs(
                 u64::try_from(delay).unwrap_or(1),
             )))
         }
+    }
+}
+
+/// How a panic in a reconcile is reported on the object (status and a Warning Event).
+trait ReportPanic: kube::Resource + Send + Sync + 'static {
+    fn report_panic<'a>(kind: &'static str, ctx: &'a Context, obj: &'a Self) -> BoxFuture<'a, ()>;
+}
+
+impl ReportPanic for DynamicObject {
+    fn report_panic<'a>(kind: &'static str, ctx: &'a Context, obj: &'a Self) -> BoxFuture<'a, ()> {
+        match kind {
+            "TrustBundle" => trust_bundle::report_internal_error(ctx, obj).boxed(),
+            "PodCertificateRequest" => pod_certificate::report_internal_error(ctx, obj).boxed(),
+            _ => issuer::report_internal_error(ctx, obj).boxed(),
+        }
+    }
+}
+
+impl ReportPanic for CachedCertificate {
+    fn report_panic<'a>(_: &'static str, ctx: &'a Context, obj: &'a Self) -> BoxFuture<'a, ()> {
+        certificate::report_internal_error(ctx, obj).boxed()
     }
 }
 
@@ -758,7 +768,7 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(not text)")
 }
 
-fn certificate_error_policy(_: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+fn certificate_error_policy(_: Arc<CachedCertificate>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_error(Reason::ApiError);
     warn!("certificate reconcile failed, retrying: {error}");
     Action::requeue(Duration::from_secs(5))

@@ -19,10 +19,8 @@
 pub mod pacing;
 pub mod plan;
 
-use kube::ResourceExt;
-
 use crate::api::conditions::READY;
-use crate::api::{CaIssuer, CaRotationStatus, IssuerRef};
+use crate::api::{CaIssuer, CaRotationStatus};
 use crate::issuer::IssuerId;
 use crate::issuer::ca::{CaSigner, RotationSettings};
 
@@ -71,35 +69,21 @@ pub fn observe(
 }
 
 /// The authority key identifier of each Ready Certificate of the issuer `id`, from the cache
-/// (read in place: this runs over every Certificate each time a rotating issuer is looked at).
+/// (its Certificates found in the index: this runs each time a rotating issuer is looked at).
+/// Every scope's cache: a ClusterIssuer's leaves may be in any watched namespace.
 fn ready_leaves(ctx: &Context, id: &IssuerId) -> Vec<Option<String>> {
-    let text = |c: &serde_json::Value, path: &str| {
-        c.pointer(path).and_then(|v| v.as_str()).map(str::to_string)
-    };
-    ctx.certificates
-        .state()
+    ctx.shared
+        .rotations
+        .stores()
         .iter()
-        .filter(|c| {
-            let reference = IssuerRef {
-                name: text(&c.data, "/spec/issuerRef/name").unwrap_or_default(),
-                kind: match text(&c.data, "/spec/issuerRef/kind").as_deref() {
-                    Some("ClusterIssuer") => crate::api::IssuerKind::ClusterIssuer,
-                    _ => crate::api::IssuerKind::Issuer,
-                },
-            };
-            IssuerId::referenced(&c.namespace().unwrap_or_default(), &reference) == *id
+        .flat_map(|certificates| certificates.using(id))
+        .filter_map(|c| {
+            let status = c.valid()?.status.as_ref()?;
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == READY && c.status == "True");
+            ready.then(|| status.authority_key_id.clone())
         })
-        .filter(|c| {
-            c.data
-                .pointer("/status/conditions")
-                .and_then(|v| v.as_array())
-                .is_some_and(|conditions| {
-                    conditions.iter().any(|r| {
-                        r.get("type").and_then(|t| t.as_str()) == Some(READY)
-                            && r.get("status").and_then(|s| s.as_str()) == Some("True")
-                    })
-                })
-        })
-        .map(|c| text(&c.data, "/status/authorityKeyId"))
         .collect()
 }

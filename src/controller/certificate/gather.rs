@@ -3,10 +3,9 @@
 //! written for a Certificate that no longer claims it is adopted first.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use tracing::info;
 
 use crate::api::{Certificate, PasswordSecretRef};
@@ -17,6 +16,7 @@ use crate::secret;
 
 use super::decide::{SecretData, SecretState};
 use super::{Context, Error, report};
+use crate::controller::certificate_cache::claim_rank;
 
 /// What was found.
 pub struct Gathered {
@@ -164,31 +164,15 @@ pub fn secret_data(s: &Secret, certificate_uid: &str) -> SecretData {
     }
 }
 
-/// The (creation time, name) a claim on a Secret is judged by: the older Certificate wins,
-/// and of two created in the same second the one whose name sorts first.
-pub fn claim_rank(meta: &ObjectMeta) -> (Option<jiff::Timestamp>, String) {
-    (
-        meta.creation_timestamp.clone().map(|t| t.0),
-        meta.name.clone().unwrap_or_default(),
-    )
-}
-
 /// The oldest other Certificate in the namespace that names the same Secret, if it is older
-/// than this one (creation time, then name): the first claimant keeps the Secret.
+/// than this one (creation time, then name): the first claimant keeps the Secret. Looked up
+/// in the index of claimants, not by scanning the cache.
 fn older_claimant(ctx: &Context, cert: &Certificate) -> Option<String> {
-    let me = claim_rank(&cert.metadata);
-    ctx.certificates
-        .state()
-        .iter()
-        .filter(|o| o.namespace() == cert.namespace() && o.name_any() != me.1)
-        .filter(|o| {
-            o.data.pointer("/spec/secretName").and_then(|v| v.as_str())
-                == Some(cert.spec.secret_name.as_str())
-        })
-        .map(|o| claim_rank(&o.metadata))
-        .filter(|other| *other < me)
-        .min()
-        .map(|(_, name)| name)
+    ctx.certificates.older_claimant(
+        &cert.namespace().unwrap_or_default(),
+        &cert.spec.secret_name,
+        &claim_rank(&cert.metadata),
+    )
 }
 
 /// Whether `owner`, the Certificate a Secret says it was written for, still holds it: it
@@ -197,18 +181,8 @@ fn older_claimant(ctx: &Context, cert: &Certificate) -> Option<String> {
 /// taken over.
 async fn claims_secret(ctx: &Context, cert: &Certificate, owner: &str) -> Result<bool, Error> {
     let namespace = cert.namespace().unwrap_or_default();
-    let cached = ctx.certificates.get(
-        &ObjectRef::new_with(owner, kube::core::ApiResource::erase::<Certificate>(&()))
-            .within(&namespace),
-    );
-    let (meta, secret_name) = match cached {
-        Some(o) => (
-            o.metadata.clone(),
-            o.data
-                .pointer("/spec/secretName")
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
-        ),
+    let (meta, secret_name) = match ctx.certificates.get(&namespace, owner) {
+        Some(o) => (o.meta().clone(), o.secret_name().map(str::to_string)),
         None => match Api::<Certificate>::namespaced(ctx.client.clone(), &namespace)
             .get_opt(owner)
             .await?
@@ -263,6 +237,7 @@ mod tests {
     use super::*;
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::api::ObjectMeta;
 
     #[test]
     fn secret_data_reads_what_the_operator_wrote_and_tolerates_the_rest() {

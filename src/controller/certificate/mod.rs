@@ -24,7 +24,6 @@ mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -37,6 +36,7 @@ use crate::reason::Reason;
 
 use super::Context;
 pub use super::Error;
+use super::certificate_cache::CachedCertificate;
 use decide::{Decision, Observed, SecretState};
 pub use issue::Unwritten;
 pub use report::report_internal_error;
@@ -47,12 +47,13 @@ const MAX_REQUEUE: Duration = Duration::from_secs(8 * 3600);
 /// How often to look again at a Certificate blocked by something the operator does not watch.
 pub(crate) const REFUSED_REQUEUE: Duration = Duration::from_secs(60);
 
-pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let cert: Certificate = match super::typed(&obj) {
-        Ok(c) => c,
-        Err(e) => return report::malformed(&obj, &ctx, e).await,
+pub async fn reconcile(obj: Arc<CachedCertificate>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Read once, when the watch delivered it.
+    let cert: &Certificate = match obj.as_ref() {
+        CachedCertificate::Valid(c) => c,
+        CachedCertificate::Malformed(m) => return report::malformed(m, &ctx).await,
     };
-    if let Some(action) = revoke::on_delete(&ctx, &cert).await? {
+    if let Some(action) = revoke::on_delete(&ctx, cert).await? {
         return Ok(action);
     }
     let namespace = cert.namespace().unwrap_or_default();
@@ -62,7 +63,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     let now = ctx.now();
     let identity = format!("{namespace}/{}", cert.name_any());
 
-    let gathered = gather::gather(&ctx, &cert).await?;
+    let gathered = gather::gather(&ctx, cert).await?;
     let data = gathered.data();
     let prev = cert.status.clone().unwrap_or_default();
     let issuer = IssuerId::referenced(&namespace, &cert.spec.issuer_ref);
@@ -82,11 +83,11 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     match decide::decide(&observed) {
         Decision::UpToDate(current) => {
             tracing::debug!(certificate = %identity, reason = %Reason::UpToDate, renewal = %crate::time::rfc3339(current.renewal_time), "nothing to do");
-            issue::forget_unwritten(&ctx, &cert);
-            remove_leftover_request(&ctx, &cert, &prev, &observed).await;
-            let request = revoke::due_request(&cert, &prev, &current);
+            issue::forget_unwritten(&ctx, cert);
+            remove_leftover_request(&ctx, cert, &prev, &observed).await;
+            let request = revoke::due_request(cert, &prev, &current);
             if request.is_none() && history::pending(&prev.history).next().is_none() {
-                if report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now)
+                if report::write_status(&ctx, cert, &prev, &Outcome::UpToDate(&current), now)
                     .await?
                 {
                     count_again(&ctx, &issuer);
@@ -99,7 +100,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             if let Some((_, reason)) = request {
                 history::request(&mut history, Some(&current.leaf.serial), reason, now);
             }
-            let failures = revoke::revoke_pending(&ctx, &cert, &mut history, now).await;
+            let failures = revoke::revoke_pending(&ctx, cert, &mut history, now).await;
             let blocking = failures
                 .iter()
                 .find(|p| p.reason != Reason::RevocationNotSupported);
@@ -115,7 +116,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             };
             if report::write_status_with(
                 &ctx,
-                &cert,
+                cert,
                 &prev,
                 &Outcome::UpToDate(&current),
                 now,
@@ -135,11 +136,11 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             let (Some(data), Some(read)) = (data.as_ref(), gathered.found.as_ref()) else {
                 return Ok(Action::requeue(REFUSED_REQUEUE));
             };
-            match store::rewrite(&ctx, &cert, &observed, data, &secrets, read).await {
+            match store::rewrite(&ctx, cert, &observed, data, &secrets, read).await {
                 Ok(()) => {
                     info!(certificate = %identity, reason = %why.reason, "Secret written again: {}", why.message);
-                    report::publish(&ctx, &cert, EventType::Normal, &why).await;
-                    report::write_status(&ctx, &cert, &prev, &Outcome::UpToDate(&current), now)
+                    report::publish(&ctx, cert, EventType::Normal, &why).await;
+                    report::write_status(&ctx, cert, &prev, &Outcome::UpToDate(&current), now)
                         .await?;
                     Ok(requeue_at(current.renewal_time, now))
                 }
@@ -147,14 +148,14 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
                 Err(store::RewriteError::Conflict) => Ok(Action::requeue(Duration::from_secs(1))),
                 Err(store::RewriteError::Failed(problem)) => {
                     tracing::warn!(certificate = %identity, reason = %problem.reason, "{}", problem.message);
-                    report::publish(&ctx, &cert, EventType::Warning, &problem).await;
+                    report::publish(&ctx, cert, EventType::Warning, &problem).await;
                     Ok(Action::requeue(REFUSED_REQUEUE))
                 }
             }
         }
         Decision::Refuse(problem) => {
-            if report::write_status(&ctx, &cert, &prev, &Outcome::Refused(&problem), now).await? {
-                report::publish(&ctx, &cert, EventType::Warning, &problem).await;
+            if report::write_status(&ctx, cert, &prev, &Outcome::Refused(&problem), now).await? {
+                report::publish(&ctx, cert, EventType::Warning, &problem).await;
             }
             Ok(Action::requeue(REFUSED_REQUEUE))
         }
@@ -170,7 +171,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
                 ));
             }
             let issuance = issue::Issuance {
-                cert: &cert,
+                cert,
                 prev: &prev,
                 observed: &observed,
                 secrets: &Api::namespaced(ctx.client.clone(), &namespace),

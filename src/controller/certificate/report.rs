@@ -1,7 +1,7 @@
 //! Report: status (computed by `status`), Events and the per-Certificate metrics. Every
 //! write asks whether this replica may still write.
 
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
@@ -14,6 +14,7 @@ use crate::secret;
 
 use super::status::{self, Outcome};
 use super::{Context, Error};
+use crate::controller::certificate_cache::{CachedCertificate, Malformed};
 
 /// Write status when it differs from what is there. Returns whether it wrote.
 pub async fn write_status(
@@ -78,8 +79,8 @@ pub(super) async fn patch_status(
 
 /// Report an internal error (a panic in this Certificate's reconcile): Ready=False with
 /// `InternalError`, and a Warning Event. The panic's text goes to the log only.
-pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
-    let Ok(cert) = crate::controller::typed::<Certificate>(obj) else {
+pub async fn report_internal_error(ctx: &Context, obj: &CachedCertificate) {
+    let Some(cert) = obj.valid() else {
         return;
     };
     let problem = Problem::new(
@@ -101,11 +102,11 @@ pub async fn report_internal_error(ctx: &Context, obj: &DynamicObject) {
         &crate::time::rfc3339(now),
     );
     if next != prev
-        && let Err(e) = patch_status(ctx, &cert, &next).await
+        && let Err(e) = patch_status(ctx, cert, &next).await
     {
         warn!("reporting an internal error in status failed: {e}");
     }
-    publish(ctx, &cert, EventType::Warning, &problem).await;
+    publish(ctx, cert, EventType::Warning, &problem).await;
 }
 
 pub async fn publish(ctx: &Context, cert: &Certificate, type_: EventType, problem: &Problem) {
@@ -126,14 +127,26 @@ pub async fn publish(ctx: &Context, cert: &Certificate, type_: EventType, proble
 
 /// A Certificate that the API server accepted but this operator cannot read (for instance a
 /// newer schema): report it once and wait for a change, never retry in a hot loop.
-pub async fn malformed(obj: &DynamicObject, ctx: &Context, error: String) -> Result<Action, Error> {
-    warn!(certificate = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()), "cannot read Certificate: {error}");
+pub async fn malformed(obj: &Malformed, ctx: &Context) -> Result<Action, Error> {
+    let error = &obj.error;
+    let (namespace, name) = (
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default(),
+    );
+    warn!(certificate = %format!("{namespace}/{name}"), "cannot read Certificate: {error}");
     ctx.metrics.reconcile_error(Reason::InvalidSpec);
     let problem = Problem::new(
         Reason::InvalidSpec,
         format!("the operator cannot read this Certificate: {error}"),
     );
-    let reference = obj.object_ref(&kube::core::ApiResource::erase::<Certificate>(&()));
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        name: obj.metadata.name.clone(),
+        namespace: obj.metadata.namespace.clone(),
+        uid: obj.metadata.uid.clone(),
+        api_version: Some(Certificate::api_version(&()).to_string()),
+        kind: Some(Certificate::kind(&()).to_string()),
+        ..Default::default()
+    };
     let event = Event {
         type_: EventType::Warning,
         reason: problem.reason.as_str().into(),

@@ -17,18 +17,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{DynamicObject, Patch, PatchParams};
-use kube::runtime::reflector::Store;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::{
-    Certificate, CertificateStatus, ClusterIssuer, EmergencyRotationStatus, Issuer, IssuerKind,
-    IssuerRef, IssuerStatus, RENEW_ANNOTATION, REVOKE_ANNOTATION, REVOKE_REASON_ANNOTATION,
+    Certificate, CertificateStatus, ClusterIssuer, EmergencyRotationStatus, Issuer, IssuerStatus,
+    RENEW_ANNOTATION, REVOKE_ANNOTATION, REVOKE_REASON_ANNOTATION,
 };
 use crate::issuer::IssuerId;
 use crate::time::rfc3339;
 
 use super::Context;
+use super::certificate_cache::{CachedCertificate, Certificates};
 use plan::{Request, State};
 
 /// The field manager of `status.emergencyRotation`, apart from the issuer controller's, so
@@ -42,17 +42,18 @@ pub struct Running {
     tasks: std::sync::Mutex<BTreeMap<String, String>>,
     /// Every Certificate cache of the process (one per watched namespace): a ClusterIssuer's
     /// Certificates are in all of them.
-    stores: std::sync::Mutex<Vec<Store<DynamicObject>>>,
+    stores: std::sync::Mutex<Vec<Certificates>>,
 }
 
 impl Running {
-    pub fn set_stores(&self, stores: Vec<Store<DynamicObject>>) {
+    pub fn set_stores(&self, stores: Vec<Certificates>) {
         if let Ok(mut s) = self.stores.lock() {
             *s = stores;
         }
     }
 
-    fn stores(&self) -> Vec<Store<DynamicObject>> {
+    /// Every scope's Certificate cache.
+    pub fn stores(&self) -> Vec<Certificates> {
         self.stores.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
@@ -240,37 +241,27 @@ async fn still_requested(ctx: &Context, id: &IssuerId, request: &str) -> bool {
     }
 }
 
-/// The issuer's Certificates in the caches, sorted, with where each stands.
+/// The issuer's Certificates in the caches (found in their index), sorted, with where each
+/// stands. One that cannot be read counts with an empty status: it never reads as done.
 fn members(ctx: &Context, id: &IssuerId, value: &str, revoke: bool) -> Vec<Member> {
+    let empty = CertificateStatus::default();
     let mut members: Vec<Member> = ctx
         .shared
         .rotations
         .stores()
         .iter()
-        .flat_map(|s| s.state())
-        .filter_map(|obj| {
-            let namespace = obj.namespace()?;
-            let issuer_ref: IssuerRef =
-                serde_json::from_value(obj.data.get("spec")?.get("issuerRef")?.clone()).ok()?;
-            let ours = issuer_ref.name == id.name
-                && match issuer_ref.kind {
-                    IssuerKind::ClusterIssuer => id.is_cluster_issuer(),
-                    IssuerKind::Issuer => id.namespace.as_deref() == Some(namespace.as_str()),
-                };
-            if !ours || obj.metadata.deletion_timestamp.is_some() {
-                return None;
-            }
-            let status: CertificateStatus = obj
-                .data
-                .get("status")
-                .cloned()
-                .and_then(|s| serde_json::from_value(s).ok())
-                .unwrap_or_default();
-            Some(Member {
-                state: plan::state(obj.annotations(), &status, value, revoke),
+        .flat_map(|s| s.using(id))
+        .filter(|obj| obj.meta().deletion_timestamp.is_none())
+        .map(|obj| {
+            let status = match obj.as_ref() {
+                CachedCertificate::Valid(c) => c.status.as_ref().unwrap_or(&empty),
+                CachedCertificate::Malformed(_) => &empty,
+            };
+            Member {
+                state: plan::state(obj.annotations(), status, value, revoke),
                 name: obj.name_any(),
-                namespace,
-            })
+                namespace: obj.namespace().unwrap_or_default(),
+            }
         })
         .collect();
     members.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
