@@ -27,8 +27,9 @@ const NOT_READY_REQUEUE: Duration = Duration::from_secs(10);
 /// How often a ready issuer is re-checked (a remote CA's health, expiry).
 const READY_REQUEUE: Duration = Duration::from_secs(300);
 
-/// The spec of the issuer a Certificate names (read live: a policy or credential change
-/// applies to the very next issuance), or `IssuerNotFound`.
+/// The spec of the issuer a Certificate names (from the watch-fed cache: a policy or
+/// credential change applies to the next issuance once the watch delivered it), or
+/// `IssuerNotFound`.
 pub async fn spec_of(ctx: &Context, id: &IssuerId) -> Result<IssuerSpec, Problem> {
     fetch(ctx, id)
         .await
@@ -73,7 +74,9 @@ fn env<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
         .unwrap_or(&ctx.settings.cluster_resource_namespace);
     Env {
         id,
-        secrets: SecretReader::new(ctx.client.clone(), secret_namespace),
+        // Issuers' Secrets are reused while the Secret watch shows them unchanged.
+        secrets: SecretReader::new(ctx.client.clone(), secret_namespace)
+            .cached(ctx.shared.watched.clone()),
         client: ctx.client.clone(),
         settings: &ctx.settings.backends,
         caches: &ctx.caches,
@@ -202,11 +205,17 @@ pub fn issuers_reading(
         .collect()
 }
 
-/// Read an Issuer or ClusterIssuer: its spec and status.
+/// An Issuer or ClusterIssuer: its spec and status, from the issuer controllers' caches (a
+/// change is there as soon as the watch delivers it), or read live when the cache does not
+/// hold it (an issuer just created, a ClusterIssuer outside this replica's selector), so
+/// that IssuerNotFound is never said from a cache that lags.
 async fn fetch(
     ctx: &Context,
     id: &IssuerId,
 ) -> Result<Option<(IssuerSpec, Option<IssuerStatus>)>, kube::Error> {
+    if let Some(cached) = ctx.shared.watched.issuer(id) {
+        return Ok(Some((*cached).clone()));
+    }
     Ok(match (&id.kind, &id.namespace) {
         (IssuerKind::Issuer, Some(ns)) => Api::<Issuer>::namespaced(ctx.client.clone(), ns)
             .get_opt(&id.name)

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
@@ -173,18 +173,19 @@ fn scope_controllers(
     let ns = namespace.as_deref();
     let config = controller::Config::default().concurrency(settings.concurrency);
 
-    let certificates = Controller::new_with(
-        api_for(client, &cert_ar, ns),
-        watcher::Config::default(),
+    let writer = reflector::store::Writer::new(cert_ar.clone());
+    let store = writer.as_reader();
+    let ctx = context(store.clone());
+    let certificates = Controller::for_stream_with(
+        certificate_changes(client, &cert_ar, ns, writer, &ctx.shared),
+        store.clone(),
         cert_ar.clone(),
     );
-    let store = certificates.store();
-    let ctx = context(store.clone());
 
     // Only Secrets certsmith wrote, and only their metadata: memory grows neither with
     // unrelated Secrets nor with the data of Secrets a tenant labels as certsmith's.
     let managed = watcher::Config::default().labels(&format!("{}=true", secret::MANAGED_LABEL));
-    let secret_ar = cert_ar.clone();
+    let (secret_ar, watched) = (cert_ar.clone(), ctx.shared.watched.clone());
     let by_issuer = |kind: &'static str| {
         let (store, ar) = (store.clone(), cert_ar.clone());
         let seen = IssuerDigests::default();
@@ -200,31 +201,30 @@ fn scope_controllers(
             (),
             managed,
             move |s: PartialObjectMeta<Secret>| {
-                secret::owner_of(&s.metadata).map(|name| {
-                    ObjectRef::new_with(name, secret_ar.clone())
-                        .within(&s.namespace().unwrap_or_default())
-                })
+                let namespace = s.namespace().unwrap_or_default();
+                // The operator's own write: the reconcile that made it knows what it wrote.
+                if watched.own_secret(&namespace, &s.name_any(), s.resource_version().as_deref()) {
+                    return None;
+                }
+                secret::owner_of(&s.metadata)
+                    .map(|name| ObjectRef::new_with(name, secret_ar.clone()).within(&namespace))
             },
         )
         // A keystore password Secret changed: the Certificates naming it re-encode their
         // stores (looked up in an index the reconciles keep, not by scanning the cache).
-        .watches_with(
-            secret_metadata(client, ns),
-            (),
-            watcher::Config::default(),
-            {
-                let (shared, ar) = (ctx.shared.clone(), cert_ar.clone());
-                move |s: PartialObjectMeta<Secret>| {
-                    let namespace = s.namespace().unwrap_or_default();
-                    shared
-                        .secret_refs
-                        .certificates(&namespace, &s.name_any())
-                        .into_iter()
-                        .map(|name| ObjectRef::new_with(&name, ar.clone()).within(&namespace))
-                        .collect::<Vec<_>>()
-                }
-            },
-        )
+        // The same watch keeps the Secret metadata store the reconciles read.
+        .watches_stream(secret_versions(client, namespace.clone(), &ctx.shared), {
+            let (shared, ar) = (ctx.shared.clone(), cert_ar.clone());
+            move |s: PartialObjectMeta<Secret>| {
+                let namespace = s.namespace().unwrap_or_default();
+                shared
+                    .secret_refs
+                    .certificates(&namespace, &s.name_any())
+                    .into_iter()
+                    .map(|name| ObjectRef::new_with(&name, ar.clone()).within(&namespace))
+                    .collect::<Vec<_>>()
+            }
+        })
         .watches_with(
             api_for(client, &issuer_ar, ns),
             issuer_ar.clone(),
@@ -255,6 +255,7 @@ fn scope_controllers(
         issuer_ar.clone(),
     );
     let issuer_store = issuers.store();
+    ctx.shared.watched.add_issuers(issuer_store.clone());
     // An issuer follows the Secrets it reads (a CA key pair replaced, a token rotated).
     let (reading, reading_ar) = (issuer_store.clone(), issuer_ar.clone());
     let rechecks = ctx.shared.rechecks.subscribe(namespace.clone(), false);
@@ -377,15 +378,14 @@ fn cluster_issuer_controller(
     };
     let controller = Controller::new_with(Api::all_with(client.clone(), &ar), watch, ar.clone());
     let store = controller.store();
+    ctx.shared.watched.add_cluster_issuers(store.clone());
     let (reading, reading_ar) = (store.clone(), ar);
     let resource_namespace = settings.cluster_resource_namespace.clone();
     let rechecks = ctx.shared.rechecks.subscribe(None, true);
     let running = controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
-        .watches_with(
-            secret_metadata(client, Some(&resource_namespace)),
-            (),
-            watcher::Config::default(),
+        .watches_stream(
+            secret_versions(client, Some(resource_namespace.clone()), &ctx.shared),
             move |s: PartialObjectMeta<Secret>| {
                 issuer::issuers_reading(
                     &reading,
@@ -556,6 +556,56 @@ fn trust_bundle_controller(
     (store, Box::pin(running))
 }
 
+/// The Certificates' watch, kept in `writer`'s cache; the events of the operator's own
+/// status writes trigger no reconcile (any other change comes with another resourceVersion).
+fn certificate_changes(
+    client: &Client,
+    ar: &ApiResource,
+    namespace: Option<&str>,
+    writer: reflector::store::Writer<DynamicObject>,
+    shared: &Shared,
+) -> impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    let watched = shared.watched.clone();
+    watcher(api_for(client, ar, namespace), watcher::Config::default())
+        .reflect(writer)
+        .applied_objects()
+        .try_filter(move |c| {
+            let own = watched.own_status(
+                &c.namespace().unwrap_or_default(),
+                &c.name_any(),
+                c.metadata.resource_version.as_deref(),
+            );
+            std::future::ready(!own)
+        })
+}
+
+/// Every Secret's metadata in `namespace` (None: all), kept in a store the reconciles read
+/// (whether a Secret exists, the version an issuer's Secret is at). Only names and versions
+/// are kept: annotations (a last-applied copy of the data), labels and managed fields are
+/// dropped before they are stored.
+fn secret_versions(
+    client: &Client,
+    namespace: Option<String>,
+    shared: &Shared,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    let (store, writer) = reflector::store();
+    shared.watched.add_secrets(namespace.clone(), store);
+    watcher(
+        secret_metadata(client, namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|s| {
+        s.metadata.annotations = None;
+        s.metadata.labels = None;
+        s.metadata.managed_fields = None;
+        s.metadata.owner_references = None;
+    })
+    .reflect(writer)
+    .touched_objects()
+}
+
 /// A namespaced resource's metadata-only API in one namespace, or in all.
 fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<PartialObjectMeta<K>>
 where
@@ -624,6 +674,7 @@ fn sweep(
                 )
             };
             ctx.caches.retain(id_exists);
+            ctx.shared.watched.sweep(id_exists);
             ctx.gates.retain(id_exists);
             if let Ok(mut panics) = ctx.shared.panics.lock() {
                 panics.retain(|key, _| {
