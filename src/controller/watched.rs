@@ -33,10 +33,13 @@ const OWN_WRITE_TTL: Duration = Duration::from_secs(600);
 /// An issuer as its cache holds it: the spec and status, parsed.
 pub type ParsedIssuer = (IssuerSpec, Option<IssuerStatus>);
 
+/// A Secret metadata store and the namespace it covers (None: all).
+type SecretStore = (Option<String>, Store<PartialObjectMeta<Secret>>);
+
 #[derive(Default)]
 pub struct Watched {
     /// Secret metadata stores, each with the namespace it covers (None: all).
-    secrets: Mutex<Vec<(Option<String>, Store<PartialObjectMeta<Secret>>)>>,
+    secrets: Mutex<Vec<SecretStore>>,
     issuers: Mutex<Vec<Store<DynamicObject>>>,
     cluster_issuers: Mutex<Vec<Store<DynamicObject>>>,
     parsed: Mutex<HashMap<IssuerId, (String, Arc<ParsedIssuer>)>>,

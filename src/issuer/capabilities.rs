@@ -26,6 +26,8 @@ pub struct SecretReader {
     api: Api<Secret>,
     namespace: String,
     cache: Option<std::sync::Arc<dyn SecretCache>>,
+    /// Whether reads are answered from `cache` (else it is only told what was read).
+    reuse: bool,
 }
 
 /// Secrets read before, reused only while a watch shows them unchanged (the controller's
@@ -43,6 +45,7 @@ impl SecretReader {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
             cache: None,
+            reuse: false,
         }
     }
 
@@ -50,6 +53,17 @@ impl SecretReader {
     pub fn cached(self, cache: std::sync::Arc<dyn SecretCache>) -> Self {
         SecretReader {
             cache: Some(cache),
+            reuse: true,
+            ..self
+        }
+    }
+
+    /// Read live, and tell `cache` what was read (a newer version than the watch shows then
+    /// stands for nothing until the watch catches up).
+    pub fn refreshing(self, cache: std::sync::Arc<dyn SecretCache>) -> Self {
+        SecretReader {
+            cache: Some(cache),
+            reuse: false,
             ..self
         }
     }
@@ -62,7 +76,12 @@ impl SecretReader {
     /// message ("CA ", "AWS credentials ", or "").
     pub async fn read(&self, name: &str, missing: Reason, what: &str) -> Result<Secret, Problem> {
         let namespace = &self.namespace;
-        if let Some(found) = self.cache.as_ref().and_then(|c| c.get(namespace, name)) {
+        if let Some(found) = self
+            .cache
+            .as_ref()
+            .filter(|_| self.reuse)
+            .and_then(|c| c.get(namespace, name))
+        {
             return Ok(found);
         }
         let found = self
