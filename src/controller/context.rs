@@ -87,6 +87,8 @@ pub struct Shared {
     pub rotations: super::emergency_rotation::Running,
     /// CA issuers' current (and next) CA and their re-issue budgets, for CA rotation.
     pub ca_rotations: super::ca_rotation::Rotations,
+    /// Watch-fed caches read instead of the API server, and the operator's own writes.
+    pub watched: Arc<super::watched::Watched>,
 }
 
 impl Shared {
@@ -103,6 +105,7 @@ impl Shared {
             pod_certificates: std::sync::atomic::AtomicBool::new(false),
             rotations: super::emergency_rotation::Running::default(),
             ca_rotations: super::ca_rotation::Rotations::default(),
+            watched: Arc::default(),
         }
     }
 }

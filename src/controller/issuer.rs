@@ -27,8 +27,9 @@ const NOT_READY_REQUEUE: Duration = Duration::from_secs(10);
 /// How often a ready issuer is re-checked (a remote CA's health, expiry).
 const READY_REQUEUE: Duration = Duration::from_secs(300);
 
-/// The spec of the issuer a Certificate names (read live: a policy or credential change
-/// applies to the very next issuance), or `IssuerNotFound`.
+/// The spec of the issuer a Certificate names (from the watch-fed cache: a policy or
+/// credential change applies to the next issuance once the watch delivered it), or
+/// `IssuerNotFound`.
 pub async fn spec_of(ctx: &Context, id: &IssuerId) -> Result<IssuerSpec, Problem> {
     fetch(ctx, id)
         .await
@@ -64,6 +65,16 @@ pub async fn backend(ctx: &Context, id: &IssuerId) -> Result<Backend, Problem> {
     Backend::build(&spec, &env(ctx, id)).await
 }
 
+/// [`env`], with the issuer's Secrets read live (and the cache told what was read).
+fn env_live<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
+    let env = env(ctx, id);
+    Env {
+        secrets: SecretReader::new(ctx.client.clone(), env.secrets.namespace())
+            .refreshing(ctx.shared.watched.clone()),
+        ..env
+    }
+}
+
 /// What an issuer's backend is built with: its Secrets are read from its own namespace, or
 /// from the cluster-resource namespace for a ClusterIssuer.
 fn env<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
@@ -73,7 +84,9 @@ fn env<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
         .unwrap_or(&ctx.settings.cluster_resource_namespace);
     Env {
         id,
-        secrets: SecretReader::new(ctx.client.clone(), secret_namespace),
+        // Issuers' Secrets are reused while the Secret watch shows them unchanged.
+        secrets: SecretReader::new(ctx.client.clone(), secret_namespace)
+            .cached(ctx.shared.watched.clone()),
         client: ctx.client.clone(),
         settings: &ctx.settings.backends,
         caches: &ctx.caches,
@@ -86,12 +99,15 @@ fn env<'a>(ctx: &'a Context, id: &'a IssuerId) -> Env<'a> {
 /// what its backend answers ([`Backend::ca_certificates`]), whether or not it can sign now.
 /// TrustBundles publish them; a CA rotation publishes its next (or retiring) CA by having the
 /// backend answer it here too.
+///
+/// Read live, issuer and Secrets: it follows the issuer's own reconcile (its status just
+/// written, its Secret just read), which the watch-fed caches may not have yet.
 pub async fn ca_certificates(ctx: &Context, id: &IssuerId) -> Result<Vec<String>, Problem> {
-    let (spec, status) = fetch(ctx, id)
+    let (spec, status) = fetch_live(ctx, id)
         .await
         .map_err(|e| Problem::new(Reason::ApiError, format!("reading {id}: {e}")))?
         .ok_or_else(|| Problem::new(Reason::IssuerNotFound, format!("{id} not found")))?;
-    let pems = Backend::build(&spec, &env(ctx, id))
+    let pems = Backend::build(&spec, &env_live(ctx, id))
         .await?
         .ca_certificates()
         .await?;
@@ -202,8 +218,22 @@ pub fn issuers_reading(
         .collect()
 }
 
-/// Read an Issuer or ClusterIssuer: its spec and status.
+/// An Issuer or ClusterIssuer: its spec and status, from the issuer controllers' caches (a
+/// change is there as soon as the watch delivers it), or read live when the cache does not
+/// hold it (an issuer just created, a ClusterIssuer outside this replica's selector), so
+/// that IssuerNotFound is never said from a cache that lags.
 async fn fetch(
+    ctx: &Context,
+    id: &IssuerId,
+) -> Result<Option<(IssuerSpec, Option<IssuerStatus>)>, kube::Error> {
+    if let Some(cached) = ctx.shared.watched.issuer(id) {
+        return Ok(Some((*cached).clone()));
+    }
+    fetch_live(ctx, id).await
+}
+
+/// Read an Issuer or ClusterIssuer from the API server.
+async fn fetch_live(
     ctx: &Context,
     id: &IssuerId,
 ) -> Result<Option<(IssuerSpec, Option<IssuerStatus>)>, kube::Error> {
@@ -251,7 +281,9 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         .unwrap_or_default();
     let is_ca = spec.as_ref().is_ok_and(|s| s.ca.is_some());
     let backend = match &spec {
-        Ok(spec) => Some(Backend::build(spec, &env(&ctx, &id)).await),
+        // Read live: this reconcile may be the one a Secret change triggered, whose event
+        // the Secret metadata cache (another watch) may not have yet.
+        Ok(spec) => Some(Backend::build(spec, &env_live(&ctx, &id)).await),
         Err(_) => None,
     };
     let mut crl = None;

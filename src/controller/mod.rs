@@ -12,6 +12,7 @@ pub mod pod_certificate;
 pub mod run;
 pub mod secret_refs;
 pub mod trust_bundle;
+pub mod watched;
 
 pub use context::{Context, Settings};
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
@@ -180,12 +180,14 @@ fn scope_controllers(
     // arrive: the store is primed (and the index complete) before the first reconcile.
     let (store, triggers) =
         Certificates::watch(certificate_api(client, ns), watcher::Config::default());
-    let certificates = Controller::for_stream(triggers, store.store().clone());
     let ctx = context(store.clone());
+    let certificates =
+        Controller::for_stream(not_own_status(triggers, &ctx.shared), store.store().clone());
 
     // Only Secrets certsmith wrote, and only their metadata: memory grows neither with
     // unrelated Secrets nor with the data of Secrets a tenant labels as certsmith's.
     let managed = watcher::Config::default().labels(&format!("{}=true", secret::MANAGED_LABEL));
+    let watched = ctx.shared.watched.clone();
     let by_issuer = |kind: &'static str| {
         let store = store.clone();
         let seen = IssuerDigests::default();
@@ -201,29 +203,29 @@ fn scope_controllers(
             (),
             managed,
             move |s: PartialObjectMeta<Secret>| {
-                secret::owner_of(&s.metadata)
-                    .map(|name| ObjectRef::new(name).within(&s.namespace().unwrap_or_default()))
+                let namespace = s.namespace().unwrap_or_default();
+                // The operator's own write: the reconcile that made it knows what it wrote.
+                if watched.own_secret(&namespace, &s.name_any(), s.resource_version().as_deref()) {
+                    return None;
+                }
+                secret::owner_of(&s.metadata).map(|name| ObjectRef::new(name).within(&namespace))
             },
         )
         // A keystore password Secret changed: the Certificates naming it re-encode their
         // stores (looked up in an index the reconciles keep, not by scanning the cache).
-        .watches_with(
-            secret_metadata(client, ns),
-            (),
-            watcher::Config::default(),
-            {
-                let shared = ctx.shared.clone();
-                move |s: PartialObjectMeta<Secret>| {
-                    let namespace = s.namespace().unwrap_or_default();
-                    shared
-                        .secret_refs
-                        .certificates(&namespace, &s.name_any())
-                        .into_iter()
-                        .map(|name| ObjectRef::new(&name).within(&namespace))
-                        .collect::<Vec<_>>()
-                }
-            },
-        )
+        // The same watch keeps the Secret metadata store the reconciles read.
+        .watches_stream(secret_versions(client, namespace.clone(), &ctx.shared), {
+            let shared = ctx.shared.clone();
+            move |s: PartialObjectMeta<Secret>| {
+                let namespace = s.namespace().unwrap_or_default();
+                shared
+                    .secret_refs
+                    .certificates(&namespace, &s.name_any())
+                    .into_iter()
+                    .map(|name| ObjectRef::new(&name).within(&namespace))
+                    .collect::<Vec<_>>()
+            }
+        })
         .watches_with(
             api_for(client, &issuer_ar, ns),
             issuer_ar.clone(),
@@ -254,6 +256,7 @@ fn scope_controllers(
         issuer_ar.clone(),
     );
     let issuer_store = issuers.store();
+    ctx.shared.watched.add_issuers(issuer_store.clone());
     // An issuer follows the Secrets it reads (a CA key pair replaced, a token rotated).
     let (reading, reading_ar) = (issuer_store.clone(), issuer_ar.clone());
     let rechecks = ctx.shared.rechecks.subscribe(namespace.clone(), false);
@@ -376,15 +379,14 @@ fn cluster_issuer_controller(
     };
     let controller = Controller::new_with(Api::all_with(client.clone(), &ar), watch, ar.clone());
     let store = controller.store();
+    ctx.shared.watched.add_cluster_issuers(store.clone());
     let (reading, reading_ar) = (store.clone(), ar);
     let resource_namespace = settings.cluster_resource_namespace.clone();
     let rechecks = ctx.shared.rechecks.subscribe(None, true);
     let running = controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
-        .watches_with(
-            secret_metadata(client, Some(&resource_namespace)),
-            (),
-            watcher::Config::default(),
+        .watches_stream(
+            secret_versions(client, Some(resource_namespace.clone()), &ctx.shared),
             move |s: PartialObjectMeta<Secret>| {
                 issuer::issuers_reading(
                     &reading,
@@ -555,6 +557,52 @@ fn trust_bundle_controller(
     (store, Box::pin(running))
 }
 
+/// The Certificate events to reconcile: all but the one carrying the status the operator itself
+/// just wrote (the reconcile that wrote it knows what it wrote).
+fn not_own_status(
+    triggers: impl futures::Stream<Item = Result<CachedCertificate, watcher::Error>>
+    + Send
+    + 'static,
+    shared: &Shared,
+) -> impl futures::Stream<Item = Result<CachedCertificate, watcher::Error>> + Send + 'static {
+    let watched = shared.watched.clone();
+    triggers.try_filter(move |c| {
+        let own = watched.own_status(
+            &c.namespace().unwrap_or_default(),
+            &c.name_any(),
+            c.resource_version().as_deref(),
+        );
+        std::future::ready(!own)
+    })
+}
+
+/// Every Secret's metadata in `namespace` (None: all), kept in a store the reconciles read
+/// (whether a Secret exists, the version an issuer's Secret is at). Only names and versions
+/// are kept: annotations (a last-applied copy of the data), labels and managed fields are
+/// dropped before they are stored.
+fn secret_versions(
+    client: &Client,
+    namespace: Option<String>,
+    shared: &Shared,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    let (store, writer) = reflector::store();
+    shared.watched.add_secrets(namespace.clone(), store);
+    watcher(
+        secret_metadata(client, namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|s| {
+        s.metadata.annotations = None;
+        s.metadata.labels = None;
+        s.metadata.managed_fields = None;
+        s.metadata.owner_references = None;
+    })
+    .reflect(writer)
+    .touched_objects()
+}
+
 /// A namespaced resource's metadata-only API in one namespace, or in all.
 fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<PartialObjectMeta<K>>
 where
@@ -620,6 +668,7 @@ fn sweep(
                 )
             };
             ctx.caches.retain(id_exists);
+            ctx.shared.watched.sweep(id_exists);
             ctx.gates.retain(id_exists);
             if let Ok(mut panics) = ctx.shared.panics.lock() {
                 panics.retain(|key, _| {

@@ -25,6 +25,18 @@ use crate::secret;
 pub struct SecretReader {
     api: Api<Secret>,
     namespace: String,
+    cache: Option<std::sync::Arc<dyn SecretCache>>,
+    /// Whether reads are answered from `cache` (else it is only told what was read).
+    reuse: bool,
+}
+
+/// Secrets read before, reused only while a watch shows them unchanged (the controller's
+/// watch-fed Secret metadata): a Secret that changed is read again.
+pub trait SecretCache: Send + Sync {
+    /// The Secret as last read, if the watch shows it still at the version read.
+    fn get(&self, namespace: &str, name: &str) -> Option<Secret>;
+    /// Remember a Secret just read.
+    fn put(&self, namespace: &str, secret: &Secret);
 }
 
 impl SecretReader {
@@ -32,6 +44,27 @@ impl SecretReader {
         SecretReader {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
+            cache: None,
+            reuse: false,
+        }
+    }
+
+    /// Answer reads from `cache` while it is current.
+    pub fn cached(self, cache: std::sync::Arc<dyn SecretCache>) -> Self {
+        SecretReader {
+            cache: Some(cache),
+            reuse: true,
+            ..self
+        }
+    }
+
+    /// Read live, and tell `cache` what was read (a newer version than the watch shows then
+    /// stands for nothing until the watch catches up).
+    pub fn refreshing(self, cache: std::sync::Arc<dyn SecretCache>) -> Self {
+        SecretReader {
+            cache: Some(cache),
+            reuse: false,
+            ..self
         }
     }
 
@@ -43,7 +76,16 @@ impl SecretReader {
     /// message ("CA ", "AWS credentials ", or "").
     pub async fn read(&self, name: &str, missing: Reason, what: &str) -> Result<Secret, Problem> {
         let namespace = &self.namespace;
-        self.api
+        if let Some(found) = self
+            .cache
+            .as_ref()
+            .filter(|_| self.reuse)
+            .and_then(|c| c.get(namespace, name))
+        {
+            return Ok(found);
+        }
+        let found = self
+            .api
             .get_opt(name)
             .await
             .map_err(|e| {
@@ -57,7 +99,11 @@ impl SecretReader {
                     missing,
                     format!("{what}Secret {namespace}/{name} not found"),
                 )
-            })
+            })?;
+        if let Some(cache) = &self.cache {
+            cache.put(namespace, &found);
+        }
+        Ok(found)
     }
 
     /// One key of a Secret as text (a credential, a CA bundle).

@@ -21,7 +21,9 @@ pub mod vault;
 use std::sync::Arc;
 
 pub use cache::ClientCache;
-pub use capabilities::{PENDING_SECRET_SUFFIX, PendingRecord, PendingStore, SecretReader};
+pub use capabilities::{
+    PENDING_SECRET_SUFFIX, PendingRecord, PendingStore, SecretCache, SecretReader,
+};
 pub use chain::{NOT_BEFORE_SKEW_SECS, SignedChain, assemble_chain, random_serial, validity};
 pub use id::IssuerId;
 

@@ -430,6 +430,64 @@ async fn an_issuer_cannot_read_a_ca_secret_from_another_namespace() {
     ns.delete().await;
 }
 
+/// The CA issuer keeps the key pair it read while the watch shows its Secret unchanged: once
+/// the Secret is replaced out of band, the next issuance signs with the new key.
+#[tokio::test]
+async fn a_replaced_ca_secret_signs_the_next_issuance() {
+    let (ns, operator) = setup("cert-ca-swap").await;
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}})).await;
+    for root in ["one", "two"] {
+        certificate(&ns, root, json!({"secretName": format!("{root}-ca"), "issuerRef": {"name": "selfsigned"}, "commonName": format!("root {root}"), "isCA": true})).await;
+    }
+    wait_ready(&ns, "one").await;
+    wait_ready(&ns, "two").await;
+    let (one, two) = (secret(&ns, "one-ca").await, secret(&ns, "two-ca").await);
+    let pair = |s: &Secret| {
+        let mut data = std::collections::BTreeMap::new();
+        for k in ["tls.crt", "tls.key"] {
+            data.insert(k.to_string(), ByteString(field(s, k).to_vec()));
+        }
+        data
+    };
+    let secrets = ns.api::<Secret>();
+    let mut ca = Secret {
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(pair(&one)),
+        ..Default::default()
+    };
+    ca.metadata.name = Some("ca-key".into());
+    secrets
+        .create(&PostParams::default(), &ca)
+        .await
+        .expect("CA Secret");
+    ns.apply::<Issuer>(json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "ca-key"}}})).await;
+    certificate(&ns, "first", json!({"secretName": "first-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["first.example"]})).await;
+    wait_ready(&ns, "first").await;
+    let first = secret(&ns, "first-tls").await;
+    openssl_verify(field(&one, "tls.crt"), field(&first, "tls.crt")).expect("signed by one");
+
+    // Replaced out of band; the watch delivers the change within moments.
+    secrets
+        .patch(
+            "ca-key",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": pair(&two)})),
+        )
+        .await
+        .expect("replace the CA");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    certificate(&ns, "second", json!({"secretName": "second-tls", "issuerRef": {"name": "ca"}, "dnsNames": ["second.example"]})).await;
+    wait_ready(&ns, "second").await;
+    let second = secret(&ns, "second-tls").await;
+    openssl_verify(field(&two, "tls.crt"), field(&second, "tls.crt")).expect("signed by two");
+    assert!(
+        openssl_verify(field(&one, "tls.crt"), field(&second, "tls.crt")).is_err(),
+        "the replaced key signed nothing after the change"
+    );
+    operator.stop().await;
+    ns.delete().await;
+}
+
 #[tokio::test]
 async fn a_missing_issuer_is_reported_then_issuance_recovers_when_it_appears() {
     let (ns, operator) = setup("cert-recover").await;

@@ -1,6 +1,7 @@
-//! Gather what a decision looks at: the Secret as it is now (read live, so a stale cache
-//! cannot cause a second issuance) and the oldest other Certificate claiming it. A Secret
-//! written for a Certificate that no longer claims it is adopted first.
+//! Gather what a decision looks at: the Secret as it is now (read live when it exists, so a
+//! stale cache cannot cause a second issuance; see [`secret`]) and the oldest other
+//! Certificate claiming it. A Secret written for a Certificate that no longer claims it is
+//! adopted first.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -17,6 +18,7 @@ use crate::secret;
 use super::decide::{SecretData, SecretState};
 use super::{Context, Error, report};
 use crate::controller::certificate_cache::claim_rank;
+use crate::controller::watched::Existence;
 
 /// What was found.
 pub struct Gathered {
@@ -54,7 +56,7 @@ pub async fn gather(ctx: &Context, cert: &Certificate) -> Result<Gathered, Error
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
     let claimed_by = older_claimant(ctx, cert);
-    let mut found = secrets.get_opt(&cert.spec.secret_name).await?;
+    let mut found = secret(ctx, &secrets, cert).await?;
     if claimed_by.is_none()
         && let Some(s) = &found
         && let Some(owner) = secret::owner(s)
@@ -71,6 +73,28 @@ pub async fn gather(ctx: &Context, cert: &Certificate) -> Result<Gathered, Error
         me: cert.name_any(),
         uid: cert.metadata.uid.clone().unwrap_or_default(),
     })
+}
+
+/// The Secret as it is now: read live when it exists (its data is needed), not read when the
+/// primed metadata watch does not show it and no write of the operator's is on its way. A
+/// Secret missing here that exists after all only makes the write a create, which the API
+/// server refuses; the certificate signed is kept for the retry, which reads the Secret.
+async fn secret(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    cert: &Certificate,
+) -> Result<Option<Secret>, Error> {
+    let namespace = cert.namespace().unwrap_or_default();
+    let name = &cert.spec.secret_name;
+    let watched = &ctx.shared.watched;
+    if watched.existence(&namespace, name) == Existence::Absent {
+        return Ok(None);
+    }
+    let found = secrets.get_opt(name).await?;
+    if found.is_none() {
+        watched.read_missing(&namespace, name);
+    }
+    Ok(found)
 }
 
 /// The keystore passwords, read live from the Secrets the spec names (only when asked for).

@@ -456,15 +456,23 @@ async fn store_signed(
             current: Box::new(current),
             took: None,
         }),
+        Err(StoreError::Exists { leaf }) => {
+            if pending_since.is_none() {
+                let fresh_until = fresh_until(issuance, &leaf);
+                keep_unwritten(
+                    ctx,
+                    cert,
+                    Unwritten {
+                        fresh_until,
+                        ..unwritten
+                    },
+                );
+            }
+            Err(IssueError::Conflict)
+        }
         Err(StoreError::Refused { problem, leaf }) => {
             if pending_since.is_none() {
-                let fresh_until = renewal::renewal_time(
-                    issuance.observed.identity,
-                    leaf.not_before,
-                    leaf.not_after,
-                    decide::renew_before(&cert.spec),
-                    Some(issuance.observed.now),
-                );
+                let fresh_until = fresh_until(issuance, &leaf);
                 keep_unwritten(
                     ctx,
                     cert,
@@ -478,6 +486,17 @@ async fn store_signed(
         }
         Err(StoreError::Issue(e)) => Err(e),
     }
+}
+
+/// A certificate kept unwritten is reused only before its own renewal time.
+fn fresh_until(issuance: &Issuance<'_>, leaf: &crate::pki::inspect::CertInfo) -> i64 {
+    renewal::renewal_time(
+        issuance.observed.identity,
+        leaf.not_before,
+        leaf.not_after,
+        decide::renew_before(&issuance.cert.spec),
+        Some(issuance.observed.now),
+    )
 }
 
 fn certificate_key(cert: &Certificate) -> String {

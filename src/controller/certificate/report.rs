@@ -68,12 +68,22 @@ pub(super) async fn patch_status(
     let api: Api<Certificate> =
         Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
     let body = serde_json::json!({"apiVersion": "certsmith.dev/v1alpha1", "kind": "Certificate", "status": next});
-    api.patch_status(
-        &cert.name_any(),
-        &PatchParams::apply(secret::FIELD_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &cert.name_any(),
+            &PatchParams::apply(secret::FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?;
+    // Its watch event is the operator's own and needs no reconcile, unless revocations are
+    // left for the next one (marked at renewal).
+    if super::history::pending(&next.history).next().is_none() {
+        ctx.shared.watched.wrote_status(
+            &cert.namespace().unwrap_or_default(),
+            &cert.name_any(),
+            written.resource_version(),
+        );
+    }
     Ok(())
 }
 

@@ -48,6 +48,10 @@ pub enum StoreError {
         problem: Problem,
         leaf: Box<CertInfo>,
     },
+    /// A create found the Secret there: `leaf` is the certificate that was to be written.
+    Exists {
+        leaf: Box<CertInfo>,
+    },
     Issue(IssueError),
 }
 
@@ -112,14 +116,29 @@ pub async fn store(
                 field_manager: Some(secret::FIELD_MANAGER.into()),
                 ..PostParams::default()
             };
-            secrets.create(&params, &built).await.map(|_| ())
+            secrets.create(&params, &built).await
         }
-        WriteTarget::Replace(version) => {
-            secret::apply_at(secrets, &built, version).await.map(|_| ())
-        }
+        WriteTarget::Replace(version) => secret::apply_at(secrets, &built, version).await,
     };
+    let namespace = cert.namespace().unwrap_or_default();
     match written {
-        Ok(()) => {}
+        // Its watch event is the operator's own and needs no reconcile.
+        Ok(s) => ctx.shared.watched.wrote_secret(
+            &namespace,
+            &cert.spec.secret_name,
+            s.resource_version(),
+        ),
+        // The Secret exists after all (the metadata watch had not shown it yet, so nothing
+        // was read): keep the certificate for the retry, which reads the Secret and decides
+        // on what is there; nothing was written, so nothing is issued into it twice.
+        Err(kube::Error::Api(e)) if e.code == 409 && *target == WriteTarget::Create => {
+            ctx.shared
+                .watched
+                .unsure(&namespace, &cert.spec.secret_name);
+            return Err(StoreError::Exists {
+                leaf: Box::new(leaf),
+            });
+        }
         Err(kube::Error::Api(e)) if e.code == 409 => {
             return Err(StoreError::Issue(IssueError::Conflict));
         }
