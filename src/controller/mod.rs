@@ -10,6 +10,7 @@ pub mod issuer;
 pub mod limits;
 pub mod pod_certificate;
 pub mod run;
+pub mod secret_feed;
 pub mod secret_refs;
 pub mod trust_bundle;
 pub mod watched;

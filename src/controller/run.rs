@@ -26,6 +26,7 @@ use crate::secret;
 
 use super::certificate_cache::{CachedCertificate, Certificates};
 use super::context::Shared;
+use super::secret_feed::SecretFeed;
 use super::{Context, Error, Settings, certificate, issuer, pod_certificate, trust_bundle};
 use crate::leader::Guard;
 
@@ -77,7 +78,12 @@ pub async fn run(
     let shared = Arc::new(Shared::new(&settings));
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     let (mut certificate_stores, mut issuer_stores) = (Vec::new(), Vec::new());
-    for namespace in scopes {
+    // One Secret watch per scope for every controller (started after all have subscribed).
+    let feeds: Vec<(Option<String>, Arc<SecretFeed>)> = scopes
+        .iter()
+        .map(|scope| (scope.clone(), Arc::default()))
+        .collect();
+    for (namespace, feed) in feeds.clone() {
         let ctx = |certificates: Certificates| {
             Arc::new(Context::new(
                 client.clone(),
@@ -88,7 +94,7 @@ pub async fn run(
                 leading.clone(),
             ))
         };
-        let scope = scope_controllers(&client, &settings, namespace, &shutdown, ctx);
+        let scope = scope_controllers(&client, &settings, namespace, &feed, &shutdown, ctx);
         certificate_stores.push(scope.certificates);
         issuer_stores.push(scope.issuers);
         controllers.extend(scope.running);
@@ -125,10 +131,14 @@ pub async fn run(
         }
     }
     let trust_bundles = settings.trust_bundles.then(|| {
-        let (store, running) = trust_bundle_controller(&client, &settings, ctx.clone(), &shutdown);
+        let (store, running) =
+            trust_bundle_controller(&client, &settings, ctx.clone(), &feeds, &shutdown);
         controllers.push(running);
         store
     });
+    for (namespace, feed) in feeds {
+        controllers.push(feed.run(&client, namespace, &ctx.shared.watched, &shutdown));
+    }
     controllers.push(sweep(
         ctx,
         certificate_stores.clone(),
@@ -168,6 +178,7 @@ fn scope_controllers(
     client: &Client,
     settings: &Settings,
     namespace: Option<String>,
+    secrets: &SecretFeed,
     shutdown: &CancellationToken,
     context: impl Fn(Certificates) -> Arc<Context>,
 ) -> Scope {
@@ -184,9 +195,6 @@ fn scope_controllers(
     let certificates =
         Controller::for_stream(not_own_status(triggers, &ctx.shared), store.store().clone());
 
-    // Only Secrets certsmith wrote, and only their metadata: memory grows neither with
-    // unrelated Secrets nor with the data of Secrets a tenant labels as certsmith's.
-    let managed = watcher::Config::default().labels(&format!("{}=true", secret::MANAGED_LABEL));
     let watched = ctx.shared.watched.clone();
     let by_issuer = |kind: &'static str| {
         let store = store.clone();
@@ -198,32 +206,25 @@ fn scope_controllers(
     };
     let cert_controller = certificates
         .with_config(config.clone())
-        .watches_with(
-            secret_metadata(client, ns),
-            (),
-            managed,
-            move |s: PartialObjectMeta<Secret>| {
-                let namespace = s.namespace().unwrap_or_default();
-                // The operator's own write: the reconcile that made it knows what it wrote.
-                if watched.own_secret(&namespace, &s.name_any(), s.resource_version().as_deref()) {
-                    return None;
-                }
-                secret::owner_of(&s.metadata).map(|name| ObjectRef::new(name).within(&namespace))
-            },
-        )
-        // A keystore password Secret changed: the Certificates naming it re-encode their
-        // stores (looked up in an index the reconciles keep, not by scanning the cache).
-        // The same watch keeps the Secret metadata store the reconciles read.
-        .watches_stream(secret_versions(client, namespace.clone(), &ctx.shared), {
+        // A Secret changed: the Certificate that owns it (a managed Secret, unless the change is
+        // the operator's own write: the reconcile that made it knows what it wrote), and the
+        // Certificates naming it as a keystore password, which re-encode their stores (looked
+        // up in an index the reconciles keep, not by scanning the cache).
+        .watches_stream(secrets.subscribe(), {
             let shared = ctx.shared.clone();
             move |s: PartialObjectMeta<Secret>| {
-                let namespace = s.namespace().unwrap_or_default();
-                shared
+                let (namespace, name) = (s.namespace().unwrap_or_default(), s.name_any());
+                let mut refs: Vec<ObjectRef<CachedCertificate>> = shared
                     .secret_refs
-                    .certificates(&namespace, &s.name_any())
+                    .certificates(&namespace, &name)
                     .into_iter()
-                    .map(|name| ObjectRef::new(&name).within(&namespace))
-                    .collect::<Vec<_>>()
+                    .map(|c| ObjectRef::new(&c).within(&namespace))
+                    .collect();
+                let own = watched.own_secret(&namespace, &name, s.resource_version().as_deref());
+                if let Some(owner) = secret::owner_of(&s.metadata).filter(|_| !own) {
+                    refs.push(ObjectRef::new(owner).within(&namespace));
+                }
+                refs
             }
         })
         .watches_with(
@@ -262,20 +263,15 @@ fn scope_controllers(
     let rechecks = ctx.shared.rechecks.subscribe(namespace.clone(), false);
     let issuers = issuers
         .with_config(config)
-        .watches_with(
-            secret_metadata(client, ns),
-            (),
-            watcher::Config::default(),
-            move |s: PartialObjectMeta<Secret>| {
-                issuer::issuers_reading(
-                    &reading,
-                    &reading_ar,
-                    &s.namespace().unwrap_or_default(),
-                    &s.name_any(),
-                    None,
-                )
-            },
-        )
+        .watches_stream(secrets.subscribe(), move |s: PartialObjectMeta<Secret>| {
+            issuer::issuers_reading(
+                &reading,
+                &reading_ar,
+                &s.namespace().unwrap_or_default(),
+                &s.name_any(),
+                None,
+            )
+        })
         .reconcile_on(rechecks)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
@@ -418,6 +414,7 @@ fn trust_bundle_controller(
     client: &Client,
     settings: &Settings,
     ctx: Arc<Context>,
+    feeds: &[(Option<String>, Arc<SecretFeed>)],
     shutdown: &CancellationToken,
 ) -> (Store<DynamicObject>, BoxFuture<'static, ()>) {
     let ar = ApiResource::erase::<TrustBundle>(&());
@@ -497,12 +494,18 @@ fn trust_bundle_controller(
     }
     for scope in secret_scopes {
         let bundles = store.clone();
-        let changes = watcher(
-            namespaced::<Secret>(client, scope.as_deref()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .touched_objects();
+        // The served scopes' shared Secret watch; its own watch for the cluster-resource
+        // namespace of a namespaced install.
+        let changes = match feeds.iter().find(|(covers, _)| *covers == scope) {
+            Some((_, feed)) => feed.subscribe().boxed(),
+            None => watcher(
+                namespaced::<Secret>(client, scope.as_deref()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects()
+            .boxed(),
+        };
         controller = controller.watches_stream(changes, move |s: PartialObjectMeta<Secret>| {
             let ns = s.namespace().unwrap_or_default();
             trust_bundle::bundles_reading(
@@ -560,9 +563,7 @@ fn trust_bundle_controller(
 /// The Certificate events to reconcile: all but the one carrying the status the operator itself
 /// just wrote (the reconcile that wrote it knows what it wrote).
 fn not_own_status(
-    triggers: impl futures::Stream<Item = Result<CachedCertificate, watcher::Error>>
-    + Send
-    + 'static,
+    triggers: impl futures::Stream<Item = Result<CachedCertificate, watcher::Error>> + Send + 'static,
     shared: &Shared,
 ) -> impl futures::Stream<Item = Result<CachedCertificate, watcher::Error>> + Send + 'static {
     let watched = shared.watched.clone();

@@ -12,7 +12,9 @@ the bench's own requests (OWN: lines the bench's helpers append, "VERB resource 
 election) and requests for no resource (discovery, /metrics scrapes, health checks). The
 little kube-controller-manager of the test environment (namespace, service account and
 garbage-collector controllers) is idle unless namespaces or owners change. A WATCH is counted
-when it ends, so watches are listed but are not in the headline figures.
+when it ends, so watches are listed but are not in the headline figures. WATCH-EVENTS rows
+are the events the API server sent to all watchers (apiserver_watch_events_total, the bench's
+own watch of Certificates included): the fan-out each write costs the API server.
 """
 import collections, re, sys
 
@@ -24,6 +26,12 @@ NOT_OPERATOR = {"-", "leases"}
 def snapshot(stream):
     counts = collections.Counter()
     for line in stream:
+        if line.startswith("apiserver_watch_events_total{"):
+            # Events the API server sent to watchers: the fan-out of every write.
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            what = labels.get("resource") or labels.get("kind") or "-"
+            counts[("WATCH-EVENTS", what)] += int(float(line.rsplit(" ", 1)[1]))
+            continue
         if not line.startswith("apiserver_request_total{"):
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
