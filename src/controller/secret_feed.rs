@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::core::PartialObjectMeta;
@@ -52,7 +52,7 @@ impl SecretFeed {
         watched: &Watched,
         shutdown: &CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        let (store, writer) = reflector::store();
+        let (store, mut writer) = reflector::store();
         watched.add_secrets(namespace.clone(), store);
         let api = match namespace.as_deref() {
             Some(ns) => kube::Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), ns),
@@ -61,7 +61,8 @@ impl SecretFeed {
         let changes = watcher(api, watcher::Config::default())
             .default_backoff()
             .modify(keep_what_is_read)
-            .reflect(writer)
+            // The store only answers "is it there, at which version": no labels or annotations.
+            .inspect_ok(move |event| writer.apply_watcher_event(&event.clone().modify(bare)))
             .touched_objects()
             .take_until(shutdown.clone().cancelled_owned());
         Box::pin(changes.for_each(move |change| {
@@ -93,6 +94,12 @@ fn keep_what_is_read(s: &mut PartialObjectMeta<Secret>) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.retain(|k, _| k == secret::CERTIFICATE_ANNOTATION);
     }
+}
+
+/// What the existence store keeps of a Secret: its name, namespace and versions.
+fn bare(s: &mut PartialObjectMeta<Secret>) {
+    s.metadata.labels = None;
+    s.metadata.annotations = None;
 }
 
 #[cfg(test)]
