@@ -895,12 +895,13 @@ async fn expired_certificates_are_dropped() {
     // The short-lived one goes when it expires: the bundle is looked at again then.
     let pem = lasting.replace("\r\n", "\n");
     w.wait_config_map(&t0.name, &name, Some(&pem)).await;
-    let b = w.wait_synced(&name).await;
-    assert_eq!(
-        status_prints(&b),
-        vec![fingerprint(
-            &pem::parse(&lasting).expect("pem").into_contents()
-        )]
-    );
+    // The ConfigMap is written before the status: wait for the status to say so too.
+    let only_lasting = vec![fingerprint(
+        &pem::parse(&lasting).expect("pem").into_contents(),
+    )];
+    w.wait_bundle(&name, "status listing only the lasting certificate", |b| {
+        ready(b).is_some_and(|(s, _, _)| s == "True") && status_prints(b) == only_lasting
+    })
+    .await;
     w.delete().await;
 }
