@@ -76,8 +76,13 @@ pub(super) async fn patch_status(
         )
         .await?;
     // Its watch event is the operator's own and needs no reconcile, unless revocations are
-    // left for the next one (marked at renewal).
-    if super::history::pending(&next.history).next().is_none() {
+    // left for the next one: marked at renewal, or a `certsmith revoke` request not yet
+    // answered (the re-issuance it asked for is what this write records).
+    let revoke_requested = cert
+        .annotations()
+        .get(crate::api::REVOKE_ANNOTATION)
+        .is_some_and(|r| next.last_revoke_request.as_deref() != Some(r.as_str()));
+    if super::history::pending(&next.history).next().is_none() && !revoke_requested {
         ctx.shared.watched.wrote_status(
             &cert.namespace().unwrap_or_default(),
             &cert.name_any(),
