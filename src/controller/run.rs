@@ -43,14 +43,6 @@ fn api_for(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<Dy
     }
 }
 
-/// Secrets' metadata only: the watches that need Secrets never transfer their data.
-fn secret_metadata(client: &Client, namespace: Option<&str>) -> Api<PartialObjectMeta<Secret>> {
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// What one scope (a namespace, or the whole cluster) runs, and the caches the process-wide
 /// sweep looks at.
 struct Scope {
@@ -379,20 +371,26 @@ fn cluster_issuer_controller(
     let (reading, reading_ar) = (store.clone(), ar);
     let resource_namespace = settings.cluster_resource_namespace.clone();
     let rechecks = ctx.shared.rechecks.subscribe(None, true);
+    // The cluster-resource namespace's Secrets, through the same kind of feed as a scope's.
+    let secrets = Arc::new(SecretFeed::default());
+    let changes = secrets.subscribe();
+    let feeding = secrets.run(
+        client,
+        Some(resource_namespace.clone()),
+        &ctx.shared.watched,
+        shutdown,
+    );
     let running = controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
-        .watches_stream(
-            secret_versions(client, Some(resource_namespace.clone()), &ctx.shared),
-            move |s: PartialObjectMeta<Secret>| {
-                issuer::issuers_reading(
-                    &reading,
-                    &reading_ar,
-                    &s.namespace().unwrap_or_default(),
-                    &s.name_any(),
-                    Some(&resource_namespace),
-                )
-            },
-        )
+        .watches_stream(changes, move |s: PartialObjectMeta<Secret>| {
+            issuer::issuers_reading(
+                &reading,
+                &reading_ar,
+                &s.namespace().unwrap_or_default(),
+                &s.name_any(),
+                Some(&resource_namespace),
+            )
+        })
         .reconcile_on(rechecks)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
@@ -401,7 +399,8 @@ fn cluster_issuer_controller(
             ctx,
         )
         .for_each(|_| async {});
-    (store, Box::pin(running))
+    let both = futures::future::join(running, feeding).map(|_| ());
+    (store, Box::pin(both))
 }
 
 /// The TrustBundle controller (cluster-scoped objects, optionally limited by a label
@@ -575,33 +574,6 @@ fn not_own_status(
         );
         std::future::ready(!own)
     })
-}
-
-/// Every Secret's metadata in `namespace` (None: all), kept in a store the reconciles read
-/// (whether a Secret exists, the version an issuer's Secret is at). Only names and versions
-/// are kept: annotations (a last-applied copy of the data), labels and managed fields are
-/// dropped before they are stored.
-fn secret_versions(
-    client: &Client,
-    namespace: Option<String>,
-    shared: &Shared,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
-{
-    let (store, writer) = reflector::store();
-    shared.watched.add_secrets(namespace.clone(), store);
-    watcher(
-        secret_metadata(client, namespace.as_deref()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|s| {
-        s.metadata.annotations = None;
-        s.metadata.labels = None;
-        s.metadata.managed_fields = None;
-        s.metadata.owner_references = None;
-    })
-    .reflect(writer)
-    .touched_objects()
 }
 
 /// A namespaced resource's metadata-only API in one namespace, or in all.
