@@ -4,7 +4,7 @@
 #
 #   make bench ARGS="[--count N] [--concurrency 16] [--idle 30] [--backlog] [--issuer ca|vault|awspca]
 #                    [--restart] [--unrelated] [--renewals [--renewing 1000] [--renewal-minutes 10]]
-#                    [--profile] [--rotate] [--rotation] [--debug]"
+#                    [--profile] [--heap] [--rotate] [--rotation] [--debug]"
 #
 # Issuance (always): wall time from the first create (with --backlog: from the operator's
 # start, every Certificate created before it) to all Ready, certs/s; CPU ms per certificate
@@ -32,6 +32,10 @@
 #              Installs Debian's linux-perf if perf is missing. Release builds keep their
 #              symbol table (Cargo strips only debug info), so symbols are named; inlined
 #              functions count in their callers.
+# --heap       run the operator under heaptrack (Debian's heaptrack, installed if missing) for
+#              the issuance and the idle window, then print where its heap goes at the peak
+#              (heaptrack_print --print-peaks). Allocations are slower under it: its CPU and
+#              certs/s figures are not comparable; memory is.
 # --issuer vault   sign through OpenBao (intermediate PKI mount, AppRole login): also reports
 #              the logins and sign requests the operator made.
 # --issuer awspca  sign through the AWS Private CA emulator (a root CA created with boto3 from
@@ -49,7 +53,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/tests/bench"
 count="" concurrency=16 idle=30 backlog=0 issuer=ca rotate=0 rotation=0 profile=release
-restart=0 unrelated=0 renewals=0 renewing=1000 renewal_minutes=10 perf=0
+restart=0 unrelated=0 renewals=0 renewing=1000 renewal_minutes=10 perf=0 heap=0
 while [ $# -gt 0 ]; do
   case $1 in
     --count) count=$2; shift 2 ;;
@@ -65,6 +69,7 @@ while [ $# -gt 0 ]; do
     --renewing) renewing=$2; shift 2 ;;
     --renewal-minutes) renewal_minutes=$2; shift 2 ;;
     --profile) perf=1; shift ;;
+    --heap) heap=1; shift ;;
     --debug) profile=debug; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -77,11 +82,12 @@ if [ "$renewing" -gt "$count" ]; then echo "--renewing $renewing is more than --
 
 export CERTSMITH_TESTENV_STATE="$root/.testenv/bench-$$"
 work=$(mktemp -d)
-op_pid="" perf_pid=""
+op_pid="" perf_pid="" heap_pid=""
 cleanup() {
   if [ -n "$perf_pid" ]; then kill "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
   if [ -n "$op_pid" ]; then kill "$op_pid" 2>/dev/null || true; wait "$op_pid" 2>/dev/null || true; fi
-  perf_pid="" op_pid=""
+  if [ -n "$heap_pid" ]; then kill "$heap_pid" 2>/dev/null || true; wait "$heap_pid" 2>/dev/null || true; fi
+  perf_pid="" op_pid="" heap_pid=""
   bash "$root/tests/testenv/testenv.sh" down || true
   rm -rf "$work"
 }
@@ -91,6 +97,10 @@ trap 'exit 130' INT TERM
 if [ $perf = 1 ] && ! command -v perf >/dev/null; then
   echo "bench: installing perf (Debian's linux-perf)" >&2
   apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null
+fi
+if [ $heap = 1 ] && ! command -v heaptrack >/dev/null; then
+  echo "bench: installing heaptrack (Debian's)" >&2
+  apt-get update -qq && apt-get install -y -qq heaptrack >/dev/null
 fi
 if [ "$profile" = release ]; then cargo build --release --quiet; else cargo build --quiet --bin certsmith; fi
 bin="$root/target/$profile/certsmith"
@@ -130,12 +140,22 @@ die_operator() { echo "bench: the operator died" >&2; tail -n 20 "$work/operator
 
 metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start_operator() {
-  "$bin" controller --concurrency "$concurrency" --log-format json \
+  local wrap=()
+  [ $heap = 1 ] && wrap=(heaptrack -o "$work/heap")
+  "${wrap[@]}" "$bin" controller --concurrency "$concurrency" --log-format json \
     --issuer-ambient-credentials \
     --metrics-addr "127.0.0.1:$metrics_port" >>"$work/operator.log" 2>&1 &
   op_pid=$!
+  if [ $heap = 1 ]; then # heaptrack runs the operator as its child: measure that one
+    heap_pid=$op_pid op_pid=""
+    until op_pid=$(pgrep -P "$heap_pid" -f "^$bin controller"); do sleep 0.05; done
+  fi
 }
-stop_operator() { kill -TERM "$op_pid"; wait "$op_pid" 2>/dev/null || true; op_pid=""; }
+stop_operator() {
+  kill -TERM "$op_pid"; wait "$op_pid" 2>/dev/null || true; op_pid=""
+  # heaptrack writes its file once the operator is gone
+  if [ -n "$heap_pid" ]; then wait "$heap_pid" 2>/dev/null || true; heap_pid=""; fi
+}
 # Until TARGET Certificates are Ready (one watch); prints the Unix time it happened.
 wait_ready() { python3 "$here/certs.py" ready "$1" "$op_pid" "$2" || die_operator; }
 operator_metric() { # NAME FILTER: sum of the operator's own metric's samples matching FILTER
@@ -314,6 +334,20 @@ idle_window() {
   calc "f'CPU while idle          {$cpu:.2f} s in {$secs:.0f} s ({100 * $cpu / $secs:.2f}% of one core; resolution 1/$clk_tck s)'"
 }
 
+# Where the heap went at its peak (--heap): stop the operator, print heaptrack's peak
+# consumers, start it again unwrapped for the phases after.
+heap_report() {
+  stop_operator
+  echo "heap (heaptrack, issuance and idle window): peak consumers, by allocation site"
+  # each peak with the first 8 frames of its backtrace, without file lines
+  heaptrack_print -f "$work"/heap*.zst --print-peaks 1 --print-allocators 0 --print-leaks 0 \
+    --print-temporary 0 --peak-limit 20 --sub-peak-limit 2 2>/dev/null |
+    awk '/consumed over/ {print; n = 0; next} /^ +(in|at) / {next} /^    / && n < 8 {print; n++}' |
+    cut -c1-160 || true
+  heap=0
+  start_operator
+}
+
 # Stop the operator, start it again: how long until ready, and is it quiet after?
 restart_phase() {
   local t0 stopped ready_at own="$work/own.restart"
@@ -397,6 +431,7 @@ rotation_phase() {
 
 issuance
 if [ $renewals = 0 ]; then idle_window; else echo "idle window             skipped (--renewals: renewals are always due)"; fi
+[ $heap = 1 ] && heap_report
 [ $restart = 1 ] && restart_phase
 [ $unrelated = 1 ] && unrelated_phase
 [ $renewals = 1 ] && renewals_phase
