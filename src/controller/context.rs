@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 
 use crate::issuer::{BackendSettings, Caches};
 use crate::leader::Guard;
 use crate::metrics::Metrics;
 
 use super::certificate_cache::Certificates;
+use super::events::Recorder;
 use super::limits::Gates;
 
 /// Operator settings from the command line.

@@ -6,6 +6,7 @@ pub mod certificate_cache;
 pub mod certificate_index;
 pub mod context;
 pub mod emergency_rotation;
+pub mod events;
 pub mod issuer;
 pub mod limits;
 pub mod pod_certificate;

@@ -10,6 +10,7 @@ mod chart;
 mod cli;
 mod convert;
 mod crds;
+mod events;
 mod hardening;
 mod hostile;
 mod identity_policy;

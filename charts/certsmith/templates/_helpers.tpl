@@ -137,8 +137,8 @@ namespace (ClusterRole) or each of watchNamespaces (Roles). */}}
 - apiGroups: [""]
   resources: [namespaces, serviceaccounts]
   verbs: [get]
-# Events on Certificates: published and then aggregated into series by kube-runtime's
-# Recorder (certificate::report::publish). Cluster-wide, this also covers the Events on
+# Events on Certificates: created, and a repeat patched into the first one's series
+# (controller::events::Recorder, from certificate::report::publish). Cluster-wide, this also covers the Events on
 # TrustBundles, which go to the default namespace (trust_bundle::publish).
 - apiGroups: [events.k8s.io]
   resources: [events]
