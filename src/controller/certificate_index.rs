@@ -32,8 +32,9 @@ type Key = (String, String);
 #[derive(Debug, Default)]
 pub struct CertificateIndex {
     entries: HashMap<Key, Entry>,
-    /// (namespace, secretName) → the claimants' ranks.
-    by_secret: HashMap<Key, BTreeSet<Rank>>,
+    /// (namespace, secretName) → the claimants' ranks, sorted: nearly always one, and a
+    /// one-element BTreeSet would allocate a whole node (about 500 bytes a Certificate).
+    by_secret: HashMap<Key, Vec<Rank>>,
     /// Issuer → (namespace, name) of the Certificates naming it.
     by_issuer: HashMap<IssuerId, BTreeSet<Key>>,
 }
@@ -47,10 +48,13 @@ impl CertificateIndex {
         }
         self.remove(&entry.namespace, &entry.name);
         if let Some(secret) = &entry.secret_name {
-            self.by_secret
+            let ranks = self
+                .by_secret
                 .entry((entry.namespace.clone(), secret.clone()))
-                .or_default()
-                .insert(entry.rank.clone());
+                .or_default();
+            if let Err(at) = ranks.binary_search(&entry.rank) {
+                ranks.insert(at, entry.rank.clone());
+            }
         }
         if let Some(issuer) = &entry.issuer {
             self.by_issuer
@@ -72,7 +76,9 @@ impl CertificateIndex {
         if let Some(secret) = old.secret_name {
             let key = (old.namespace.clone(), secret);
             if let Some(ranks) = self.by_secret.get_mut(&key) {
-                ranks.remove(&old.rank);
+                if let Ok(at) = ranks.binary_search(&old.rank) {
+                    ranks.remove(at);
+                }
                 if ranks.is_empty() {
                     self.by_secret.remove(&key);
                 }
@@ -92,7 +98,7 @@ impl CertificateIndex {
     pub fn claimants(&self, namespace: &str, secret_name: &str) -> Vec<Rank> {
         self.by_secret
             .get(&(namespace.to_string(), secret_name.to_string()))
-            .map(|ranks| ranks.iter().cloned().collect())
+            .cloned()
             .unwrap_or_default()
     }
 
