@@ -342,7 +342,8 @@ heap_report() {
   # each peak with the first 8 frames of its backtrace, without file lines
   heaptrack_print -f "$work"/heap*.zst --print-peaks 1 --print-allocators 0 --print-leaks 0 \
     --print-temporary 0 --peak-limit 20 --sub-peak-limit 2 2>/dev/null |
-    awk '/consumed over/ {print; n = 0; next} /^ +(in|at) / {next} /^    / && n < 8 {print; n++}' |
+    awk '/^peak (heap memory|RSS)/ || /consumed over/ {print; n = 0; next} /^ +(in|at) / {next}
+         /^    / && n < 8 {print; n++}' |
     cut -c1-160 || true
   heap=0
   start_operator
