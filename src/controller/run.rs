@@ -70,8 +70,9 @@ pub async fn run(
     let shared = Arc::new(Shared::new(&settings));
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     let (mut certificate_stores, mut issuer_stores) = (Vec::new(), Vec::new());
-    // One Secret watch per scope for every controller (started after all have subscribed).
-    let feeds: Vec<(Option<String>, Arc<SecretFeed>)> = scopes
+    // One Secret watch per scope for every controller (started after all have subscribed), and
+    // one for the cluster-resource namespace when no served scope covers it.
+    let mut feeds: Vec<(Option<String>, Arc<SecretFeed>)> = scopes
         .iter()
         .map(|scope| (scope.clone(), Arc::default()))
         .collect();
@@ -107,8 +108,22 @@ pub async fn run(
         shared,
         leading,
     ));
-    let (cluster_issuers, running) =
-        cluster_issuer_controller(&client, &settings, ctx.clone(), &shutdown);
+    let resource_namespace = &settings.cluster_resource_namespace;
+    let resource_secrets = match feed_covering(&feeds, resource_namespace) {
+        Some(feed) => feed,
+        None => {
+            let feed = Arc::new(SecretFeed::default());
+            feeds.push((Some(resource_namespace.clone()), feed.clone()));
+            feed
+        }
+    };
+    let (cluster_issuers, running) = cluster_issuer_controller(
+        &client,
+        &settings,
+        ctx.clone(),
+        &resource_secrets,
+        &shutdown,
+    );
     controllers.push(running);
     if pod_certificates {
         let signer = Arc::new(pod_certificate::Signer { ctx: ctx.clone() });
@@ -154,6 +169,17 @@ pub async fn run(
     }));
     futures::future::join_all(controllers).await;
     info!("controllers stopped");
+}
+
+/// The feed whose watch covers `namespace`, if any.
+fn feed_covering(
+    feeds: &[(Option<String>, Arc<SecretFeed>)],
+    namespace: &str,
+) -> Option<Arc<SecretFeed>> {
+    feeds
+        .iter()
+        .find(|(covers, _)| covers.as_deref().is_none_or(|ns| ns == namespace))
+        .map(|(_, feed)| feed.clone())
 }
 
 /// The namespaces served, each on its own, or None for all of them.
@@ -358,6 +384,7 @@ fn cluster_issuer_controller(
     client: &Client,
     settings: &Settings,
     ctx: Arc<Context>,
+    secrets: &SecretFeed,
     shutdown: &CancellationToken,
 ) -> (Store<DynamicObject>, BoxFuture<'static, ()>) {
     let ar = ApiResource::erase::<ClusterIssuer>(&());
@@ -371,15 +398,8 @@ fn cluster_issuer_controller(
     let (reading, reading_ar) = (store.clone(), ar);
     let resource_namespace = settings.cluster_resource_namespace.clone();
     let rechecks = ctx.shared.rechecks.subscribe(None, true);
-    // The cluster-resource namespace's Secrets, through the same kind of feed as a scope's.
-    let secrets = Arc::new(SecretFeed::default());
+    // The cluster-resource namespace's Secrets (issuers read only there).
     let changes = secrets.subscribe();
-    let feeding = secrets.run(
-        client,
-        Some(resource_namespace.clone()),
-        &ctx.shared.watched,
-        shutdown,
-    );
     let running = controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .watches_stream(changes, move |s: PartialObjectMeta<Secret>| {
@@ -399,8 +419,7 @@ fn cluster_issuer_controller(
             ctx,
         )
         .for_each(|_| async {});
-    let both = futures::future::join(running, feeding).map(|_| ());
-    (store, Box::pin(both))
+    (store, Box::pin(running))
 }
 
 /// The TrustBundle controller (cluster-scoped objects, optionally limited by a label
@@ -481,30 +500,11 @@ fn trust_bundle_controller(
             trust_bundle::bundles_sourcing(&bundles, &id)
         });
     }
-    // Secrets: where the operator may read them (in a namespaced install, also the
-    // cluster-resource namespace).
-    let mut secret_scopes = scopes.clone();
-    if !settings.namespaces.is_empty()
-        && !settings
-            .namespaces
-            .contains(&settings.cluster_resource_namespace)
-    {
-        secret_scopes.push(Some(settings.cluster_resource_namespace.clone()));
-    }
-    for scope in secret_scopes {
+    // Secrets: where the operator may read them (the served scopes' shared watches, and in a
+    // namespaced install the cluster-resource namespace's).
+    for (_, feed) in feeds {
         let bundles = store.clone();
-        // The served scopes' shared Secret watch; its own watch for the cluster-resource
-        // namespace of a namespaced install.
-        let changes = match feeds.iter().find(|(covers, _)| *covers == scope) {
-            Some((_, feed)) => feed.subscribe().boxed(),
-            None => watcher(
-                namespaced::<Secret>(client, scope.as_deref()),
-                watcher::Config::default(),
-            )
-            .default_backoff()
-            .touched_objects()
-            .boxed(),
-        };
+        let changes = feed.subscribe();
         controller = controller.watches_stream(changes, move |s: PartialObjectMeta<Secret>| {
             let ns = s.namespace().unwrap_or_default();
             trust_bundle::bundles_reading(
